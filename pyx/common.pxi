@@ -1,0 +1,125 @@
+# Shared by every kernel: fused element types, the OpenMP work split and the
+# segment driver.
+#
+# Design: an optimizer step over a param group is ONE call into this module.
+# The group's tensors are treated as one virtual flat buffer (prefix offsets of
+# their sizes); each thread takes an equal, contiguous slice of that buffer,
+# rounded to whole cache lines, and walks the tensors the slice covers. For each
+# piece of a tensor it calls the algorithm's segment function, which runs the
+# element loop on raw pointers. The function pointer is called once per piece,
+# never per element, so the element loops stay simple enough to vectorize.
+#
+# Element-wise updates do not depend on how the work is split, so results are
+# bitwise identical for any thread count.
+
+from libc.stdint cimport int64_t, intptr_t
+from libc.math cimport sqrt, sqrtf, fabs, fabsf
+from cython.parallel cimport prange
+
+cdef extern from "compat.h":
+    int cyoptim_omp_max_threads() nogil
+
+ctypedef fused floating:
+    float
+    double
+
+# Slices handed to threads start on multiples of this many elements (64 bytes
+# of float32), so two threads never write the same cache line of one tensor.
+cdef int64_t SPLIT_ALIGN = 16
+
+# Below this many elements a step runs on one thread: waking OpenMP threads
+# costs microseconds, more than the work itself (benchmarks/README.md).
+cdef int64_t PARALLEL_MIN_ELEMENTS = 65536
+
+ctypedef void (*segment_fn)(const void* args, Py_ssize_t tensor,
+                            int64_t start, int64_t count) noexcept nogil
+
+
+cdef inline floating fsqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef inline floating fabs_(floating x) noexcept nogil:
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
+
+
+cdef inline floating nan_max(floating a, floating b) noexcept nogil:
+    """max(a, b) that returns NaN when either is NaN, as torch.maximum."""
+    if a != a or a > b:
+        return a
+    return b
+
+
+cdef inline floating lerp(floating start, floating end, floating weight) noexcept nogil:
+    """torch.lerp: the formula depends on |weight| < 0.5 (loop-invariant)."""
+    if fabs_(weight) < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (1 - weight)
+
+
+def effective_threads(int64_t n_elements, int requested):
+    """Threads a step over n_elements will use; requested <= 0 means OpenMP's max."""
+    return _effective_threads(n_elements, requested)
+
+
+cdef int _effective_threads(int64_t n_elements, int requested) noexcept nogil:
+    cdef int n = requested if requested > 0 else cyoptim_omp_max_threads()
+    if n_elements < PARALLEL_MIN_ELEMENTS or n < 1:
+        return 1
+    # Each thread gets at least half the parallel threshold.
+    cdef int64_t most = n_elements // (PARALLEL_MIN_ELEMENTS // 2)
+    if n > most:
+        n = <int>most
+    return n
+
+
+cdef inline int64_t _split_point(int64_t total, int n_parts, int part) noexcept nogil:
+    if part >= n_parts:
+        return total
+    cdef int64_t point = (total // n_parts) * part
+    return point - point % SPLIT_ALIGN
+
+
+cdef void _run_span(segment_fn fn, const void* args, const int64_t* offsets,
+                    Py_ssize_t n_tensors, int64_t lo, int64_t hi) noexcept nogil:
+    """Call fn on every piece of tensors that the flat range [lo, hi) covers."""
+    cdef Py_ssize_t left = 0, right = n_tensors, mid, k
+    cdef int64_t end
+    if lo >= hi:
+        return
+    # Binary search: the last tensor whose offset is <= lo.
+    while right - left > 1:
+        mid = (left + right) // 2
+        if offsets[mid] <= lo:
+            left = mid
+        else:
+            right = mid
+    k = left
+    while lo < hi and k < n_tensors:
+        end = offsets[k + 1]
+        if end > hi:
+            end = hi
+        if end > lo:
+            fn(args, k, lo - offsets[k], end - lo)
+            lo = end
+        k += 1
+
+
+cdef void run_segments(segment_fn fn, const void* args, const int64_t* offsets,
+                       Py_ssize_t n_tensors, int n_threads) noexcept nogil:
+    """Run fn over every element of the group, split over n_threads threads."""
+    cdef int64_t total = offsets[n_tensors]
+    cdef int t
+    if n_threads <= 1:
+        _run_span(fn, args, offsets, n_tensors, 0, total)
+        return
+    for t in prange(n_threads, schedule="static", num_threads=n_threads):
+        _run_span(fn, args, offsets, n_tensors,
+                  _split_point(total, n_threads, t),
+                  _split_point(total, n_threads, t + 1))

@@ -1,0 +1,334 @@
+"""The optimizer base class: param groups, per-parameter state, state_dict, input checks.
+
+An optimizer owns a list of param groups (dicts, defaults filled in, as in
+torch.optim) and, for each group, a compiled GroupPlan (see pyx/plan.pxi) that
+knows where the group's arrays live. State is created lazily: each state buffer
+of a group (``exp_avg``, ...) is one contiguous block allocated at the group's
+first step, and a param's state appears in ``state_dict()`` once it has taken a
+step. ``step(grads)`` checks every grad of every group before it writes
+anything, then makes one kernel call per group.
+
+Subclasses describe their algorithm with a few hooks:
+
+- ``_validate_hyperparameters(group)``: raise ValueError with torch's wording.
+- ``_state_names(group)``: the state buffers the group needs.
+- ``_state_fill(name, group)``: their initial value (0 unless overridden).
+- ``_update(group, plan, blocks, n_threads)``: call the kernel.
+- ``_exports_step``: whether ``state_dict`` shows the per-param ``step``.
+"""
+
+import numbers
+
+import numpy as np
+
+from . import _dispatch, _threads
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# gather() codes from pyx/plan.pxi.
+_GRAD_NOT_ARRAY, _GRAD_DTYPE, _GRAD_SHAPE, _GRAD_LAYOUT = 1, 2, 3, 4
+
+
+def aligned_zeros(n, dtype, fill=0.0, alignment=64):
+    """A 1-d array of n elements whose data starts on an `alignment`-byte boundary."""
+    dtype = np.dtype(dtype)
+    raw = np.empty(n * dtype.itemsize + alignment, dtype=np.uint8)
+    start = -raw.ctypes.data % alignment
+    out = raw[start:start + n * dtype.itemsize].view(dtype)
+    out.fill(fill)
+    return out
+
+
+def _describe(x):
+    if isinstance(x, np.ndarray):
+        return f"array of dtype {x.dtype} and shape {x.shape}"
+    return type(x).__name__
+
+
+def _check_param(p, index):
+    """Refuse params the kernels cannot update in place."""
+    if not isinstance(p, np.ndarray):
+        raise TypeError(f"param {index} must be a NumPy array, got {_describe(p)}")
+    if p.dtype not in SUPPORTED_DTYPES or not p.dtype.isnative:
+        raise TypeError(f"param {index} has dtype {p.dtype}; supported dtypes are "
+                        f"float32 and float64 (native byte order)")
+    if not p.flags.writeable:
+        raise ValueError(f"param {index} is read-only; optimizers update params in place")
+    if not p.flags.c_contiguous or not p.flags.aligned:
+        raise ValueError(f"param {index} is not C-contiguous; pass a contiguous array "
+                         f"(np.ascontiguousarray) and keep it as the model's storage")
+
+
+def _check_disjoint(arrays, first_index):
+    """Two params sharing memory would be updated twice: refuse."""
+    spans = sorted(
+        (p.ctypes.data, p.ctypes.data + p.nbytes, first_index + k)
+        for k, p in enumerate(arrays) if p.nbytes)
+    for (_, end, i), (start, _, j) in zip(spans, spans[1:]):
+        if start < end:
+            raise ValueError(f"params {min(i, j)} and {max(i, j)} share memory; "
+                             f"each param may appear only once in an optimizer")
+
+
+def _check_number(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+
+
+class Optimizer:
+    """Base class of cyoptim's optimizers (see the module docstring)."""
+
+    _exports_step = True
+
+    def __init__(self, params, defaults):
+        if isinstance(params, np.ndarray):
+            raise TypeError("params argument given to the optimizer should be an iterable "
+                            "of arrays or dicts, but got a single array; wrap it in a list")
+        self.defaults = dict(defaults)
+        self._validate_hyperparameters(self.defaults)
+        self.param_groups = []
+        self._plans = []
+        self._blocks = []
+        self._kernels = _dispatch.kernels
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, param_group):
+        """Add a group: a dict with "params" and any hyperparameter overrides."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError("param_group must have a 'params' entry")
+        params = param_group["params"]
+        if isinstance(params, np.ndarray):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered "
+                            "collections, but the ordering of sets changes between runs")
+        params = list(params)
+        first = self._n_params()
+        for k, p in enumerate(params):
+            _check_param(p, first + k)
+        dtypes = {p.dtype for p in params}
+        if len(dtypes) > 1:
+            raise TypeError(f"the params of one group must share a dtype, got "
+                            f"{sorted(str(d) for d in dtypes)}; put each dtype in its own group")
+        _check_disjoint(self._all_params() + params, 0)
+        group = {name: value for name, value in param_group.items() if name != "params"}
+        for name, default in self.defaults.items():
+            group.setdefault(name, default)
+        self._validate_hyperparameters(group)
+        group["params"] = params
+        dtype = params[0].dtype if params else np.float32
+        self._plans.append(self._kernels.GroupPlan(params, dtype))
+        self._blocks.append({})
+        self.param_groups.append(group)
+
+    def _all_params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def _n_params(self):
+        return sum(plan.n_tensors for plan in self._plans)
+
+    # ------------------------------------------------------------------ hooks
+    def _validate_hyperparameters(self, group):
+        """Raise ValueError (torch's wording) for invalid hyperparameters."""
+
+    def _state_names(self, group):
+        return ()
+
+    def _state_fill(self, name, group):
+        return 0.0
+
+    def _update(self, group, plan, blocks, n_threads):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ step
+    def step(self, grads):
+        """Update every param in place from its grad.
+
+        grads: one array per param, in the order the params were given (groups
+        in order), or None to leave that param and its state untouched. Every
+        grad is checked before anything is written; on error nothing changes.
+        """
+        grads = self._gather(grads)
+        for group, plan, blocks in zip(self.param_groups, self._plans, self._blocks):
+            self._ensure_blocks(group, plan, blocks)
+        n_threads = _threads._requested
+        for group, plan, blocks in zip(self.param_groups, self._plans, self._blocks):
+            if plan.n_active:
+                plan.advance()
+                self._update(group, plan, blocks, n_threads)
+
+    def _gather(self, grads):
+        """Check all grads and record their pointers in the plans; write nothing else."""
+        if isinstance(grads, np.ndarray) or not hasattr(grads, "__len__"):
+            raise TypeError(f"grads must be a list with one array (or None) per param, "
+                            f"got {_describe(grads)}")
+        if type(grads) is not list:
+            grads = list(grads)
+        n = self._n_params()
+        if len(grads) != n:
+            raise ValueError(f"expected {n} grads (one per param, None to skip one), "
+                             f"got {len(grads)}")
+        first = 0
+        for plan in self._plans:
+            bad, code = plan.gather(grads, first)
+            if bad >= 0:
+                raise self._grad_error(grads[first + bad], plan.params[bad], first + bad, code)
+            first += plan.n_tensors
+        return grads
+
+    @staticmethod
+    def _grad_error(grad, param, index, code):
+        if code == _GRAD_NOT_ARRAY:
+            return TypeError(f"grad {index} must be a NumPy array or None, got {_describe(grad)}")
+        if code == _GRAD_DTYPE:
+            return TypeError(f"grad {index} has dtype {grad.dtype}, but param {index} has "
+                             f"dtype {param.dtype}; they must match")
+        if code == _GRAD_SHAPE:
+            return ValueError(f"grad {index} has shape {grad.shape}, but param {index} has "
+                              f"shape {param.shape}")
+        return ValueError(f"grad {index} is not C-contiguous (or not aligned); pass "
+                          f"np.ascontiguousarray(grad)")
+
+    def _ensure_blocks(self, group, plan, blocks):
+        for name in self._state_names(group):
+            if name not in blocks:
+                blocks[name] = aligned_zeros(plan.total_elements, plan.dtype,
+                                             self._state_fill(name, group))
+
+    # ------------------------------------------------------------------ state
+    def _views(self, plan, block):
+        """Per-param views of one state block."""
+        offsets = plan.offsets
+        return [block[offsets[k]:offsets[k + 1]].reshape(p.shape)
+                for k, p in enumerate(plan.params)]
+
+    @property
+    def state(self):
+        """Per-param state, keyed by param index: live views into the state blocks."""
+        state = {}
+        index = 0
+        for group, plan, blocks in zip(self.param_groups, self._plans, self._blocks):
+            names = [n for n in self._state_names(group) if n in blocks]
+            views = {name: self._views(plan, blocks[name]) for name in names}
+            for k in range(plan.n_tensors):
+                if plan.steps[k] > 0:
+                    entry = {"step": float(plan.steps[k])} if self._exports_step else {}
+                    for name in names:
+                        entry[name] = views[name][k]
+                    if entry:
+                        state[index + k] = entry
+            index += plan.n_tensors
+        return state
+
+    def state_dict(self):
+        """A snapshot in torch's layout: {"state": {index: {...}}, "param_groups": [...]}.
+
+        Arrays are copies, so later steps do not change a saved state_dict.
+        """
+        state = {i: {name: (value.copy() if isinstance(value, np.ndarray) else value)
+                     for name, value in entry.items()}
+                 for i, entry in self.state.items()}
+        groups = []
+        index = 0
+        for group in self.param_groups:
+            saved = {name: value for name, value in group.items() if name != "params"}
+            saved["params"] = list(range(index, index + len(group["params"])))
+            index += len(group["params"])
+            groups.append(saved)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore a state_dict; refuse one that does not fit and change nothing then."""
+        new_groups, per_param = self._check_state_dict(state_dict)
+        for g, (group, plan, blocks) in enumerate(zip(self.param_groups, self._plans,
+                                                      self._blocks)):
+            group.update(new_groups[g])
+            blocks.clear()
+            plan.steps[:] = 0
+            self._ensure_blocks(group, plan, blocks)
+            views = {name: self._views(plan, blocks[name]) for name in blocks}
+            for k, entry in per_param[g].items():
+                plan.steps[k] = entry.get("step", 1.0)
+                for name, value in entry.items():
+                    if name != "step" and value is not None:
+                        np.copyto(views[name][k], value)
+
+    def _check_state_dict(self, state_dict):
+        """Validate everything; return the new hyperparameters and per-group state."""
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError("state_dict must be a dict with keys 'state' and 'param_groups'")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, "
+                             f"but the optimizer has {len(self.param_groups)}")
+        new_groups, per_param, owner = [], [], {}
+        index = 0
+        for g, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved.get("params", ())) != len(group["params"]):
+                raise ValueError("loaded state dict contains a parameter group that doesn't "
+                                 "match the size of optimizer's group")
+            hyper = {name: value for name, value in saved.items() if name != "params"}
+            unknown = set(hyper) - set(self.defaults)
+            if unknown:
+                raise ValueError(f"loaded parameter group {g} has unknown hyperparameters "
+                                 f"{sorted(unknown)}")
+            merged = dict(group)
+            merged.update(hyper)
+            self._validate_hyperparameters(merged)
+            new_groups.append(hyper)
+            per_param.append({})
+            for k, saved_index in enumerate(saved["params"]):
+                owner[saved_index] = (g, k, index + k, merged)
+            index += len(group["params"])
+        for saved_index, entry in state_dict["state"].items():
+            if saved_index not in owner:
+                raise ValueError(f"loaded state has an entry for param {saved_index}, "
+                                 f"which no parameter group lists")
+            g, k, index, merged = owner[saved_index]
+            per_param[g][k] = self._check_param_state(entry, index, merged,
+                                                      self.param_groups[g]["params"][k])
+        return new_groups, per_param
+
+    def _check_param_state(self, entry, index, group, param):
+        if not isinstance(entry, dict):
+            raise ValueError(f"state of param {index} must be a dict")
+        names = set(self._state_names(group))
+        expected = names | ({"step"} if self._exports_step else set())
+        if set(entry) != expected:
+            raise ValueError(f"state of param {index} has keys {sorted(entry)}; "
+                             f"expected {sorted(expected)} for this group's settings")
+        if "step" in entry:
+            step = entry["step"]
+            step = float(np.asarray(step)) if np.ndim(step) == 0 else None
+            if step is None or not step >= 1 or step != int(step):
+                raise ValueError(f"state of param {index}: step must be a positive "
+                                 f"whole number, got {entry['step']!r}")
+        for name in names:
+            value = entry[name]
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"state {name!r} of param {index} must be a NumPy array, "
+                                f"got {_describe(value)}")
+            if value.shape != param.shape or value.dtype != param.dtype:
+                raise ValueError(f"state {name!r} of param {index} is an "
+                                 f"{_describe(value)}, but the param is an {_describe(param)}")
+        return {name: (float(np.asarray(value)) if name == "step" else value)
+                for name, value in entry.items()}
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for name in sorted(group):
+                if name != "params":
+                    lines.append(f"    {name}: {group[name]}")
+        lines.append(")")
+        return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""Stochastic gradient descent with momentum, dampening and Nesterov momentum."""
+
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    r"""SGD, optionally with (Nesterov) momentum; the update of ``torch.optim.SGD``.
+
+    .. math::
+        g_t &= \pm\nabla_\theta f_t(\theta_{t-1}) + \lambda\theta_{t-1} \\
+        b_t &= \begin{cases} g_t & t = 1 \\ \mu b_{t-1} + (1-\tau) g_t & t > 1\end{cases} \\
+        g_t &\leftarrow g_t + \mu b_t \text{ (nesterov)}, \quad b_t \text{ (otherwise)} \\
+        \theta_t &= \theta_{t-1} - \gamma g_t
+
+    (the minus sign on the gradient when ``maximize``; the momentum lines only
+    when ``momentum != 0``.)
+
+    Args:
+        params: arrays, or dicts with "params" and per-group overrides.
+        lr (float): learning rate :math:`\gamma` (default 1e-3).
+        momentum (float): :math:`\mu` (default 0).
+        dampening (float): :math:`\tau` (default 0); not applied at the first step.
+        weight_decay (float): L2 penalty :math:`\lambda` added to the gradient (default 0).
+        nesterov (bool): Nesterov momentum (needs momentum > 0 and dampening = 0).
+        maximize (bool): maximize the objective instead of minimizing it.
+
+    State per param: ``momentum_buffer`` (when momentum != 0).
+
+    Example:
+        >>> import numpy as np, cyoptim
+        >>> w = np.ones(3, np.float32)
+        >>> opt = cyoptim.SGD([w], lr=0.1, momentum=0.9)
+        >>> opt.step([np.full(3, 0.5, np.float32)])
+        >>> w
+        array([0.95, 0.95, 0.95], dtype=float32)
+
+    Warning:
+        Momentum conventions differ: Sutskever et al. and torch scale the buffer
+        update by the learning rate at the parameter update (as here), some
+        frameworks (Caffe, older Keras) fold ``lr`` into the buffer.
+    """
+
+    _exports_step = False
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, *, maximize=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
+
+    def _validate_hyperparameters(self, group):
+        if not 0.0 <= group["lr"]:
+            raise ValueError(f"Invalid learning rate: {group['lr']}")
+        if group["momentum"] < 0.0:
+            raise ValueError(f"Invalid momentum value: {group['momentum']}")
+        if group["weight_decay"] < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+    def _state_names(self, group):
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+
+    def _update(self, group, plan, blocks, n_threads):
+        self._kernels.sgd(plan, blocks.get("momentum_buffer"), group["lr"],
+                          group["momentum"], group["dampening"], group["weight_decay"],
+                          group["nesterov"], group["maximize"], n_threads)

@@ -13,7 +13,8 @@ Subclasses describe their algorithm with a few hooks:
 - ``_validate_hyperparameters(group)``: raise ValueError with torch's wording.
 - ``_state_names(group)``: the state buffers the group needs.
 - ``_state_fill(name, group)``: their initial value (0 unless overridden).
-- ``_update(group, plan, blocks, n_threads)``: call the kernel.
+- ``_update(group, plan, blocks, grads, n_threads)``: call the kernel (grads:
+  the group's grads, already checked; kernels read them through the plan).
 - ``_exports_step``: whether ``state_dict`` shows the per-param ``step``.
 """
 
@@ -146,7 +147,7 @@ class Optimizer:
     def _state_fill(self, name, group):
         return 0.0
 
-    def _update(self, group, plan, blocks, n_threads):
+    def _update(self, group, plan, blocks, grads, n_threads):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ step
@@ -161,10 +162,13 @@ class Optimizer:
         for group, plan, blocks in zip(self.param_groups, self._plans, self._blocks):
             self._ensure_blocks(group, plan, blocks)
         n_threads = _threads._requested
+        first = 0
         for group, plan, blocks in zip(self.param_groups, self._plans, self._blocks):
+            n = plan.n_tensors
             if plan.n_active:
                 plan.advance()
-                self._update(group, plan, blocks, n_threads)
+                self._update(group, plan, blocks, grads[first:first + n], n_threads)
+            first += n
 
     def _gather(self, grads):
         """Check all grads and record their pointers in the plans; write nothing else."""

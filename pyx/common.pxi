@@ -55,10 +55,11 @@ cdef inline floating fabs_(floating x) noexcept nogil:
 
 
 cdef inline floating nan_max(floating a, floating b) noexcept nogil:
-    """max(a, b) that returns NaN when either is NaN, as torch.maximum."""
-    if a != a or a > b:
-        return a
-    return b
+    """max(a, b) that returns NaN when either is NaN, as torch.maximum.
+
+    Written without short-circuit `or` so gcc turns it into a blend, not a branch."""
+    cdef bint take_a = (a > b) | (a != a)
+    return a if take_a else b
 
 
 cdef inline floating lerp(floating start, floating end, floating weight) noexcept nogil:

@@ -57,18 +57,26 @@ class LRFinderResult:
             steps) through the longest descending stretch of the smoothed
             curve; None when the loss never decreased.
         diverged (bool): whether the run stopped early because the loss blew up.
+
+    Like fastai, both suggestions ignore the first ``skip_start`` steps (where
+    the loss has hardly moved and batch noise dominates the slope) and the last
+    ``skip_end`` (the blow-up); ``LRFinder.run`` skips ``num_iter // 10`` and 5.
+    With fewer than 2 steps left, they use all steps.
     """
 
-    def __init__(self, lrs, losses, raw_losses, diverged):
+    def __init__(self, lrs, losses, raw_losses, diverged, skip_start=0, skip_end=0):
         self.lrs = np.asarray(lrs, dtype=np.float64)
         self.losses = np.asarray(losses, dtype=np.float64)
         self.raw_losses = np.asarray(raw_losses, dtype=np.float64)
         self.diverged = diverged
-        steep = steepest_index(self.lrs, self.losses)
-        self.suggestion = None if steep is None else float(self.lrs[steep])
-        first, last = valley_span(self.losses)
+        n = self.lrs.size
+        lo, hi = (skip_start, n - skip_end) if n - skip_end - skip_start >= 2 else (0, n)
+        lrs, losses = self.lrs[lo:hi], self.losses[lo:hi]
+        steep = steepest_index(lrs, losses)
+        self.suggestion = None if steep is None else float(lrs[steep])
+        first, last = valley_span(losses)
         self.valley = None if last == first else \
-            float(self.lrs[first + round(2 * (last - first) / 3)])
+            float(lrs[first + round(2 * (last - first) / 3)])
 
     def plot(self, ax=None, log_lr=True):
         """Smoothed loss against the rate, suggestion and valley marked; returns the Axes.
@@ -250,4 +258,5 @@ class LRFinder:
                     break
         finally:
             snapshot.restore()
-        return LRFinderResult(lrs, losses, raw, diverged)
+        return LRFinderResult(lrs, losses, raw, diverged, skip_start=num_iter // 10,
+                              skip_end=5)

@@ -123,6 +123,18 @@ def step_decay(init_value, step_size, gamma=0.1):
                              staircase=True)
 
 
+def _ramp(init_value, end_value, transition_steps, transition_begin):
+    """Checked end values and ``step -> min(max(t - t_b, 0), T) / T`` of a transition."""
+    init_value = check_real(init_value, "init_value")
+    end_value = check_real(end_value, "end_value")
+    transition_steps = check_int(transition_steps, "transition_steps", 1)
+    transition_begin = check_int(transition_begin, "transition_begin", 0)
+
+    def fraction(step):
+        return min(max(step - transition_begin, 0), transition_steps) / transition_steps
+    return init_value, end_value, fraction
+
+
 def polynomial_schedule(init_value, end_value, power, transition_steps, transition_begin=0):
     r"""Polynomial decay from ``init_value`` to ``end_value`` (optax's signature).
 
@@ -137,16 +149,10 @@ def polynomial_schedule(init_value, end_value, power, transition_steps, transiti
         >>> s(0), s(2), s(4), s(9)
         (1.0, 0.25, 0.0, 0.0)
     """
-    init_value = check_real(init_value, "init_value")
-    end_value = check_real(end_value, "end_value")
+    init_value, end_value, fraction = _ramp(init_value, end_value, transition_steps,
+                                            transition_begin)
     power = check_real(power, "power")
-    transition_steps = check_int(transition_steps, "transition_steps", 1)
-    transition_begin = check_int(transition_begin, "transition_begin", 0)
-
-    def schedule(step):
-        t = min(max(step - transition_begin, 0), transition_steps)
-        return (init_value - end_value) * (1.0 - t / transition_steps) ** power + end_value
-    return schedule
+    return lambda step: (init_value - end_value) * (1.0 - fraction(step)) ** power + end_value
 
 
 def linear_schedule(init_value, end_value, transition_steps, transition_begin=0):
@@ -162,15 +168,9 @@ def linear_schedule(init_value, end_value, transition_steps, transition_begin=0)
         >>> s(0), s(1), s(4), s(100)
         (0.0, 0.25, 1.0, 1.0)
     """
-    init_value = check_real(init_value, "init_value")
-    end_value = check_real(end_value, "end_value")
-    transition_steps = check_int(transition_steps, "transition_steps", 1)
-    transition_begin = check_int(transition_begin, "transition_begin", 0)
-
-    def schedule(step):
-        t = min(max(step - transition_begin, 0), transition_steps)
-        return anneal_linear(init_value, end_value, t / transition_steps)
-    return schedule
+    init_value, end_value, fraction = _ramp(init_value, end_value, transition_steps,
+                                            transition_begin)
+    return lambda step: anneal_linear(init_value, end_value, fraction(step))
 
 
 def linear_warmup(peak_value, warmup_steps, init_value=0.0):

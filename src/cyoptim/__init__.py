@@ -11,6 +11,7 @@ API that follows torch.optim::
 
 from ._dispatch import simd_info
 from ._threads import get_num_threads, set_num_threads
+from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .buffer import ParamBuffer
 from .optimizer import Optimizer
@@ -19,6 +20,7 @@ from .sgd import SGD
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adagrad",
     "Adam", "AdamW", "Optimizer", "ParamBuffer", "SGD",
     "get_num_threads", "set_num_threads", "simd_info",
 ]

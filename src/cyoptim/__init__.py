@@ -15,12 +15,14 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .buffer import ParamBuffer
 from .optimizer import Optimizer
+from .rmsprop import RMSprop
 from .sgd import SGD
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Adagrad",
+    "RMSprop",
     "Adam", "AdamW", "Optimizer", "ParamBuffer", "SGD",
     "get_num_threads", "set_num_threads", "simd_info",
 ]

@@ -10,7 +10,9 @@ by the same code and compared array for array.
 
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .rmsprop import RMSprop
 from .sgd import SGD
 
 __all__ = ["Adam", "AdamW", "SGD"]
 __all__ += ["Adagrad"]
+__all__ += ["RMSprop"]

@@ -11,6 +11,7 @@ API that follows torch.optim::
 
 from ._dispatch import simd_info
 from ._threads import get_num_threads, set_num_threads
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .buffer import ParamBuffer
@@ -21,6 +22,7 @@ from .sgd import SGD
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adadelta",
     "Adagrad",
     "RMSprop",
     "Adam", "AdamW", "Optimizer", "ParamBuffer", "SGD",

@@ -6,7 +6,8 @@ import pytest
 import cyoptim
 import cyoptim.reference as ref
 from conftest import torch_or_skip
-from hyper_checks import assert_bad_grads_change_nothing, assert_same_error_as_torch
+from optim_checks import (assert_bad_grads_change_nothing, assert_same_error_as_torch,
+                          torch_test_lr)
 from optim_harness import (assert_equals_reference, assert_matches_torch,
                            assert_state_dict_round_trip, assert_thread_and_variant_invariant)
 
@@ -18,11 +19,7 @@ IDS = ["-".join(f"{k}={v}" for k, v in f.items()) for f in FLAGS]
 @pytest.mark.parametrize("flags", FLAGS, ids=IDS)
 def test_adadelta_matches_torch(flags, dtype):
     torch = torch_or_skip()
-    # torch's CPU addcmul_ and add_(alpha=) are fused multiply-adds and its
-    # sqrt() (MKL) is not correctly rounded; cyoptim rounds each operation
-    # separately and correctly. The float32 difference grows with how far the
-    # params travel, so float32 runs with a smaller rate.
-    lr = 0.1 if dtype == np.float32 else 1.0
+    lr = torch_test_lr(dtype, 1.0, 0.1)        # see torch_test_lr on float32
     assert_matches_torch(cyoptim.Adadelta, torch.optim.Adadelta, dict(flags, lr=lr), dtype,
                          group_options=dict(lr=lr / 2, eps=1e-4))
 

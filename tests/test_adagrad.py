@@ -6,7 +6,8 @@ import pytest
 import cyoptim
 import cyoptim.reference as ref
 from conftest import torch_or_skip
-from hyper_checks import assert_bad_grads_change_nothing, assert_same_error_as_torch
+from optim_checks import (assert_bad_grads_change_nothing, assert_same_error_as_torch,
+                          torch_test_lr)
 from optim_harness import (assert_equals_reference, assert_matches_torch,
                            assert_state_dict_round_trip, assert_thread_and_variant_invariant)
 
@@ -19,11 +20,7 @@ IDS = ["-".join(f"{k}={v}" for k, v in f.items()) for f in FLAGS]
 @pytest.mark.parametrize("flags", FLAGS, ids=IDS)
 def test_adagrad_matches_torch(flags, dtype):
     torch = torch_or_skip()
-    # torch's CPU addcmul_ is a fused multiply-add (s + g*g rounded once) and its
-    # out-of-place sqrt() (MKL) is not correctly rounded (up to 0.75 ulp in
-    # float32); cyoptim rounds s + g*g twice and sqrt once, correctly. The float32
-    # difference grows with lr, so float32 runs with a smaller rate.
-    lr = 3e-3 if dtype == np.float32 else 1e-2
+    lr = torch_test_lr(dtype, 1e-2, 3e-3)      # see torch_test_lr on float32
     assert_matches_torch(cyoptim.Adagrad, torch.optim.Adagrad, dict(flags, lr=lr), dtype,
                          group_options=dict(lr=3 * lr, lr_decay=0.05, weight_decay=0.05))
 
@@ -108,7 +105,7 @@ def test_adagrad_loads_torch_style_step_zero_entries():
                                   for g in saved["param_groups"]],
                  "state": {i: {k: v.numpy() for k, v in e.items()}
                            for i, e in saved["state"].items()}}
-    params = [np.zeros(3, np.float32), np.zeros(2, np.float32)]
+    params = [x.detach().numpy().copy() for x in t]       # the params after torch's step
     opt = cyoptim.Adagrad(params, lr=0.1)
     opt.load_state_dict(converted)
     assert sorted(opt.state_dict()["state"]) == [0]      # param 1 has not stepped
@@ -117,9 +114,8 @@ def test_adagrad_loads_torch_style_step_zero_entries():
     for tensor, g in zip(t, grads):
         tensor.grad = torch.tensor(g)
     topt.step()
-    params_torch = [x.detach().numpy() for x in t]
-    # Param 0 started from torch's first step; compare the second step's change.
-    np.testing.assert_allclose(params[1], params_torch[1], rtol=1e-6)
+    for ours, theirs in zip(params, t):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-6)
     state = opt.state_dict()["state"]
     assert state[1]["step"] == 1.0
     np.testing.assert_allclose(state[1]["sum"], [1.3, 4.3], rtol=1e-6)

@@ -6,7 +6,8 @@ import pytest
 import cyoptim
 import cyoptim.reference as ref
 from conftest import torch_or_skip
-from hyper_checks import assert_bad_grads_change_nothing, assert_same_error_as_torch
+from optim_checks import (assert_bad_grads_change_nothing, assert_same_error_as_torch,
+                          torch_test_lr)
 from optim_harness import (assert_equals_reference, assert_matches_torch,
                            assert_state_dict_round_trip, assert_thread_and_variant_invariant)
 
@@ -19,15 +20,9 @@ IDS = ["-".join(f"{k}={v}" for k, v in f.items()) for f in FLAGS]
 @pytest.mark.parametrize("flags", FLAGS, ids=IDS)
 def test_rmsprop_matches_torch(flags, dtype):
     torch = torch_or_skip()
-    # torch's CPU addcmul_ and add_(alpha=) are fused multiply-adds and its
-    # out-of-place sqrt() (MKL) is not correctly rounded; cyoptim rounds each
-    # operation separately and correctly (a NumPy emulation of torch's roundings
-    # reproduces torch bitwise). The float32 difference grows with how far the
-    # params travel: with momentum, p + (-lr)*b differs by up to half an ulp of p
-    # each step, so float32 runs with a smaller rate.
-    lr = 1e-2
-    if dtype == np.float32:
-        lr = 1e-4 if flags["momentum"] else 1e-3
+    # See torch_test_lr; with momentum, torch's fused p + (-lr)*b differs by up
+    # to half an ulp of p every step, so float32 needs an even smaller rate.
+    lr = torch_test_lr(dtype, 1e-2, 1e-4 if flags["momentum"] else 1e-3)
     assert_matches_torch(cyoptim.RMSprop, torch.optim.RMSprop, dict(flags, lr=lr), dtype,
                          group_options=dict(lr=2 * lr, alpha=0.9, eps=1e-6))
 

@@ -11,9 +11,12 @@ API that follows torch.optim::
 
 from ._dispatch import simd_info
 from ._threads import get_num_threads, set_num_threads
+from .adadelta import Adadelta
+from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .buffer import ParamBuffer
 from .optimizer import Optimizer
+from .rmsprop import RMSprop
 from .sgd import SGD
 from . import schedules
 from .early_stopping import EarlyStopping
@@ -22,6 +25,9 @@ from .lr_finder import LRFinder
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adadelta",
+    "Adagrad",
+    "RMSprop",
     "Adam", "AdamW", "Optimizer", "ParamBuffer", "SGD",
     "get_num_threads", "set_num_threads", "simd_info",
 ]

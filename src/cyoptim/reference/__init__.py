@@ -8,7 +8,13 @@ checks and ``state_dict`` are shared with the fast class, so both can be driven
 by the same code and compared array for array.
 """
 
+from .adadelta import Adadelta
+from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .rmsprop import RMSprop
 from .sgd import SGD
 
 __all__ = ["Adam", "AdamW", "SGD"]
+__all__ += ["Adagrad"]
+__all__ += ["RMSprop"]
+__all__ += ["Adadelta"]

@@ -12,6 +12,7 @@ API that follows torch.optim::
 from ._dispatch import simd_info
 from ._threads import get_num_threads, set_num_threads
 from .adam import Adam, AdamW
+from .adamax import Adamax
 from .buffer import ParamBuffer
 from .optimizer import Optimizer
 from .sgd import SGD
@@ -22,3 +23,4 @@ __all__ = [
     "Adam", "AdamW", "Optimizer", "ParamBuffer", "SGD",
     "get_num_threads", "set_num_threads", "simd_info",
 ]
+__all__ += ["Adamax"]

@@ -9,6 +9,8 @@ by the same code and compared array for array.
 """
 
 from .adam import Adam, AdamW
+from .adamax import Adamax
 from .sgd import SGD
 
 __all__ = ["Adam", "AdamW", "SGD"]
+__all__ += ["Adamax"]

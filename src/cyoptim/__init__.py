@@ -13,6 +13,7 @@ from ._dispatch import simd_info
 from ._threads import get_num_threads, set_num_threads
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .radam import RAdam
 from .buffer import ParamBuffer
 from .optimizer import Optimizer
 from .sgd import SGD
@@ -24,3 +25,4 @@ __all__ = [
     "get_num_threads", "set_num_threads", "simd_info",
 ]
 __all__ += ["Adamax"]
+__all__ += ["RAdam"]

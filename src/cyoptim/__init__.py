@@ -13,6 +13,7 @@ from ._dispatch import simd_info
 from ._threads import get_num_threads, set_num_threads
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .nadam import NAdam
 from .radam import RAdam
 from .buffer import ParamBuffer
 from .optimizer import Optimizer
@@ -26,3 +27,4 @@ __all__ = [
 ]
 __all__ += ["Adamax"]
 __all__ += ["RAdam"]
+__all__ += ["NAdam"]

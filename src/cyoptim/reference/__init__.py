@@ -10,9 +10,11 @@ by the same code and compared array for array.
 
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .nadam import NAdam
 from .radam import RAdam
 from .sgd import SGD
 
 __all__ = ["Adam", "AdamW", "SGD"]
 __all__ += ["Adamax"]
 __all__ += ["RAdam"]
+__all__ += ["NAdam"]

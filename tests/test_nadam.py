@@ -83,7 +83,11 @@ def test_nadam_loaded_mu_product_is_used_per_param():
     for p in params:
         p[:] = 1.0
     opt = cyoptim.NAdam(params, lr=0.1)
-    opt.step([np.ones(40), np.ones(24)])
+    grads = buf.grads
+    for g in grads:
+        g[:] = 1.0
+    opt.step(grads)
+    assert opt._plans[0].fused             # one run for both params
     saved = opt.state_dict()
     saved["state"][1]["mu_product"] = 0.25
     twin = [np.ones(40), np.ones(24)]
@@ -92,7 +96,6 @@ def test_nadam_loaded_mu_product_is_used_per_param():
     ref_opt.load_state_dict(saved)
     opt.load_state_dict(saved)
     assert opt.state[1]["mu_product"] == 0.25
-    grads = buf.grads
     for g in grads:
         g[:] = 0.5
     opt.step(grads)

@@ -59,8 +59,10 @@ class NAdam(Optimizer):
         >>> w = np.zeros(2)
         >>> opt = cyoptim.NAdam([w], lr=0.1)
         >>> opt.step([np.array([1.0, -1.0])])
-        >>> opt.state_dict()["state"][0]["mu_product"] == np.float32(0.9 * (1 - 0.5 * 0.96 ** 0.004))
-        True
+        >>> w.round(6)
+        array([-0.105645,  0.105645])
+        >>> opt.state_dict()["state"][0]["mu_product"]      # mu_1, rounded to float32
+        0.4500734806060791
 
     Warning:
         Frameworks disagree on the schedule: Keras 3's ``Nadam`` uses

@@ -3,27 +3,20 @@
 import numpy as np
 
 from .. import radam as fast
-from ._base import ReferenceMixin, effective_grad, lerp_
+from ._adam_family import update_moments_
+from ._base import ReferenceMixin
 
 
 class RAdam(ReferenceMixin, fast.RAdam):
     """cyoptim.RAdam computed with NumPy ufuncs."""
 
     def _update(self, group, plan, blocks, grads, n_threads):
-        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+        lr, eps = group["lr"], group["eps"]
         beta1, beta2 = group["betas"]
-        decoupled = group["decoupled_weight_decay"]
         names = self._state_names(group)
         for _, p, g, state, step, (a, b, c) in self._tensors(plan, blocks, grads, names):
-            if wd != 0 and decoupled:
-                p *= 1 - lr * wd
-            g = effective_grad(g, p, 0 if decoupled else wd, group["maximize"], a, b)
             m, v = state["exp_avg"], state["exp_avg_sq"]
-            lerp_(m, g, 1 - beta1, b)
-            v *= beta2
-            np.multiply(g, 1 - beta2, out=b)
-            b *= g
-            v += b
+            update_moments_(p, g, m, v, group, a, b)
             bias_correction1 = 1 - beta1 ** step
             bias_correction2 = 1 - beta2 ** step
             np.divide(m, bias_correction1, out=b)        # m_hat

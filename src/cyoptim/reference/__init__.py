@@ -11,10 +11,11 @@ by the same code and compared array for array.
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
+from .nadam import NAdam
+from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Adam", "AdamW", "SGD"]
-__all__ += ["Adagrad"]
-__all__ += ["RMSprop"]
-__all__ += ["Adadelta"]
+__all__ = ["Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop",
+           "SGD"]

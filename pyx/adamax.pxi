@@ -13,12 +13,6 @@ from libc.stdlib cimport malloc, free
 from libc.math cimport pow
 
 
-cdef inline floating _maximum(floating a, floating b) noexcept nogil:
-    """torch.maximum (NaN when either is NaN) as one select: unlike common.pxi's
-    nan_max, whose short-circuit `or` is a branch, gcc vectorizes this."""
-    return a if (a != a) | (a > b) else b
-
-
 cdef struct AdamaxArgs:
     char** params
     char** grads
@@ -47,7 +41,7 @@ cdef inline void _adamax_elements(floating* p, const floating* g, floating* m,
         if decay:
             gi = gi + wd * p[i]
         mi = lerp(m[i], gi, w1)
-        ui = _maximum(u[i] * b2, fabs_(gi) + eps)
+        ui = nan_max(u[i] * b2, fabs_(gi) + eps)
         m[i] = mi
         u[i] = ui
         p[i] = p[i] + (neg_clr * mi) / ui

@@ -9,6 +9,8 @@ by the same code and compared array for array.
 """
 
 from .adam import Adam, AdamW
+from .lion import Lion
 from .sgd import SGD
 
 __all__ = ["Adam", "AdamW", "SGD"]
+__all__ += ["Lion"]

@@ -13,6 +13,7 @@ from ._dispatch import simd_info
 from ._threads import get_num_threads, set_num_threads
 from .adam import Adam, AdamW
 from .buffer import ParamBuffer
+from .clip import clip_grad_norm_, clip_grad_value_
 from .lion import Lion
 from .optimizer import Optimizer
 from .sgd import SGD
@@ -22,5 +23,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Adam", "AdamW", "Optimizer", "ParamBuffer", "SGD",
     "Lion",
+    "clip_grad_norm_", "clip_grad_value_",
     "get_num_threads", "set_num_threads", "simd_info",
 ]

@@ -1,0 +1,310 @@
+# Deterministic reductions (norms for gradient clipping and LAMB) and the
+# in-place scale/clamp of gradient clipping.
+#
+# SPEC §4: a reduction must give bitwise the same result for any thread count
+# and in every SIMD variant. So the work is cut into CHUNKS of REDUCE_CHUNK
+# elements of one tensor (a fixed size, independent of the thread count), each
+# chunk's partial result is stored in an array, and the partials of a tensor
+# are combined in chunk order, in double, by one thread. Threads only decide
+# which chunks they compute, never how a sum is associated.
+#
+# Inside a chunk the sum runs over REDUCE_LANES interleaved accumulators (lane
+# j adds elements j, j + 8, j + 16, ... in order), and the lanes are combined
+# as ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)). The association is
+# written in the source, so the compiler may vectorize the lanes (gcc does,
+# without -ffast-math) but cannot change the result. Sums accumulate in double
+# for float32 and float64 input alike. cyoptim.reference._chunks computes the
+# same partials with NumPy, bitwise.
+
+from libc.stdlib cimport malloc, free
+from libc.math cimport pow
+
+cdef enum:
+    REDUCE_CHUNK = 4096    # elements per chunk: a multiple of REDUCE_LANES
+    REDUCE_LANES = 8
+
+# What a chunk reduction computes.
+cdef enum:
+    SUM_ABS = 0            # sum |x|       (1-norm)
+    SUM_SQ = 1             # sum x*x       (2-norm)
+    MAX_ABS = 2            # max |x|, NaN if any element is NaN (inf-norm)
+    SUM_POW = 3            # sum |x|^p     (p-norm)
+
+
+cdef struct Chunks:
+    # The chunks of the tensors that take part, tensor by tensor in order.
+    Py_ssize_t n            # number of chunks
+    Py_ssize_t* tensor      # [n] the tensor of chunk c
+    int64_t* start          # [n] its first element inside that tensor
+    int64_t* count          # [n] its number of elements
+    Py_ssize_t* first       # [n_tensors + 1] tensor k owns chunks first[k] .. first[k+1]-1
+
+
+cdef int chunks_init(Chunks* c, const int64_t* offsets, char** present,
+                     Py_ssize_t n_tensors) except -1:
+    """Cut every tensor k with present[k] != NULL (sizes from prefix offsets) into chunks."""
+    cdef Py_ssize_t k, total = 0, at = 0
+    cdef int64_t size, s
+    c.tensor = NULL
+    c.start = NULL
+    c.count = NULL
+    c.first = <Py_ssize_t*> malloc((n_tensors + 1) * sizeof(Py_ssize_t))
+    if c.first == NULL:
+        raise MemoryError()
+    for k in range(n_tensors):
+        c.first[k] = total
+        if present[k] != NULL:
+            total += (offsets[k + 1] - offsets[k] + REDUCE_CHUNK - 1) // REDUCE_CHUNK
+    c.first[n_tensors] = total
+    c.n = total
+    c.tensor = <Py_ssize_t*> malloc(max(total, 1) * sizeof(Py_ssize_t))
+    c.start = <int64_t*> malloc(max(total, 1) * sizeof(int64_t))
+    c.count = <int64_t*> malloc(max(total, 1) * sizeof(int64_t))
+    if c.tensor == NULL or c.start == NULL or c.count == NULL:
+        chunks_free(c)
+        raise MemoryError()
+    for k in range(n_tensors):
+        if present[k] == NULL:
+            continue
+        size = offsets[k + 1] - offsets[k]
+        s = 0
+        while s < size:
+            c.tensor[at] = k
+            c.start[at] = s
+            c.count[at] = min(<int64_t> REDUCE_CHUNK, size - s)
+            s += REDUCE_CHUNK
+            at += 1
+    return 0
+
+
+cdef void chunks_free(Chunks* c) noexcept:
+    free(c.first)
+    free(c.tensor)
+    free(c.start)
+    free(c.count)
+    c.first = NULL
+    c.tensor = NULL
+    c.start = NULL
+    c.count = NULL
+
+
+cdef inline double combine_lanes(const double* acc) noexcept nogil:
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+cdef inline double sum_sq(const floating* x, int64_t n) noexcept nogil:
+    """sum of x*x in double over REDUCE_LANES lanes (see the header)."""
+    cdef double acc[REDUCE_LANES]
+    cdef double xi
+    cdef int64_t i, j, b, body = n - n % REDUCE_LANES
+    for j in range(REDUCE_LANES):
+        acc[j] = 0
+    for b in range(body // REDUCE_LANES):
+        i = b * REDUCE_LANES
+        for j in range(REDUCE_LANES):
+            xi = x[i + j]
+            acc[j] = acc[j] + xi * xi
+    for i in range(body, n):
+        xi = x[i]
+        acc[i - body] = acc[i - body] + xi * xi
+    return combine_lanes(acc)
+
+
+cdef inline double sum_abs(const floating* x, int64_t n) noexcept nogil:
+    cdef double acc[REDUCE_LANES]
+    cdef int64_t i, j, b, body = n - n % REDUCE_LANES
+    for j in range(REDUCE_LANES):
+        acc[j] = 0
+    for b in range(body // REDUCE_LANES):
+        i = b * REDUCE_LANES
+        for j in range(REDUCE_LANES):
+            acc[j] = acc[j] + fabs(<double> x[i + j])
+    for i in range(body, n):
+        acc[i - body] = acc[i - body] + fabs(<double> x[i])
+    return combine_lanes(acc)
+
+
+cdef inline double sum_abs_pow(const floating* x, int64_t n, double p) noexcept nogil:
+    """sum |x|^p (pow from libm: not vectorized, but the same in every variant)."""
+    cdef double acc[REDUCE_LANES]
+    cdef int64_t i, j, b, body = n - n % REDUCE_LANES
+    for j in range(REDUCE_LANES):
+        acc[j] = 0
+    for b in range(body // REDUCE_LANES):
+        i = b * REDUCE_LANES
+        for j in range(REDUCE_LANES):
+            acc[j] = acc[j] + pow(fabs(<double> x[i + j]), p)
+    for i in range(body, n):
+        acc[i - body] = acc[i - body] + pow(fabs(<double> x[i]), p)
+    return combine_lanes(acc)
+
+
+cdef inline double max_abs(const floating* x, int64_t n) noexcept nogil:
+    """max |x|; NaN when any element is NaN (a max is exact: no lanes needed)."""
+    cdef double m = 0, xi
+    cdef int64_t i
+    for i in range(n):
+        xi = fabs(<double> x[i])
+        m = nan_max(m, xi)
+    return m
+
+
+cdef inline double reduce_span(const char* data, bint is_double, int64_t start,
+                               int64_t count, int kind, double p) noexcept nogil:
+    """One chunk's partial: kind is SUM_ABS, SUM_SQ, MAX_ABS or SUM_POW."""
+    if is_double:
+        return _reduce_typed(<const double*> data + start, count, kind, p)
+    return _reduce_typed(<const float*> data + start, count, kind, p)
+
+
+cdef inline double _reduce_typed(const floating* x, int64_t n, int kind,
+                                 double p) noexcept nogil:
+    if kind == SUM_SQ:
+        return sum_sq(x, n)
+    if kind == SUM_ABS:
+        return sum_abs(x, n)
+    if kind == MAX_ABS:
+        return max_abs(x, n)
+    return sum_abs_pow(x, n, p)
+
+
+cdef inline double combine_chunks(const double* partial, Py_ssize_t lo, Py_ssize_t hi,
+                                  bint is_max) noexcept nogil:
+    """The partials lo..hi-1 of one tensor, combined in chunk order."""
+    cdef double total = 0
+    cdef Py_ssize_t c
+    for c in range(lo, hi):
+        total = nan_max(total, partial[c]) if is_max else total + partial[c]
+    return total
+
+
+# ---------------------------------------------------------------- clipping
+
+cdef class _ArrayList:
+    """Data pointers, sizes and dtypes of a list of float arrays (checked)."""
+    cdef object _ptrs, _offsets, _double
+    cdef char** ptrs
+    cdef int64_t* offsets
+    cdef unsigned char* is_double
+    cdef Py_ssize_t n
+
+    def __init__(self, list arrays, bint writeable):
+        cdef Py_ssize_t k
+        self.n = len(arrays)
+        self._ptrs = np.zeros(self.n, dtype=np.intp)
+        self._offsets = np.zeros(self.n + 1, dtype=np.int64)
+        self._double = np.zeros(self.n, dtype=np.uint8)
+        for k, a in enumerate(arrays):
+            if (not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64)
+                    or not a.dtype.isnative or not a.flags.c_contiguous
+                    or not a.flags.aligned or (writeable and not a.flags.writeable)):
+                raise ValueError(f"array {k}: expected a C-contiguous, aligned"
+                                 f"{', writeable' if writeable else ''} float32 or "
+                                 f"float64 array")
+            self._ptrs[k] = a.ctypes.data
+            self._offsets[k + 1] = self._offsets[k] + a.size
+            self._double[k] = a.dtype == np.float64
+        self.ptrs = <char**> cnp.PyArray_DATA(self._ptrs)
+        self.offsets = <int64_t*> cnp.PyArray_DATA(self._offsets)
+        self.is_double = <unsigned char*> cnp.PyArray_DATA(self._double)
+
+
+def grad_norms(list arrays, double norm_type, int n_threads):
+    """The norm_type-norm of every array, computed in double, deterministically.
+
+    arrays: float32/float64 C-contiguous arrays (dtypes may differ).  # IN
+    norm_type: 1, 2, inf or any p > 0 (checked by the caller).
+    Returns float64[len(arrays)]: (sum |x|^p)^(1/p), or max |x| for inf.
+    """
+    cdef _ArrayList lst = _ArrayList(arrays, False)
+    cdef Chunks ch
+    cdef int kind
+    cdef Py_ssize_t c, k
+    cdef double* partial
+    cdef double s
+    out = np.zeros(lst.n, dtype=np.float64)
+    cdef double[::1] norms = out
+    if norm_type == 1:
+        kind = SUM_ABS
+    elif norm_type == 2:
+        kind = SUM_SQ
+    elif norm_type == np.inf:
+        kind = MAX_ABS
+    else:
+        kind = SUM_POW
+    chunks_init(&ch, lst.offsets, lst.ptrs, lst.n)
+    partial = <double*> malloc(max(ch.n, 1) * sizeof(double))
+    if partial == NULL:
+        chunks_free(&ch)
+        raise MemoryError()
+    n_threads = _effective_threads(lst.offsets[lst.n], n_threads)
+    try:
+        with nogil:
+            for c in prange(ch.n, schedule="static", num_threads=n_threads):
+                k = ch.tensor[c]
+                partial[c] = reduce_span(lst.ptrs[k], lst.is_double[k], ch.start[c],
+                                         ch.count[c], kind, norm_type)
+            for k in range(lst.n):
+                s = combine_chunks(partial, ch.first[k], ch.first[k + 1], kind == MAX_ABS)
+                if kind == SUM_SQ:
+                    s = sqrt(s)
+                elif kind == SUM_POW:
+                    s = pow(s, 1.0 / norm_type)
+                norms[k] = s
+    finally:
+        free(partial)
+        chunks_free(&ch)
+    return out
+
+
+cdef inline void _scale_typed(floating* x, int64_t n, double factor) noexcept nogil:
+    cdef floating f = <floating> factor
+    cdef int64_t i
+    for i in range(n):
+        x[i] = x[i] * f
+
+
+cdef inline void _clamp_typed(floating* x, int64_t n, double low, double high) noexcept nogil:
+    """torch's clamp_min_ then clamp_max_: NaN stays NaN."""
+    cdef floating lo = <floating> low, hi = <floating> high, xi
+    cdef int64_t i
+    for i in range(n):
+        xi = x[i]
+        xi = lo if xi < lo else xi
+        x[i] = hi if xi > hi else xi
+
+
+def _elementwise(list arrays, int op, double a, double b, int n_threads):
+    cdef _ArrayList lst = _ArrayList(arrays, True)
+    cdef Chunks ch
+    cdef Py_ssize_t c, k
+    cdef char* data
+    chunks_init(&ch, lst.offsets, lst.ptrs, lst.n)
+    n_threads = _effective_threads(lst.offsets[lst.n], n_threads)
+    try:
+        with nogil:
+            for c in prange(ch.n, schedule="static", num_threads=n_threads):
+                k = ch.tensor[c]
+                data = lst.ptrs[k]
+                if lst.is_double[k]:
+                    if op == 0:
+                        _scale_typed(<double*> data + ch.start[c], ch.count[c], a)
+                    else:
+                        _clamp_typed(<double*> data + ch.start[c], ch.count[c], a, b)
+                else:
+                    if op == 0:
+                        _scale_typed(<float*> data + ch.start[c], ch.count[c], a)
+                    else:
+                        _clamp_typed(<float*> data + ch.start[c], ch.count[c], a, b)
+    finally:
+        chunks_free(&ch)
+
+
+def scale_(list arrays, double factor, int n_threads):
+    """x *= factor (cast to each array's dtype) for every array, in place.  # IN/OUT"""
+    _elementwise(arrays, 0, factor, 0.0, n_threads)
+
+
+def clamp_(list arrays, double low, double high, int n_threads):
+    """x = min(max(x, low), high) (cast to each array's dtype), in place.  # IN/OUT"""
+    _elementwise(arrays, 1, low, high, n_threads)

@@ -29,7 +29,7 @@ cdef inline void _lion_elements(floating* p, const floating* g, floating* m, int
     cdef floating w2 = <floating> (1 - a.beta2)
     cdef floating wd = <floating> a.weight_decay
     cdef floating neg_lr = <floating> (-a.lr)
-    cdef floating one = 1, minus_one = -1, zero = 0
+    cdef floating zero = 0
     cdef bint decay = a.weight_decay != 0
     cdef floating gi, mi, ci, si, pi
     cdef int64_t i
@@ -38,8 +38,11 @@ cdef inline void _lion_elements(floating* p, const floating* g, floating* m, int
         mi = m[i]
         pi = p[i]
         ci = w1 * gi + b1 * mi
-        # c + 0 turns -0 into +0 and keeps NaN, as np.sign does.
-        si = one if ci > zero else (minus_one if ci < zero else ci + zero)
+        # np.sign: +-1, +0 for +-0 (0 - 0), NaN for NaN. Written without
+        # nested branches, which gcc's if-conversion would not vectorize.
+        si = <floating> (ci > zero) - <floating> (ci < zero)
+        if ci != ci:
+            si = ci
         if decay:
             si = si + wd * pi
         p[i] = pi + neg_lr * si

@@ -14,6 +14,7 @@ from ._threads import get_num_threads, set_num_threads
 from .adam import Adam, AdamW
 from .buffer import ParamBuffer
 from .clip import clip_grad_norm_, clip_grad_value_
+from .lamb import LAMB
 from .lion import Lion
 from .optimizer import Optimizer
 from .sgd import SGD
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Adam", "AdamW", "Optimizer", "ParamBuffer", "SGD",
     "Lion",
+    "LAMB",
     "clip_grad_norm_", "clip_grad_value_",
     "get_num_threads", "set_num_threads", "simd_info",
 ]

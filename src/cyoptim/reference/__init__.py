@@ -10,9 +10,11 @@ by the same code and compared array for array.
 
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm_, clip_grad_value_
+from .lamb import LAMB
 from .lion import Lion
 from .sgd import SGD
 
 __all__ = ["Adam", "AdamW", "SGD"]
 __all__ += ["Lion"]
 __all__ += ["clip_grad_norm_", "clip_grad_value_"]
+__all__ += ["LAMB"]

@@ -18,6 +18,8 @@
 
 from libc.stdlib cimport malloc, free
 from libc.math cimport pow
+from libc.stdint cimport int32_t, INT32_MAX, INT64_MAX
+from libc.string cimport memcpy
 
 cdef enum:
     REDUCE_CHUNK = 4096    # elements per chunk: a multiple of REDUCE_LANES
@@ -140,25 +142,34 @@ cdef inline double sum_abs_pow(const floating* x, int64_t n, double p) noexcept 
 
 
 cdef inline double max_abs(const floating* x, int64_t n) noexcept nogil:
-    """max |x|; NaN when any element is NaN. A max is exact, but the lanes let
-    gcc vectorize it (a select per lane, no reassociation)."""
-    cdef double acc[REDUCE_LANES]
-    cdef double xi
-    cdef int64_t i, j, b, body = n - n % REDUCE_LANES
-    for j in range(REDUCE_LANES):
-        acc[j] = 0
-    for b in range(body // REDUCE_LANES):
-        i = b * REDUCE_LANES
-        for j in range(REDUCE_LANES):
-            xi = fabs(<double> x[i + j])
-            acc[j] = xi if (xi > acc[j]) | (xi != xi) else acc[j]
-    for i in range(body, n):
-        xi = fabs(<double> x[i])
-        acc[i - body] = xi if (xi > acc[i - body]) | (xi != xi) else acc[i - body]
-    xi = 0
-    for j in range(REDUCE_LANES):
-        xi = nan_max(xi, acc[j])
-    return xi
+    """max |x|; NaN when any element is NaN.
+
+    Done on the bits: with the sign bit cleared, IEEE values order like the
+    integers of their bit patterns, and every NaN pattern is above +inf. So an
+    integer max (which gcc vectorizes; a float max with NaN rules it does not)
+    gives max |x|, NaN-propagating, exactly.
+    """
+    cdef int64_t i
+    cdef int32_t m32 = 0, b32, mask32 = INT32_MAX
+    cdef int64_t m64 = 0, b64, mask64 = INT64_MAX
+    cdef const int32_t* x32
+    cdef const int64_t* x64
+    cdef float f
+    cdef double d
+    if floating is float:
+        x32 = <const int32_t*> x
+        for i in range(n):
+            b32 = x32[i] & mask32
+            m32 = b32 if b32 > m32 else m32
+        memcpy(&f, &m32, sizeof(float))
+        return f
+    else:
+        x64 = <const int64_t*> x
+        for i in range(n):
+            b64 = x64[i] & mask64
+            m64 = b64 if b64 > m64 else m64
+        memcpy(&d, &m64, sizeof(double))
+        return d
 
 
 cdef inline double reduce_span(const char* data, bint is_double, int64_t start,

@@ -262,3 +262,14 @@ def test_kernels_check_their_arrays():
     with pytest.raises(ValueError):
         kernels.clamp_([frozen], -1.0, 1.0, 1)
     np.testing.assert_array_equal(kernels.grad_norms([frozen], 2.0, 1), [math.sqrt(3)])
+
+
+@pytest.mark.parametrize("dtype_", [np.float32, np.float64])
+def test_inf_norm_of_special_values(dtype_):
+    """max |x| on the bits: inf wins over finite values, NaN over everything."""
+    assert cyoptim.clip_grad_norm_([np.array([-0.0, -3.5, 2.0], dtype_)], 1e9, "inf") == 3.5
+    big = np.full(5000, 1.0, dtype_)
+    big[4321] = -np.inf
+    assert cyoptim.clip_grad_norm_([big], 1e9, "inf") == np.inf
+    big[17] = np.nan
+    assert np.isnan(cyoptim.clip_grad_norm_([np.zeros(3, dtype_), big], 1e9, "inf"))

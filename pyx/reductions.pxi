@@ -213,23 +213,30 @@ cdef class _ArrayList:
 
     def __init__(self, list arrays, bint writeable):
         cdef Py_ssize_t k
+        cdef cnp.ndarray a
+        cdef int typenum
         self.n = len(arrays)
         self._ptrs = np.zeros(self.n, dtype=np.intp)
         self._offsets = np.zeros(self.n + 1, dtype=np.int64)
         self._double = np.zeros(self.n, dtype=np.uint8)
-        for k, a in enumerate(arrays):
-            if (not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64)
-                    or not a.dtype.isnative or not a.flags.c_contiguous
-                    or not a.flags.aligned or (writeable and not a.flags.writeable)):
-                raise ValueError(f"array {k}: expected a C-contiguous, aligned"
-                                 f"{', writeable' if writeable else ''} float32 or "
-                                 f"float64 array")
-            self._ptrs[k] = a.ctypes.data
-            self._offsets[k + 1] = self._offsets[k] + a.size
-            self._double[k] = a.dtype == np.float64
         self.ptrs = <char**> cnp.PyArray_DATA(self._ptrs)
         self.offsets = <int64_t*> cnp.PyArray_DATA(self._offsets)
         self.is_double = <unsigned char*> cnp.PyArray_DATA(self._double)
+        for k in range(self.n):
+            obj = arrays[k]
+            typenum = cnp.PyArray_TYPE(<cnp.ndarray> obj) if cnp.PyArray_Check(obj) else -1
+            if (typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE) or not (
+                    cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray> obj)
+                    and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> obj)
+                    and cnp.PyArray_ISALIGNED(<cnp.ndarray> obj)
+                    and (not writeable or cnp.PyArray_ISWRITEABLE(<cnp.ndarray> obj))):
+                raise ValueError(f"array {k}: expected a C-contiguous, aligned"
+                                 f"{', writeable' if writeable else ''} float32 or "
+                                 f"float64 array")
+            a = <cnp.ndarray> obj
+            self.ptrs[k] = <char*> cnp.PyArray_DATA(a)
+            self.offsets[k + 1] = self.offsets[k] + cnp.PyArray_SIZE(a)
+            self.is_double[k] = typenum == cnp.NPY_DOUBLE
 
 
 def grad_norms(list arrays, double norm_type, int n_threads):
@@ -331,3 +338,47 @@ def scale_(list arrays, double factor, int n_threads):
 def clamp_(list arrays, double low, double high, int n_threads):
     """x = min(max(x, low), high) (cast to each array's dtype), in place.  # IN/OUT"""
     _elementwise(arrays, 1, low, high, n_threads)
+
+
+cdef struct _Span:
+    char* start
+    char* end
+    Py_ssize_t index
+
+cdef extern from "stdlib.h":
+    void qsort(void* base, size_t n, size_t size,
+               int (*compar)(const void*, const void*) noexcept nogil) nogil
+
+
+cdef int _span_order(const void* x, const void* y) noexcept nogil:
+    cdef const _Span* a = <const _Span*> x
+    cdef const _Span* b = <const _Span*> y
+    if a.start != b.start:
+        return -1 if a.start < b.start else 1
+    return -1 if a.index < b.index else (1 if a.index > b.index else 0)
+
+
+def first_overlap(list arrays):
+    """(i, j) of two float arrays (checked as for clamp_) sharing memory, else None."""
+    cdef _ArrayList lst = _ArrayList(arrays, False)
+    cdef Py_ssize_t k, n = 0, i, j
+    cdef size_t itemsize
+    cdef _Span* spans = <_Span*> malloc(max(lst.n, 1) * sizeof(_Span))
+    if spans == NULL:
+        raise MemoryError()
+    try:
+        for k in range(lst.n):
+            itemsize = 8 if lst.is_double[k] else 4
+            if lst.offsets[k + 1] > lst.offsets[k]:
+                spans[n].start = lst.ptrs[k]
+                spans[n].end = lst.ptrs[k] + (lst.offsets[k + 1] - lst.offsets[k]) * itemsize
+                spans[n].index = k
+                n += 1
+        qsort(spans, n, sizeof(_Span), _span_order)
+        for k in range(n - 1):
+            if spans[k + 1].start < spans[k].end:
+                i, j = spans[k].index, spans[k + 1].index
+                return (min(i, j), max(i, j))
+        return None
+    finally:
+        free(spans)

@@ -51,7 +51,7 @@ def grad_list(grads):
     elif isinstance(grads, (str, bytes)) or not hasattr(grads, "__iter__"):
         raise TypeError(f"grads must be an array or an iterable of arrays (or None), "
                         f"got {_describe(grads)}")
-    arrays, spans = [], []
+    arrays, positions = [], []
     for k, g in enumerate(grads):
         if g is None:
             continue
@@ -60,19 +60,19 @@ def grad_list(grads):
         if g.dtype not in SUPPORTED_DTYPES or not g.dtype.isnative:
             raise TypeError(f"grad {k} has dtype {g.dtype}; supported dtypes are float32 "
                             f"and float64 (native byte order)")
-        if not g.flags.c_contiguous or not g.flags.aligned:
+        flags = g.flags
+        if not flags.c_contiguous or not flags.aligned:
             raise ValueError(f"grad {k} is not C-contiguous (or not aligned); pass "
                              f"np.ascontiguousarray(grad)")
-        if not g.flags.writeable:
+        if not flags.writeable:
             raise ValueError(f"grad {k} is read-only; clipping works in place")
-        if g.nbytes:
-            spans.append((g.ctypes.data, g.ctypes.data + g.nbytes, k))
         arrays.append(g)
-    spans.sort()
-    for (_, end, i), (start, _, j) in zip(spans, spans[1:]):
-        if start < end:
-            raise ValueError(f"grads {min(i, j)} and {max(i, j)} share memory; each grad "
-                             f"may appear only once")
+        positions.append(k)
+    if len(arrays) > 1:
+        overlap = _dispatch.kernels.first_overlap(arrays)
+        if overlap is not None:
+            raise ValueError(f"grads {positions[overlap[0]]} and {positions[overlap[1]]} "
+                             f"share memory; each grad may appear only once")
     return arrays
 
 

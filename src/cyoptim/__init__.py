@@ -17,7 +17,10 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
 from .buffer import ParamBuffer
+from .clip import clip_grad_norm_, clip_grad_value_
 from .early_stopping import EarlyStopping
+from .lamb import LAMB
+from .lion import Lion
 from .lr_finder import LRFinder
 from .nadam import NAdam
 from .optimizer import Optimizer
@@ -28,7 +31,7 @@ from .sgd import SGD
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "SGD",
-    "Optimizer", "ParamBuffer", "EarlyStopping", "LRFinder", "schedules",
+    "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "LAMB", "Lion", "NAdam", "RAdam",
+    "RMSprop", "SGD", "Optimizer", "clip_grad_norm_", "clip_grad_value_", "ParamBuffer", "EarlyStopping", "LRFinder", "schedules",
     "get_num_threads", "set_num_threads", "simd_info",
 ]

@@ -90,7 +90,7 @@ class MLP:
         rng = np.random.default_rng(seed)
         for W, b in zip(self.params[0::2], self.params[1::2]):
             fan_in, fan_out = W.shape
-            fan = fan_in if self.activation == "relu" else (fan_in + fan_out) / 2
+            fan = fan_in if self.activation == "relu" else fan_in + fan_out
             W[...] = rng.standard_normal(W.shape) * np.sqrt(2.0 / fan)
             b[...] = 0
 
@@ -129,14 +129,15 @@ class MLP:
     def _softmax_cross_entropy(self, ws, y):
         """Mean cross-entropy; leaves the softmax probabilities in ws.probs."""
         logits, probs = ws.hidden[-1], ws.probs
-        np.max(logits, axis=1, keepdims=True, out=ws.row_max)
+        # ufunc.reduce with out= is the cheapest form for these small arrays.
+        np.maximum.reduce(logits, axis=1, keepdims=True, out=ws.row_max)
         np.subtract(logits, ws.row_max, out=probs)
-        picked = probs[ws.rows, y]
+        picked = float(probs[ws.rows, y].sum())        # sum of the true classes' shifted logits
         np.exp(probs, out=probs)
-        np.sum(probs, axis=1, keepdims=True, out=ws.row_sum)
-        loss = np.mean(np.log(ws.row_sum[:, 0]) - picked, dtype=np.float64)
+        np.add.reduce(probs, axis=1, keepdims=True, out=ws.row_sum)
         probs /= ws.row_sum
-        return float(loss)
+        np.log(ws.row_sum, out=ws.row_sum)
+        return (float(ws.row_sum.sum()) - picked) / len(y)
 
     def _check_labels(self, y, n):
         y = np.asarray(y)

@@ -171,6 +171,39 @@ def test_schedules_run(tmp_path, schedule):
     check_results_file(tmp_path / "results.json", ["Adam", "SGD"], epochs=2)
 
 
+class RecordingSchedule:
+    """Stands in for a cyoptim.schedules class: records its arguments and steps."""
+
+    made = []
+
+    def __init__(self, optimizer, **options):
+        self.optimizer, self.options, self.steps = optimizer, options, 0
+        RecordingSchedule.made.append(self)
+
+    def step(self):
+        self.steps += 1
+        self.optimizer.param_groups[0]["lr"] *= 0.5
+
+
+def test_schedule_is_built_per_optimizer_and_stepped_every_batch(tmp_path, monkeypatch):
+    fake = types.ModuleType("cyoptim.schedules")
+    fake.CosineAnnealingLR = fake.OneCycleLR = RecordingSchedule
+    monkeypatch.setitem(sys.modules, "cyoptim.schedules", fake)
+    monkeypatch.setattr(RecordingSchedule, "made", [])
+    doc = tiny_demo(tmp_path, schedule="onecycle", epochs=2)
+    steps = 2 * -(-doc["n_train"] // 64)
+    made = RecordingSchedule.made
+    assert [s.steps for s in made] == [steps, steps]
+    assert [s.options for s in made] == [
+        {"max_lr": r["lr"], "total_steps": steps, "cycle_momentum": False}
+        for r in doc["results"]]
+    final_lr = made[0].optimizer.param_groups[0]["lr"]        # the schedule drove the lr
+    assert final_lr == pytest.approx(doc["results"][0]["lr"] * 0.5 ** steps)
+    monkeypatch.setattr(RecordingSchedule, "made", [])
+    tiny_demo(tmp_path, schedule="cosine", optimizers=["sgd"])
+    assert RecordingSchedule.made[0].options == {"T_max": -(-doc["n_train"] // 64)}
+
+
 # ----------------------------------------------------------------------------- lr-find
 class FakeFinderResult:
     def __init__(self, lrs, losses):

@@ -15,6 +15,7 @@ so a seed gives the same numbers on every run and every ``threads`` value
 (timings aside).
 """
 
+import contextlib
 import json
 import os
 
@@ -68,33 +69,23 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
     _check_positive(epochs=epochs, batch_size=batch_size)
     choices, skipped = select_optimizers(optimizers)
     make_schedule = _schedule_factory(schedule)
-    dataset = load_digits_dataset(seed)
-    if dataset.synthetic:
-        print("scikit-learn not installed: using a synthetic dataset "
-              "(pip install scikit-learn for the 8x8 digits)")
+    dataset = _load_dataset(seed)
     if skipped:
         print("not in this build of cyoptim, skipped: " + ", ".join(skipped))
     total_steps = epochs * steps_per_epoch(len(dataset.y_train), batch_size)
     model = MLP(seed=seed)           # every optimizer starts from these weights
     initial_weights = model.buffer.data.copy()
-    previous_threads = _threads.requested()
     results = []
-    try:
-        if threads is not None:
-            cyoptim.set_num_threads(threads)
-        used_threads = cyoptim.get_num_threads()
-        with single_threaded_blas():
-            for choice in choices:
-                model.buffer.data[...] = initial_weights
-                optimizer = choice.build(model.params)
-                history = train(model, optimizer, dataset, epochs, batch_size, seed,
-                                schedule=make_schedule(optimizer, choice.lr, total_steps),
-                                description=choice.label, progress=progress)
-                results.append(_result(choice, history))
-                if progress:
-                    print(_summary_line(results[-1]), flush=True)
-    finally:
-        cyoptim.set_num_threads(previous_threads)
+    with _kernel_threads(threads) as used_threads, single_threaded_blas():
+        for choice in choices:
+            model.buffer.data[...] = initial_weights
+            optimizer = choice.build(model.params)
+            history = train(model, optimizer, dataset, epochs, batch_size, seed,
+                            schedule=make_schedule(optimizer, choice.lr, total_steps),
+                            description=choice.label, progress=progress)
+            results.append(_result(choice, history))
+            if progress:
+                print(_summary_line(results[-1]), flush=True)
     doc = {
         "dataset": dataset.name,
         "n_train": len(dataset.y_train),
@@ -116,6 +107,27 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
     print(format_table(results))
     _write_outputs(doc, out)
     return doc
+
+
+def _load_dataset(seed):
+    """The digits split drawn from seed; says so when it is the synthetic stand-in."""
+    dataset = load_digits_dataset(seed)
+    if dataset.synthetic:
+        print("scikit-learn not installed: using a synthetic dataset "
+              "(pip install scikit-learn for the 8x8 digits)")
+    return dataset
+
+
+@contextlib.contextmanager
+def _kernel_threads(threads):
+    """Run the kernels on `threads` threads (None: unchanged) inside; yields the count."""
+    previous = _threads.requested()
+    if threads is not None:
+        cyoptim.set_num_threads(threads)
+    try:
+        yield cyoptim.get_num_threads()
+    finally:
+        cyoptim.set_num_threads(previous)
 
 
 def _check_positive(**values):
@@ -194,11 +206,16 @@ def _write_outputs(doc, out):
     title = (f"cyoptim {doc['cyoptim_version']} on {doc['dataset']}: MLP "
              f"{'-'.join(map(str, doc['model']['sizes']))}, {doc['epochs']} epochs, "
              f"batch {doc['batch_size']}, schedule {doc['schedule'] or 'none'}")
-    png_path = plot_training_curves(doc["results"], os.path.join(out, "demo.png"), title)
-    if png_path is None:
-        print("matplotlib not installed: demo.png not written (pip install matplotlib)")
+    _report_plot(plot_training_curves(doc["results"], os.path.join(out, "demo.png"), title),
+                 "demo.png")
+
+
+def _report_plot(path, filename):
+    """Print where a plot went, or that it was not drawn (path None: no matplotlib)."""
+    if path is None:
+        print(f"matplotlib not installed: {filename} not written (pip install matplotlib)")
     else:
-        print(f"plot:    {png_path}")
+        print(f"plot:    {path}")
 
 
 def run_lr_find(optimizer="adam", out=DEFAULT_OUT, seed=0, batch_size=DEFAULT_BATCH_SIZE,
@@ -222,9 +239,7 @@ def run_lr_find(optimizer="adam", out=DEFAULT_OUT, seed=0, batch_size=DEFAULT_BA
     lr_finder = require_attribute("cyoptim", "LRFinder", "lr-find")
     _check_positive(batch_size=batch_size, num_iter=num_iter)
     (choice,), _ = select_optimizers([optimizer])
-    dataset = load_digits_dataset(seed)
-    if dataset.synthetic:
-        print("scikit-learn not installed: using a synthetic dataset")
+    dataset = _load_dataset(seed)
     model = MLP(seed=seed)
     batches = _endless_minibatches(len(dataset.y_train), batch_size, seed)
 
@@ -242,12 +257,9 @@ def run_lr_find(optimizer="adam", out=DEFAULT_OUT, seed=0, batch_size=DEFAULT_BA
         print(f"{choice.label}: suggested learning rate {result.suggestion:.3g} "
               f"(the demo uses {choice.lr:.3g})")
     os.makedirs(out, exist_ok=True)
-    png_path = plot_lr_find(result, os.path.join(out, "lr_find.png"),
-                            f"LR range test: {choice.label} on {dataset.name}")
-    if png_path is None:
-        print("matplotlib not installed: lr_find.png not written (pip install matplotlib)")
-    else:
-        print(f"plot: {png_path}")
+    _report_plot(plot_lr_find(result, os.path.join(out, "lr_find.png"),
+                              f"LR range test: {choice.label} on {dataset.name}"),
+                 "lr_find.png")
     return result
 
 

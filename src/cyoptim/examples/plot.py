@@ -35,6 +35,7 @@ def plot_training_curves(results, path, title="cyoptim demo"):
     fig = _figure(12, 4.8)
     if fig is None:
         return None
+    from matplotlib.ticker import MaxNLocator
     loss_ax, acc_ax = fig.subplots(1, 2)
     colors = _colors(len(results))
     for k, result in enumerate(results):
@@ -46,9 +47,14 @@ def plot_training_curves(results, path, title="cyoptim demo"):
     loss_ax.set(xlabel="epoch", ylabel="training loss", yscale="log",
                 title="training loss (whole training set)")
     acc_ax.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
+    # Zoom on where the runs end; the first epochs of slow starters leave the axes.
+    final = [r["accuracy"][-1] for r in results if r["accuracy"]]
+    if final:
+        acc_ax.set_ylim(max(0.0, min(final) - 0.05), 1.0)
     acc_ax.legend(loc="lower right", fontsize="small", ncol=2)
     for ax in (loss_ax, acc_ax):
         ax.grid(True, alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     fig.savefig(path, dpi=100)
     return path

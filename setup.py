@@ -114,9 +114,12 @@ class BuildExt(build_ext):
 def extensions():
     include = [np.get_include(), "pyx"]
     macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+    variants = selected_variants()
+    # _cpu records which variants this build meant to ship (tests check them).
+    cpu_macros = macros + [("CYOPTIM_BUILT_VARIANTS", '"' + ",".join(variants) + '"')]
     exts = [Extension("cyoptim._cpu", ["pyx/_cpu.pyx"], include_dirs=include,
-                      define_macros=macros, extra_compile_args=["-O2"])]
-    for variant in selected_variants():
+                      define_macros=cpu_macros, extra_compile_args=["-O2"])]
+    for variant in variants:
         exts.append(Extension(
             f"cyoptim._kernels_{variant}", [f"pyx/_kernels_{variant}.pyx"],
             include_dirs=include, define_macros=macros,

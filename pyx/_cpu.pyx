@@ -10,6 +10,7 @@ cdef extern from "compat.h":
     int cyoptim_omp_max_threads() nogil
     int cyoptim_cpu_has_avx2() nogil
     int cyoptim_cpu_has_avx512() nogil
+    const char* CYOPTIM_BUILT_VARIANTS
 
 
 def openmp_enabled():
@@ -31,3 +32,8 @@ def cpu_supports():
         variants.append("avx2")
     variants.append("baseline")
     return variants
+
+
+def intended_variants():
+    """The variants setup.py compiled (all of them unless CYOPTIM_SIMD_VARIANTS limited it)."""
+    return (<bytes> CYOPTIM_BUILT_VARIANTS).decode().split(",")

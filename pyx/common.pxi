@@ -11,6 +11,11 @@
 #
 # Element-wise updates do not depend on how the work is split, so results are
 # bitwise identical for any thread count.
+#
+# Precision pitfall: Cython writes a number literal inside a float expression
+# as a C double literal (`1 - w` becomes `1.0 - w`), which silently computes
+# float32 kernels in double. Keep literals out of element math: hold every
+# constant in a typed `floating` local first (see lerp below).
 
 from libc.stdint cimport int64_t, intptr_t
 from libc.math cimport sqrt, sqrtf, fabs, fabsf
@@ -50,17 +55,19 @@ cdef inline floating fabs_(floating x) noexcept nogil:
 
 
 cdef inline floating nan_max(floating a, floating b) noexcept nogil:
-    """max(a, b) that returns NaN when either is NaN, as torch.maximum."""
-    if a != a or a > b:
-        return a
-    return b
+    """max(a, b) that returns NaN when either is NaN, as torch.maximum.
+
+    Written without short-circuit `or` so gcc turns it into a blend, not a branch."""
+    cdef bint take_a = (a > b) | (a != a)
+    return a if take_a else b
 
 
 cdef inline floating lerp(floating start, floating end, floating weight) noexcept nogil:
     """torch.lerp: the formula depends on |weight| < 0.5 (loop-invariant)."""
+    cdef floating one = 1
     if fabs_(weight) < 0.5:
         return start + weight * (end - start)
-    return end - (end - start) * (1 - weight)
+    return end - (end - start) * (one - weight)
 
 
 def effective_threads(int64_t n_elements, int requested):

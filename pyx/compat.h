@@ -13,6 +13,10 @@ static inline int cyoptim_openmp_enabled(void) { return 0; }
 static inline int cyoptim_omp_max_threads(void) { return 1; }
 #endif
 
+#ifndef CYOPTIM_BUILT_VARIANTS
+#define CYOPTIM_BUILT_VARIANTS "baseline"
+#endif
+
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 /* __builtin_cpu_supports also checks that the OS saves the wide registers. */
 static inline int cyoptim_cpu_has_avx2(void) {

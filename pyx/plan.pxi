@@ -127,26 +127,28 @@ cdef class GroupPlan:
     def gather(self, list grads, Py_ssize_t first):
         """Check grads[first:first + n_tensors] and record their pointers.
 
-        Writes nothing but this plan's grad pointer table. Returns (k, code):
-        k = -1 when every grad is usable, else the group-local index of the
-        first bad grad with one of the GRAD_* codes.
+        Writes nothing but this plan's grad pointer table. Returns None when
+        every grad is usable, else (k, code): the group-local index of the
+        first bad grad and one of the GRAD_* codes.
         """
+        cdef int code = GRAD_OK
+        cdef Py_ssize_t bad = self._gather(grads, first, &code)
+        return None if bad < 0 else (bad, code)
+
+    cdef Py_ssize_t _gather(self, list grads, Py_ssize_t first, int* code) except -2:
         cdef Py_ssize_t k
         cdef object g
-        cdef cnp.ndarray a
         cdef int64_t active = 0
         cdef Py_ssize_t n_active = 0
-        cdef int code
         for k in range(self.n_tensors):
             g = grads[first + k]
             if g is None:
                 self.c_grads[k] = NULL
                 continue
-            code = self._check(g, k)
-            if code != GRAD_OK:
-                return k, code
-            a = <cnp.ndarray> g
-            self.c_grads[k] = <char*> cnp.PyArray_DATA(a)
+            code[0] = self._check(g, k)
+            if code[0] != GRAD_OK:
+                return k
+            self.c_grads[k] = <char*> cnp.PyArray_DATA(<cnp.ndarray> g)
             active += self.c_offsets[k + 1] - self.c_offsets[k]
             n_active += 1
         self.active_elements = active
@@ -155,7 +157,7 @@ cdef class GroupPlan:
             self._use_fused_run()
         else:
             self._use_tensor_runs()
-        return -1, GRAD_OK
+        return -1
 
     cdef int _check(self, object g, Py_ssize_t k):
         if not cnp.PyArray_Check(g):
@@ -195,3 +197,20 @@ cdef class GroupPlan:
                 or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> block)):
             raise ValueError("state block does not match its param group")
         return <char*> cnp.PyArray_DATA(<cnp.ndarray> block)
+
+
+def gather_all(list plans, list grads):
+    """gather() every plan over one list of grads (the groups' params in order).
+
+    The caller checks len(grads) first. Returns None when all grads are usable,
+    else (index, code) for the first bad grad, index counted over all params.
+    """
+    cdef GroupPlan plan
+    cdef Py_ssize_t first = 0, bad
+    cdef int code = GRAD_OK
+    for plan in plans:
+        bad = plan._gather(grads, first, &code)
+        if bad >= 0:
+            return first + bad, code
+        first += plan.n_tensors
+    return None

@@ -15,6 +15,9 @@ from .adam import Adam, AdamW
 from .buffer import ParamBuffer
 from .optimizer import Optimizer
 from .sgd import SGD
+from . import schedules
+from .early_stopping import EarlyStopping
+from .lr_finder import LRFinder
 
 __version__ = "0.1.0"
 
@@ -22,3 +25,4 @@ __all__ = [
     "Adam", "AdamW", "Optimizer", "ParamBuffer", "SGD",
     "get_num_threads", "set_num_threads", "simd_info",
 ]
+__all__ += ["EarlyStopping", "LRFinder", "schedules"]

@@ -59,12 +59,12 @@ def available_variants():
 def _load(name):
     if name not in VARIANTS:
         raise ValueError(f"unknown SIMD variant {name!r}; choose from {list(VARIANTS)}")
-    if name not in built_variants():
-        raise RuntimeError(f"SIMD variant {name!r} is not built into this install "
-                           f"(built: {built_variants()})")
     if name not in _cpu.cpu_supports():
         raise RuntimeError(f"SIMD variant {name!r} is not supported by this CPU "
                            f"(supported: {_cpu.cpu_supports()})")
+    if name not in built_variants():
+        raise RuntimeError(f"SIMD variant {name!r} is not built into this install "
+                           f"(built: {built_variants()})")
     return importlib.import_module(f"cyoptim._kernels_{name}")
 
 

@@ -82,7 +82,7 @@ class Adam(Optimizer):
             return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
         return ("exp_avg", "exp_avg_sq")
 
-    def _update(self, group, plan, blocks, n_threads):
+    def _update(self, group, plan, blocks, grads, n_threads):
         beta1, beta2 = group["betas"]
         self._kernels.adam(plan, blocks["exp_avg"], blocks["exp_avg_sq"],
                            blocks.get("max_exp_avg_sq"), group["lr"], beta1, beta2,

@@ -13,7 +13,8 @@ Subclasses describe their algorithm with a few hooks:
 - ``_validate_hyperparameters(group)``: raise ValueError with torch's wording.
 - ``_state_names(group)``: the state buffers the group needs.
 - ``_state_fill(name, group)``: their initial value (0 unless overridden).
-- ``_update(group, plan, blocks, n_threads)``: call the kernel.
+- ``_update(group, plan, blocks, grads, n_threads)``: call the kernel (grads:
+  the group's grads, already checked; kernels read them through the plan).
 - ``_exports_step``: whether ``state_dict`` shows the per-param ``step``.
 """
 
@@ -89,6 +90,7 @@ class Optimizer:
         self.param_groups = []
         self._plans = []
         self._blocks = []
+        self._n_params = 0
         self._kernels = _dispatch.kernels
         groups = list(params)
         if not groups:
@@ -112,7 +114,7 @@ class Optimizer:
             raise TypeError("optimizer parameters need to be organized in ordered "
                             "collections, but the ordering of sets changes between runs")
         params = list(params)
-        first = self._n_params()
+        first = self._n_params
         for k, p in enumerate(params):
             _check_param(p, first + k)
         dtypes = {p.dtype for p in params}
@@ -127,14 +129,12 @@ class Optimizer:
         group["params"] = params
         dtype = params[0].dtype if params else np.float32
         self._plans.append(self._kernels.GroupPlan(params, dtype))
+        self._n_params += len(params)
         self._blocks.append({})
         self.param_groups.append(group)
 
     def _all_params(self):
         return [p for group in self.param_groups for p in group["params"]]
-
-    def _n_params(self):
-        return sum(plan.n_tensors for plan in self._plans)
 
     # ------------------------------------------------------------------ hooks
     def _validate_hyperparameters(self, group):
@@ -146,7 +146,7 @@ class Optimizer:
     def _state_fill(self, name, group):
         return 0.0
 
-    def _update(self, group, plan, blocks, n_threads):
+    def _update(self, group, plan, blocks, grads, n_threads):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ step
@@ -158,31 +158,33 @@ class Optimizer:
         grad is checked before anything is written; on error nothing changes.
         """
         grads = self._gather(grads)
-        for group, plan, blocks in zip(self.param_groups, self._plans, self._blocks):
+        groups = tuple(zip(self.param_groups, self._plans, self._blocks))
+        for group, plan, blocks in groups:
             self._ensure_blocks(group, plan, blocks)
         n_threads = _threads._requested
-        for group, plan, blocks in zip(self.param_groups, self._plans, self._blocks):
+        first = 0
+        for group, plan, blocks in groups:
+            n = plan.n_tensors
             if plan.n_active:
                 plan.advance()
-                self._update(group, plan, blocks, n_threads)
+                self._update(group, plan, blocks, grads if n == len(grads)
+                             else grads[first:first + n], n_threads)
+            first += n
 
     def _gather(self, grads):
         """Check all grads and record their pointers in the plans; write nothing else."""
-        if isinstance(grads, np.ndarray) or not hasattr(grads, "__len__"):
-            raise TypeError(f"grads must be a list with one array (or None) per param, "
-                            f"got {_describe(grads)}")
         if type(grads) is not list:
+            if isinstance(grads, np.ndarray) or not hasattr(grads, "__len__"):
+                raise TypeError(f"grads must be a list with one array (or None) per "
+                                f"param, got {_describe(grads)}")
             grads = list(grads)
-        n = self._n_params()
-        if len(grads) != n:
-            raise ValueError(f"expected {n} grads (one per param, None to skip one), "
-                             f"got {len(grads)}")
-        first = 0
-        for plan in self._plans:
-            bad, code = plan.gather(grads, first)
-            if bad >= 0:
-                raise self._grad_error(grads[first + bad], plan.params[bad], first + bad, code)
-            first += plan.n_tensors
+        if len(grads) != self._n_params:
+            raise ValueError(f"expected {self._n_params} grads (one per param, None to "
+                             f"skip one), got {len(grads)}")
+        bad = self._kernels.gather_all(self._plans, grads)
+        if bad is not None:
+            index, code = bad
+            raise self._grad_error(grads[index], self._all_params()[index], index, code)
         return grads
 
     @staticmethod
@@ -276,11 +278,8 @@ class Optimizer:
             if len(saved.get("params", ())) != len(group["params"]):
                 raise ValueError("loaded state dict contains a parameter group that doesn't "
                                  "match the size of optimizer's group")
+            # Keys beyond the defaults (a scheduler's initial_lr, ...) are kept, as torch does.
             hyper = {name: value for name, value in saved.items() if name != "params"}
-            unknown = set(hyper) - set(self.defaults)
-            if unknown:
-                raise ValueError(f"loaded parameter group {g} has unknown hyperparameters "
-                                 f"{sorted(unknown)}")
             merged = dict(group)
             merged.update(hyper)
             self._validate_hyperparameters(merged)

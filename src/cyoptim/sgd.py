@@ -61,7 +61,7 @@ class SGD(Optimizer):
     def _state_names(self, group):
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
-    def _update(self, group, plan, blocks, n_threads):
+    def _update(self, group, plan, blocks, grads, n_threads):
         self._kernels.sgd(plan, blocks.get("momentum_buffer"), group["lr"],
                           group["momentum"], group["dampening"], group["weight_decay"],
                           group["nesterov"], group["maximize"], n_threads)

@@ -1,0 +1,14 @@
+"""Pure-NumPy twins of every cyoptim optimizer: the test oracle and the benchmark baseline.
+
+Each class here subclasses the fast optimizer of the same name and replaces
+only its kernel call by NumPy code written as well as NumPy allows (in-place
+ufuncs with ``out=``, scratch arrays reused across steps), in torch's order of
+operations and in the param's precision. Param groups, state layout, input
+checks and ``state_dict`` are shared with the fast class, so both can be driven
+by the same code and compared array for array.
+"""
+
+from .adam import Adam, AdamW
+from .sgd import SGD
+
+__all__ = ["Adam", "AdamW", "SGD"]

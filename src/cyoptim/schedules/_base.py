@@ -1,0 +1,108 @@
+"""The scheduler base class: torch's LRScheduler protocol over pure schedules.
+
+A scheduler owns an optimizer and a step counter (``last_epoch``). At every
+``step()`` it evaluates one pure schedule per param group at ``last_epoch``
+and writes the value to ``group["lr"]``. Subclasses implement
+``_schedule(base_lr, index)`` (the group's schedule, built from the group's
+base rate) or, when torch's sequence is not a closed form, ``get_lr()``.
+"""
+
+from ..optimizer import Optimizer
+from ._checks import check_int
+
+
+def check_optimizer(optimizer):
+    """Schedulers drive cyoptim optimizers only (torch's check, torch's wording)."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{type(optimizer).__name__} is not an Optimizer (schedulers in "
+                        f"cyoptim.schedules need a cyoptim optimizer)")
+    return optimizer
+
+
+def format_param(name, optimizer, param):
+    """One value per param group: a scalar repeated, or a list of the right length."""
+    if isinstance(param, (list, tuple)):
+        if len(param) != len(optimizer.param_groups):
+            raise ValueError(f"{name} must have the same length as optimizer.param_groups. "
+                             f"{name} has {len(param)} values, param_groups has "
+                             f"{len(optimizer.param_groups)}.")
+        return list(param)
+    return [param] * len(optimizer.param_groups)
+
+
+class LRScheduler:
+    """Base class of the schedulers (see the module docstring).
+
+    Args:
+        optimizer (cyoptim.Optimizer): the optimizer whose rates to set.
+        last_epoch (int): index of the last step taken; -1 (default) starts the
+            schedule and records each group's current ``lr`` as its
+            ``initial_lr``. A value >= 0 resumes a run: the groups must already
+            have ``initial_lr`` (restore the optimizer's state first).
+    """
+
+    # attributes left out of state_dict (callables, the optimizer)
+    _unsaved = ("optimizer",)
+
+    def __init__(self, optimizer, last_epoch=-1):
+        self.optimizer = check_optimizer(optimizer)
+        last_epoch = check_int(last_epoch, "last_epoch", -1)
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:
+                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] "
+                                   f"when resuming scheduler with last_epoch >= 0")
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self._initial_step()
+
+    def _initial_step(self):
+        self._step_count = 0
+        self.step()
+
+    def _schedule(self, base_lr, index):
+        """The pure schedule (step -> lr) of param group ``index``."""
+        raise NotImplementedError
+
+    def get_lr(self):
+        """The rates of all groups at ``last_epoch`` (use ``get_last_lr()`` to read them)."""
+        return [self._schedule(base_lr, i)(self.last_epoch)
+                for i, base_lr in enumerate(self.base_lrs)]
+
+    def step(self):
+        """Advance one step and write the new rates to the param groups.
+
+        Call it after ``optimizer.step(grads)``, as with torch.
+        """
+        self._step_count += 1
+        self._update_lr()
+
+    def _update_lr(self, epoch=None):
+        """Go to step ``epoch`` (the next step when None) and write its rates."""
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_last_lr(self):
+        """The rates written by the last ``step()``, one per param group."""
+        return list(self._last_lr)
+
+    def state_dict(self):
+        """The scheduler's attributes except the optimizer (and plain functions).
+
+        Save the optimizer's ``state_dict()`` with it: the base rates live in the
+        param groups too (``initial_lr``).
+        """
+        return {key: value for key, value in self.__dict__.items()
+                if key not in self._unsaved}
+
+    def load_state_dict(self, state_dict):
+        """Restore attributes saved by ``state_dict()``."""
+        self.__dict__.update(state_dict)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self._last_lr})"

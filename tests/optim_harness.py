@@ -1,0 +1,183 @@
+"""Shared checks for every optimizer: against torch, against the NumPy reference,
+across thread counts and SIMD variants, state_dict round trips, bad input.
+
+Each optimizer's test module parametrizes over its flags and calls these.
+"""
+
+import contextlib
+
+import numpy as np
+
+import cyoptim
+from cyoptim import _dispatch
+
+# SPEC §1: agreement with torch after 100 steps, relative to max(|x|, 1e-3).
+TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
+STEPS = 100
+SHAPES = [(17, 9), (5,), (3000,), (2, 3, 4)]     # group 0: first two; group 1: the rest
+
+
+def max_relative_error(ours, theirs):
+    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    return float(np.max(np.abs(ours - theirs) / np.maximum(np.abs(ours), 1e-3)))
+
+
+def make_params(dtype, seed=0, shapes=SHAPES):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(s).astype(dtype) for s in shapes]
+
+
+def grad_sequence(params, steps=STEPS, seed=1, skip=True):
+    """Random grads per step; with skip, param 1 gets None every fourth step
+    and param 3 only from step 10 on (lazy state and diverging step counts)."""
+    rng = np.random.default_rng(seed)
+    sequence = []
+    for t in range(steps):
+        grads = [rng.standard_normal(p.shape).astype(p.dtype) for p in params]
+        if skip:
+            if t % 4 == 1:
+                grads[1] = None
+            if t < 10:
+                grads[3] = None
+        sequence.append(grads)
+    return sequence
+
+
+def groups_of(params, group_options):
+    """Two param groups: the first two params with group_options, the rest plain."""
+    return [dict(params=params[:2], **group_options), dict(params=params[2:])]
+
+
+def run_cyoptim(cls, params, grads_seq, kwargs, group_options=None):
+    if group_options is None:
+        opt = cls(params, **kwargs)
+    else:
+        opt = cls(groups_of(params, group_options), **kwargs)
+    for grads in grads_seq:
+        opt.step(grads)
+    return opt
+
+
+def run_torch(torch_cls, params, grads_seq, kwargs, group_options=None):
+    """torch's single-tensor implementation on copies of params; returns final arrays."""
+    import torch
+
+    tensors = [torch.tensor(p.copy(), requires_grad=True) for p in params]
+    if group_options is None:
+        opt = torch_cls(tensors, foreach=False, **kwargs)
+    else:
+        opt = torch_cls(groups_of(tensors, group_options), foreach=False, **kwargs)
+    for grads in grads_seq:
+        for t, g in zip(tensors, grads):
+            t.grad = None if g is None else torch.tensor(g)
+        opt.step()
+    return [t.detach().numpy() for t in tensors]
+
+
+def assert_matches_torch(cls, torch_cls, kwargs, dtype, group_options=None, skip=True):
+    params = make_params(dtype)
+    start = [p.copy() for p in params]
+    seq = grad_sequence(params, skip=skip)
+    run_cyoptim(cls, params, seq, kwargs, group_options)
+    expected = run_torch(torch_cls, start, seq, kwargs, group_options)
+    for k, (ours, theirs) in enumerate(zip(params, expected)):
+        assert not np.array_equal(ours, start[k]), f"param {k} never moved"
+        err = max_relative_error(ours, theirs)
+        assert err <= TOLERANCE[dtype], f"param {k}: max relative error {err:.3g} vs torch"
+
+
+def assert_equals_reference(cls, reference_cls, kwargs, dtype, group_options=None):
+    """The kernel and the NumPy twin do the same IEEE operations: bitwise equal."""
+    params = make_params(dtype)
+    twins = [p.copy() for p in params]
+    seq = grad_sequence(params, steps=30)
+    fast = run_cyoptim(cls, params, seq, kwargs, group_options)
+    slow = run_cyoptim(reference_cls, twins, seq, kwargs, group_options)
+    for k, (a, b) in enumerate(zip(params, twins)):
+        np.testing.assert_array_equal(a, b, err_msg=f"param {k}")
+    assert_state_equal(fast.state_dict(), slow.state_dict())
+
+
+def assert_state_equal(a, b):
+    assert a["param_groups"] == b["param_groups"]
+    assert sorted(a["state"]) == sorted(b["state"])
+    for index, entry in a["state"].items():
+        assert sorted(entry) == sorted(b["state"][index])
+        for name, value in entry.items():
+            np.testing.assert_array_equal(value, b["state"][index][name],
+                                          err_msg=f"state {name} of param {index}")
+
+
+@contextlib.contextmanager
+def threads(n):
+    saved = cyoptim._threads.requested()
+    cyoptim.set_num_threads(n)
+    try:
+        yield
+    finally:
+        cyoptim.set_num_threads(saved)
+
+
+def large_params(dtype, seed=0):
+    """Big enough that steps really run on several threads, with odd sizes."""
+    return make_params(dtype, seed, shapes=[(300_001,), (77, 1001), (13,)])
+
+
+def assert_thread_and_variant_invariant(cls, kwargs, dtype):
+    """Bitwise the same result for 1 and 2 threads, in every SIMD variant here."""
+    results = {}
+    for variant in _dispatch.available_variants():
+        for n in (1, 2):
+            params = large_params(dtype)
+            with _dispatch.use_variant(variant), threads(n):
+                opt = cls(params, **kwargs)
+                for grads in grad_sequence(params, steps=5, skip=False):
+                    opt.step(grads)
+                assert opt._plans[0].threads(n) == n
+            results[(variant, n)] = params
+    first_key = next(iter(results))
+    for key, params in results.items():
+        for k, (a, b) in enumerate(zip(results[first_key], params)):
+            np.testing.assert_array_equal(a, b, err_msg=f"param {k}: {key} vs {first_key}")
+
+
+def assert_state_dict_round_trip(cls, kwargs, dtype):
+    """Save mid-run, load into a fresh optimizer, continue: bit-identical to no break."""
+    params = make_params(dtype)
+    seq = grad_sequence(params, steps=40)
+    twins = [p.copy() for p in params]
+    straight = run_cyoptim(cls, params, seq, kwargs)
+
+    first = run_cyoptim(cls, twins, seq[:20], kwargs)
+    saved = first.state_dict()
+    before = {i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in e.items()}
+              for i, e in saved["state"].items()}
+    first.step(seq[20])                   # must not change the saved snapshot
+    for i, entry in saved["state"].items():
+        for name, value in entry.items():
+            np.testing.assert_array_equal(value, before[i][name])
+    # Rewind the params, load into a NEW optimizer over them, continue.
+    rewound = run_cyoptim(cls, [p.copy() for p in make_params(dtype)], seq[:20], kwargs)
+    params_at_20 = [p.copy() for p in rewound.param_groups[0]["params"]]
+    resumed = cls(params_at_20, **kwargs)
+    resumed.load_state_dict(saved)
+    for grads in seq[20:]:
+        resumed.step(grads)
+    for k, (a, b) in enumerate(zip(params, params_at_20)):
+        np.testing.assert_array_equal(a, b, err_msg=f"param {k}")
+    assert_state_equal(straight.state_dict(), resumed.state_dict())
+
+
+def snapshot(opt):
+    """Everything a failed call must leave untouched."""
+    return ([p.copy() for g in opt.param_groups for p in g["params"]],
+            opt.state_dict(), [dict(g, params=None) for g in opt.param_groups])
+
+
+def assert_unchanged(opt, before):
+    params, state, groups = before
+    now = snapshot(opt)
+    for a, b in zip(params, now[0]):
+        np.testing.assert_array_equal(a, b)
+    assert_state_equal(state, now[1])
+    assert groups == now[2]

@@ -1,0 +1,155 @@
+"""SPEC §3: bad input raises a clear error naming the param, and changes nothing."""
+
+import numpy as np
+import pytest
+
+import cyoptim
+from optim_harness import assert_unchanged, snapshot
+
+OPTIMIZERS = [
+    (cyoptim.SGD, dict(lr=0.1, momentum=0.9)),
+    (cyoptim.Adam, dict(amsgrad=True)),
+    (cyoptim.AdamW, {}),
+]
+
+
+def trained(cls, kwargs):
+    """An optimizer over two groups that has taken a step (so it has state)."""
+    params = [np.ones((3, 4), np.float32), np.ones(5, np.float32), np.ones(2, np.float32)]
+    opt = cls([{"params": params[:2]}, {"params": params[2:], "lr": 0.5}], **kwargs)
+    opt.step([np.full(p.shape, 0.1, np.float32) for p in params])
+    return opt, params
+
+
+def good_grads(params):
+    return [np.full(p.shape, 0.2, p.dtype) for p in params]
+
+
+BAD_GRADS = {
+    "wrong dtype": (lambda g: g.astype(np.float64), TypeError, "grad 2 has dtype float64"),
+    "wrong shape": (lambda g: np.ones(3, np.float32), ValueError, r"grad 2 has shape \(3,\)"),
+    "not an array": (lambda g: g.tolist(), TypeError, "grad 2 must be a NumPy array"),
+    "non-contiguous": (lambda g: np.ones(4, np.float32)[::2], ValueError,
+                       "grad 2 is not C-contiguous"),
+    "byte-swapped": (lambda g: g.astype(">f4"), TypeError, "grad 2 has dtype"),
+}
+
+
+@pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=lambda x: getattr(x, "__name__", ""))
+@pytest.mark.parametrize("case", list(BAD_GRADS))
+def test_bad_grad_in_last_group_changes_nothing(cls, kwargs, case):
+    opt, params = trained(cls, kwargs)
+    before = snapshot(opt)
+    make_bad, error, message = BAD_GRADS[case]
+    grads = good_grads(params)
+    grads[2] = make_bad(grads[2])          # the first group's grads are fine
+    with pytest.raises(error, match=message):
+        opt.step(grads)
+    assert_unchanged(opt, before)
+    opt.step(good_grads(params))           # and the optimizer still works
+
+
+@pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=lambda x: getattr(x, "__name__", ""))
+def test_wrong_grad_count_or_container(cls, kwargs):
+    opt, params = trained(cls, kwargs)
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match="expected 3 grads"):
+        opt.step(good_grads(params)[:2])
+    with pytest.raises(TypeError, match="grads must be a list"):
+        opt.step(np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="grads must be a list"):
+        opt.step(None)
+    assert_unchanged(opt, before)
+    opt.step(tuple(good_grads(params)))    # any sequence works
+
+
+def test_bad_params_refused_at_construction():
+    ro = np.ones(3)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="param 0 is read-only"):
+        cyoptim.Adam([ro])
+    with pytest.raises(ValueError, match="param 1 is not C-contiguous"):
+        cyoptim.Adam([np.ones(3), np.ones((4, 4))[:, 1]])
+    with pytest.raises(TypeError, match="param 0 has dtype int64"):
+        cyoptim.SGD([np.ones(3, np.int64)])
+    with pytest.raises(TypeError, match="param 0 has dtype float16"):
+        cyoptim.SGD([np.ones(3, np.float16)])
+    with pytest.raises(TypeError, match="param 0 must be a NumPy array"):
+        cyoptim.SGD([[1.0, 2.0]])
+    with pytest.raises(TypeError, match="single array"):
+        cyoptim.SGD(np.ones(3))
+    with pytest.raises(ValueError, match="empty parameter list"):
+        cyoptim.SGD([])
+    with pytest.raises(TypeError, match="share a dtype"):
+        cyoptim.SGD([np.ones(3), np.ones(3, np.float32)])
+    block = np.ones(10)
+    with pytest.raises(ValueError, match="params 0 and 1 share memory"):
+        cyoptim.SGD([block[:6], block[4:]])
+    with pytest.raises(ValueError, match="share memory"):
+        cyoptim.SGD([{"params": [block]}, {"params": [block]}])
+
+
+# (class, kwargs, torch's message) for each invalid hyperparameter.
+INVALID = [
+    (cyoptim.SGD, dict(lr=-1.0), "Invalid learning rate: -1.0"),
+    (cyoptim.SGD, dict(momentum=-0.5), "Invalid momentum value: -0.5"),
+    (cyoptim.SGD, dict(weight_decay=-1e-4), "Invalid weight_decay value: -0.0001"),
+    (cyoptim.SGD, dict(momentum=0.9, nesterov=True, dampening=0.1),
+     "Nesterov momentum requires a momentum and zero dampening"),
+    (cyoptim.Adam, dict(lr=-1.0), "Invalid learning rate: -1.0"),
+    (cyoptim.Adam, dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
+    (cyoptim.Adam, dict(betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
+    (cyoptim.Adam, dict(betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
+    (cyoptim.AdamW, dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
+]
+
+
+@pytest.mark.parametrize("cls,kwargs,message", INVALID)
+def test_invalid_hyperparameters_use_torchs_wording(cls, kwargs, message):
+    with pytest.raises(ValueError) as ours:
+        cls([np.zeros(2)], **kwargs)
+    assert str(ours.value) == message
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError) as theirs:
+        getattr(torch.optim, cls.__name__)([torch.zeros(2, requires_grad=True)], **kwargs)
+    assert str(theirs.value) == message
+
+
+def test_invalid_group_override_is_refused_and_not_added():
+    opt = cyoptim.Adam([np.zeros(2)])
+    with pytest.raises(ValueError, match="Invalid learning rate: -0.5"):
+        opt.add_param_group({"params": [np.zeros(3)], "lr": -0.5})
+    assert len(opt.param_groups) == 1
+    opt.step([np.ones(2)])
+
+
+@pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=lambda x: getattr(x, "__name__", ""))
+def test_load_state_dict_refuses_what_does_not_fit(cls, kwargs):
+    opt, params = trained(cls, kwargs)
+    good = opt.state_dict()
+    name = sorted(k for k in good["state"][0] if k != "step")[0]
+
+    def broken(edit):
+        sd = opt.state_dict()
+        edit(sd)
+        return sd
+
+    cases = [
+        (broken(lambda sd: sd["param_groups"].pop()), "parameter groups"),
+        (broken(lambda sd: sd["param_groups"][0]["params"].pop()), "doesn't match the size"),
+        (broken(lambda sd: sd["state"][0].__setitem__(name, np.zeros(7, np.float32))),
+         f"state '{name}' of param 0"),
+        (broken(lambda sd: sd["state"][0].__setitem__(name, sd["state"][0][name].astype(np.float64))),
+         f"state '{name}' of param 0"),
+        (broken(lambda sd: sd["state"][1].pop(name)), "state of param 1 has keys"),
+        (broken(lambda sd: sd["state"].__setitem__(9, {})), "param 9"),
+        (broken(lambda sd: sd["param_groups"][1].__setitem__("lr", -2.0)),
+         "Invalid learning rate: -2.0"),
+        ({"state": {}}, "keys 'state' and 'param_groups'"),
+    ]
+    for bad, message in cases:
+        before = snapshot(opt)
+        with pytest.raises((ValueError, TypeError), match=message):
+            opt.load_state_dict(bad)
+        assert_unchanged(opt, before)
+    opt.load_state_dict(good)

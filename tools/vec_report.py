@@ -1,0 +1,70 @@
+"""Check that every element loop of the kernels vectorizes, in every SIMD variant.
+
+Usage (from the repository root):
+    python tools/vec_report.py            # builds each variant with gcc's report
+    python tools/vec_report.py --no-build # reads the logs of an earlier run
+
+It builds the extensions in place with CYOPTIM_VEC_REPORT=1 (gcc's
+-fopt-info-vec-optimized), then, for every `*_elements` function (the element
+loops, see pyx/common.pxi) in the generated C of each variant, lists its loops
+and whether gcc reported them vectorized. Exits 1 if any loop is not.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+
+VARIANTS = ("baseline", "avx2", "avx512")
+FUNC = re.compile(r"^static CYTHON_INLINE \w+ (__pyx_fuse_(\d)__pyx_f_\w+?__(\w+_elements))\(.*\{$")
+LOOP = re.compile(r"^\s*for \(__pyx_t_\d+ = 0; __pyx_t_\d+ < __pyx_t_\d+; __pyx_t_\d+\+=1\) \{")
+
+
+def build(variant, log_path):
+    env = dict(os.environ, CYOPTIM_VEC_REPORT="1", CYOPTIM_SIMD_VARIANTS=variant)
+    with open(log_path, "w") as log:
+        subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace", "--force"],
+                       env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+
+
+def element_loops(c_path):
+    """(function, dtype, line) of every loop inside an *_elements function."""
+    loops, current = [], None
+    with open(c_path) as f:
+        for number, line in enumerate(f, 1):
+            match = FUNC.match(line)
+            if match:
+                current = (match.group(3), "float32" if match.group(2) == "0" else "float64")
+            elif line.startswith("}"):
+                current = None
+            elif current and LOOP.match(line):
+                loops.append((current[0], current[1], number))
+    return loops
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    failures = 0
+    for variant in args.variants.split(","):
+        log_path = f"build/vec-report-{variant}.log"
+        if not args.no_build:
+            os.makedirs("build", exist_ok=True)
+            build(variant, log_path)
+        with open(log_path) as f:
+            report = f.read()
+        c_file = f"pyx/_kernels_{variant}.c"
+        for function, dtype, line in element_loops(c_file):
+            ok = re.search(rf"{re.escape(c_file)}:{line}:\d+: optimized: loop vectorized", report)
+            failures += not ok
+            print(f"{variant:9s} {function:28s} {dtype}  line {line:6d}  "
+                  f"{'vectorized' if ok else 'NOT VECTORIZED'}")
+    print("all element loops vectorize" if not failures else f"{failures} loop(s) do not vectorize")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -242,6 +242,17 @@ def test_lr_find_feeds_the_finder_and_marks_its_suggestion(tmp_path, capsys, mon
     assert (tmp_path / "lr_find.png").read_bytes().startswith(PNG_MAGIC)
 
 
+@pytest.mark.skipif(getattr(cyoptim, "LRFinder", None) is None,
+                    reason="cyoptim.LRFinder not in this build yet")
+def test_lr_find_with_cyoptim_lr_finder(tmp_path, capsys):
+    result = run_lr_find("sgd", out=str(tmp_path), num_iter=40)
+    assert 1e-6 <= result.suggestion <= 10
+    assert f"SGD: suggested learning rate {result.suggestion:.3g}" in capsys.readouterr().out
+    pytest.importorskip("matplotlib", reason="matplotlib not installed: no lr_find.png")
+    data = (tmp_path / "lr_find.png").read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 10_000
+
+
 def test_lr_find_without_lr_finder_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delattr(cyoptim, "LRFinder", raising=False)
     with pytest.raises(MissingFeatureError, match="lr-find needs cyoptim.LRFinder"):

@@ -254,8 +254,11 @@ def run_lr_find(optimizer="adam", out=DEFAULT_OUT, seed=0, batch_size=DEFAULT_BA
     if result.suggestion is None:
         print(f"{choice.label}: no suggestion (the loss did not fall over the range)")
     else:
+        valley = getattr(result, "valley", None)
         print(f"{choice.label}: suggested learning rate {result.suggestion:.3g} "
-              f"(the demo uses {choice.lr:.3g})")
+              f"(steepest descent)"
+              + ("" if valley is None else f", valley {valley:.3g}")
+              + f"; the demo uses {choice.lr:.3g}")
     os.makedirs(out, exist_ok=True)
     _report_plot(plot_lr_find(result, os.path.join(out, "lr_find.png"),
                               f"LR range test: {choice.label} on {dataset.name}"),

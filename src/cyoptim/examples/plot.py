@@ -61,7 +61,7 @@ def plot_training_curves(results, path, title="cyoptim demo"):
 
 
 def plot_lr_find(result, path, title="LR range test"):
-    """The LR finder's loss curve (``result.plot(ax)``) with its suggestion marked.
+    """The LR finder's curve, drawn by ``result.plot(ax)`` (suggestion marked), as a PNG.
 
     Returns:
         `path`, or None when matplotlib is not installed.
@@ -71,11 +71,6 @@ def plot_lr_find(result, path, title="LR range test"):
         return None
     ax = fig.subplots()
     result.plot(ax)
-    if result.suggestion is not None:
-        ax.axvline(result.suggestion, color="tab:red", linestyle="--",
-                   label=f"suggested lr {result.suggestion:.3g}")
-        ax.legend()
-    ax.set_xscale("log")
     ax.set_title(title)
     fig.savefig(path, dpi=100)
     return path

@@ -23,9 +23,9 @@ import numpy as np
 
 import cyoptim
 
+from . import _threads
 from .examples import MLP, load_digits_dataset
 from .examples.optimizers import select_optimizers
-from . import _threads
 from .examples.optional import MissingFeatureError, require_attribute, single_threaded_blas
 from .examples.plot import plot_lr_find, plot_training_curves
 from .examples.training import batch_order, minibatches, steps_per_epoch, train

@@ -278,6 +278,10 @@ def test_cli_refuses_unknown_optimizer_and_missing_parts(tmp_path, capsys):
         cli.main(["demo", "--optimizers", "adam,adamz", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "unknown optimizer(s) adamz" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["lr-find", "--start-lr", "1", "--end-lr", "0.1", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "needs 0 < --start-lr < --end-lr" in capsys.readouterr().err
     if getattr(cyoptim, "LRFinder", None) is None:
         assert cli.main(["lr-find", "--out", str(tmp_path)]) == 2
         assert "lr-find needs cyoptim.LRFinder" in capsys.readouterr().err

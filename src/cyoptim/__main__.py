@@ -84,7 +84,7 @@ def build_parser():
                          help="first learning rate (default %(default)s)")
     lr_find.add_argument("--end-lr", type=float, default=10.0,
                          help="last learning rate (default %(default)s)")
-    lr_find.add_argument("--num-iter", type=_int_at_least(1), default=100,
+    lr_find.add_argument("--num-iter", type=_int_at_least(2), default=100,
                          help="steps of the test (default %(default)s)")
     lr_find.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
     lr_find.add_argument("--out", default=DEFAULT_OUT,
@@ -102,7 +102,11 @@ def main(argv=None):
         # Everything after "bench", --help included, belongs to cyoptim.bench.
         return _run_guarded(lambda: require_attribute(
             "cyoptim.bench", "main", "python -m cyoptim bench")(argv[1:]))
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "lr-find" and not 0 < args.start_lr < args.end_lr:
+        parser.error(f"lr-find needs 0 < --start-lr < --end-lr, got {args.start_lr} "
+                     f"and {args.end_lr}")
     if args.command == "demo":
         return _run_guarded(lambda: run_demo(
             optimizers=args.optimizers, epochs=args.epochs, batch_size=args.batch_size,

@@ -9,20 +9,26 @@ API that follows torch.optim::
     opt.step([dW, db])          # W and b are updated in place
 """
 
+from . import schedules
 from ._dispatch import simd_info
 from ._threads import get_num_threads, set_num_threads
+from .adadelta import Adadelta
+from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
 from .buffer import ParamBuffer
-from .optimizer import Optimizer
-from .sgd import SGD
-from . import schedules
 from .early_stopping import EarlyStopping
 from .lr_finder import LRFinder
+from .nadam import NAdam
+from .optimizer import Optimizer
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .sgd import SGD
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adam", "AdamW", "Optimizer", "ParamBuffer", "SGD",
+    "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "SGD",
+    "Optimizer", "ParamBuffer", "EarlyStopping", "LRFinder", "schedules",
     "get_num_threads", "set_num_threads", "simd_info",
 ]
-__all__ += ["EarlyStopping", "LRFinder", "schedules"]

@@ -1,0 +1,92 @@
+import itertools
+
+import numpy as np
+import pytest
+
+import cyoptim
+import cyoptim.reference as ref
+from conftest import torch_or_skip
+from optim_checks import (assert_bad_grads_change_nothing, assert_same_error_as_torch,
+                          torch_test_lr)
+from optim_harness import (assert_equals_reference, assert_matches_torch,
+                           assert_state_dict_round_trip, assert_thread_and_variant_invariant)
+
+FLAGS = [dict(maximize=m, weight_decay=wd, momentum=mom, centered=c)
+         for m, wd, mom, c in itertools.product([False, True], [0.0, 0.1], [0.0, 0.9],
+                                                [False, True])]
+IDS = ["-".join(f"{k}={v}" for k, v in f.items()) for f in FLAGS]
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=IDS)
+def test_rmsprop_matches_torch(flags, dtype):
+    torch = torch_or_skip()
+    # See torch_test_lr; with momentum, torch's fused p + (-lr)*b differs by up
+    # to half an ulp of p every step, so float32 needs an even smaller rate.
+    lr = torch_test_lr(dtype, 1e-2, 1e-4 if flags["momentum"] else 1e-3)
+    assert_matches_torch(cyoptim.RMSprop, torch.optim.RMSprop, dict(flags, lr=lr), dtype,
+                         group_options=dict(lr=2 * lr, alpha=0.9, eps=1e-6))
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=IDS)
+def test_rmsprop_equals_numpy_reference(flags, dtype):
+    assert_equals_reference(cyoptim.RMSprop, ref.RMSprop, dict(flags, lr=1e-2), dtype,
+                            group_options=dict(lr=0.1, alpha=0.3, momentum=0.5, eps=1e-3))
+
+
+@pytest.mark.parametrize("centered", [False, True])
+def test_rmsprop_thread_and_variant_invariant(centered, dtype):
+    assert_thread_and_variant_invariant(
+        cyoptim.RMSprop, dict(lr=0.01, momentum=0.9, centered=centered, weight_decay=0.1,
+                              maximize=True), dtype)
+
+
+@pytest.mark.parametrize("momentum, centered", [(0.0, False), (0.9, True)])
+def test_rmsprop_state_dict_round_trip(momentum, centered, dtype):
+    assert_state_dict_round_trip(cyoptim.RMSprop, dict(lr=0.01, momentum=momentum,
+                                                       centered=centered), dtype)
+
+
+def test_rmsprop_centered_momentum_by_hand():
+    """Two steps of centered RMSprop with momentum, written out."""
+    w = np.array([1.0])
+    opt = cyoptim.RMSprop([w], lr=0.1, alpha=0.5, eps=0.0, momentum=0.5, centered=True)
+    opt.step([np.array([2.0])])
+    # v = 0.5*4 = 2, gbar = 1, d = sqrt(2 - 1) = 1, b = 2, w = 1 - 0.1*2
+    np.testing.assert_allclose(w, [0.8], rtol=1e-15)
+    opt.step([np.array([-2.0])])
+    # v = 1 + 2 = 3, gbar = 0.5 - 1 = -0.5, d = sqrt(3 - 0.25), b = 1 - 2/d
+    b = 0.5 * 2 - 2 / np.sqrt(2.75)
+    np.testing.assert_allclose(w, [0.8 - 0.1 * b], rtol=1e-15)
+    state = opt.state_dict()["state"][0]
+    assert sorted(state) == ["grad_avg", "momentum_buffer", "square_avg", "step"]
+    assert state["step"] == 2.0
+    np.testing.assert_allclose(state["square_avg"], [3.0], rtol=1e-15)
+    np.testing.assert_allclose(state["grad_avg"], [-0.5], rtol=1e-15)
+    np.testing.assert_allclose(state["momentum_buffer"], [b], rtol=1e-15)
+
+
+def test_rmsprop_eps_outside_the_sqrt():
+    """With v = (1 - alpha)*g^2 after one step: g/(sqrt(v) + eps), not g/sqrt(v + eps)."""
+    w = np.zeros(1)
+    cyoptim.RMSprop([w], lr=1.0, alpha=0.75, eps=0.5).step([np.array([2.0])])
+    assert w[0] == -2.0 / (np.sqrt(0.25 * 4.0) + 0.5)
+
+
+def test_rmsprop_state_keys_follow_the_flags():
+    plain = cyoptim.RMSprop([np.zeros(2)])
+    plain.step([np.ones(2)])
+    assert sorted(plain.state_dict()["state"][0]) == ["square_avg", "step"]
+    assert plain._blocks[0].keys() == {"square_avg"}
+
+
+@pytest.mark.parametrize("name, value", [("lr", -1.0), ("eps", -1e-8), ("momentum", -0.5),
+                                         ("weight_decay", -1e-3), ("alpha", -0.1)])
+def test_rmsprop_validation_messages_equal_torch(name, value):
+    torch = torch_or_skip()
+    assert_same_error_as_torch(cyoptim.RMSprop, torch.optim.RMSprop, {name: value})
+
+
+@pytest.mark.parametrize("centered", [False, True])
+def test_rmsprop_bad_grads_change_nothing(centered, dtype):
+    assert_bad_grads_change_nothing(cyoptim.RMSprop, dict(momentum=0.9, centered=centered),
+                                    dtype)

@@ -1,0 +1,134 @@
+"""Command line: ``python -m cyoptim {demo, lr-find, bench} ...``.
+
+- ``demo``: train a small MLP on the 8x8 digits with every optimizer and
+  compare them (:func:`cyoptim.demo.run_demo`).
+- ``lr-find``: LR range test of one optimizer (:func:`cyoptim.demo.run_lr_find`).
+- ``bench``: the benchmarks; everything after ``bench`` goes to
+  ``cyoptim.bench.main(argv)``.
+
+Optional dependencies (matplotlib, tqdm, scikit-learn) and the bench module are
+imported only by the subcommand that needs them.
+"""
+
+import argparse
+import sys
+
+from .demo import (DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_OUT, SCHEDULES, run_demo,
+                   run_lr_find)
+from .examples.optimizers import BY_KEY
+from .examples.optional import MissingFeatureError, require_attribute
+
+
+def _optimizer_list(text):
+    """An argparse type: comma-separated names of the demo's optimizers."""
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BY_KEY]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown optimizer(s) {', '.join(unknown) or repr(text)}; choose from "
+            + ",".join(BY_KEY))
+    return names
+
+
+def _int_at_least(minimum):
+    """An argparse type: an integer >= minimum."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+def build_parser():
+    """The argparse parser of ``python -m cyoptim``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cyoptim",
+        description="cyoptim: fast CPU neural-network optimizers for NumPy arrays.")
+    commands = parser.add_subparsers(dest="command", metavar="{demo,lr-find,bench}")
+    commands.required = True
+
+    demo = commands.add_parser(
+        "demo", help="train an MLP on the 8x8 digits with every optimizer and compare",
+        description="Train a 64-128-64-10 MLP on scikit-learn's 8x8 digits with each "
+                    "optimizer (same initial weights, same batch order), print a table "
+                    "and write results.json and demo.png.")
+    demo.add_argument("--optimizers", type=_optimizer_list, default=None,
+                      help="comma-separated, e.g. adam,sgd,momentum (default: all available)")
+    demo.add_argument("--epochs", type=_int_at_least(1), default=DEFAULT_EPOCHS,
+                      help="passes over the training set (default %(default)s)")
+    demo.add_argument("--batch-size", type=_int_at_least(1), default=DEFAULT_BATCH_SIZE,
+                      help="minibatch size (default %(default)s)")
+    demo.add_argument("--schedule", choices=("none", *SCHEDULES), default="none",
+                      help="LR schedule stepped every batch (default %(default)s)")
+    demo.add_argument("--seed", type=int, default=0,
+                      help="fixes split, initial weights, batch order (default %(default)s)")
+    demo.add_argument("--threads", type=_int_at_least(0), default=None,
+                      help="kernel threads (default: OpenMP's maximum; 0 means the same)")
+    demo.add_argument("--out", default=DEFAULT_OUT,
+                      help="output directory (default %(default)s)")
+    demo.add_argument("--no-progress", dest="progress", action="store_false",
+                      help="no progress bar and per-optimizer lines")
+
+    lr_find = commands.add_parser(
+        "lr-find", help="LR range test of one optimizer on the digits MLP",
+        description="Raise the learning rate exponentially over a short run and plot "
+                    "the loss; writes lr_find.png with the suggested learning rate.")
+    lr_find.add_argument("--optimizer", default="adam", type=str.lower, choices=list(BY_KEY),
+                         metavar="NAME", help="one of " + ",".join(BY_KEY)
+                         + " (default %(default)s)")
+    lr_find.add_argument("--start-lr", type=float, default=1e-6,
+                         help="first learning rate (default %(default)s)")
+    lr_find.add_argument("--end-lr", type=float, default=10.0,
+                         help="last learning rate (default %(default)s)")
+    lr_find.add_argument("--num-iter", type=_int_at_least(2), default=100,
+                         help="steps of the test (default %(default)s)")
+    lr_find.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
+    lr_find.add_argument("--out", default=DEFAULT_OUT,
+                         help="output directory (default %(default)s)")
+
+    commands.add_parser("bench", add_help=False,
+                        help="benchmarks (arguments go to cyoptim.bench; try bench --help)")
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "bench":
+        # Everything after "bench", --help included, belongs to cyoptim.bench.
+        return _run_guarded(lambda: require_attribute(
+            "cyoptim.bench", "main", "python -m cyoptim bench")(argv[1:]))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "lr-find" and not 0 < args.start_lr < args.end_lr:
+        parser.error(f"lr-find needs 0 < --start-lr < --end-lr, got {args.start_lr} "
+                     f"and {args.end_lr}")
+    if args.command == "demo":
+        return _run_guarded(lambda: run_demo(
+            optimizers=args.optimizers, epochs=args.epochs, batch_size=args.batch_size,
+            schedule=None if args.schedule == "none" else args.schedule, seed=args.seed,
+            threads=args.threads, out=args.out, progress=args.progress))
+    return _run_guarded(lambda: run_lr_find(
+        optimizer=args.optimizer, out=args.out, seed=args.seed, start_lr=args.start_lr,
+        end_lr=args.end_lr, num_iter=args.num_iter))
+
+
+def _run_guarded(command):
+    """Run a command; report a missing part of cyoptim as one line with exit status 2.
+
+    The return value of the command is the exit status when it is an int, else 0.
+    """
+    try:
+        result = command()
+    except MissingFeatureError as exc:
+        print(f"python -m cyoptim: error: {exc}", file=sys.stderr)
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The demo: train one small MLP on the 8x8 digits with every optimizer, and compare.
+
+``python -m cyoptim demo`` (or :func:`run_demo`) trains
+:class:`cyoptim.examples.MLP` (64-128-64-10, ReLU, float32) with each optimizer
+in turn, from the same initial weights and in the same minibatch order, prints
+a table (lr, final training loss, test accuracy, wall time, share of the time
+spent in ``optimizer.step``) and writes ``results.json`` and ``demo.png``.
+``python -m cyoptim lr-find`` (or :func:`run_lr_find`) runs an LR range test
+and writes ``lr_find.png``.
+
+Reproducibility: a seed fixes the split, the initial weights and the
+minibatch order; the kernels are deterministic for any thread count
+(SPEC section 4), and BLAS runs on one thread when threadpoolctl is installed,
+so a seed gives the same numbers on every run and every ``threads`` value
+(timings aside).
+"""
+
+import contextlib
+import json
+import os
+
+import numpy as np
+
+import cyoptim
+
+from . import _threads
+from .examples import MLP, load_digits_dataset
+from .examples.optimizers import select_optimizers
+from .examples.optional import MissingFeatureError, require_attribute, single_threaded_blas
+from .examples.plot import plot_lr_find, plot_training_curves
+from .examples.training import batch_order, minibatches, steps_per_epoch, train
+
+SCHEDULES = ("cosine", "onecycle")
+DEFAULT_EPOCHS = 20
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_OUT = "./cyoptim-demo"
+
+
+def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SIZE,
+             schedule=None, seed=0, threads=None, out=DEFAULT_OUT, progress=True):
+    """Train the digits MLP with each optimizer; print a table, write results.json and demo.png.
+
+    Args:
+        optimizers: keys such as ``["adam", "sgd"]`` (see
+            ``cyoptim.examples.optimizers.CHOICES``), or None for every optimizer
+            this build of cyoptim has.
+        epochs: passes over the training set.
+        batch_size: minibatch size.
+        schedule: None, ``"cosine"`` (cosine annealing to 0 over the run) or
+            ``"onecycle"`` (one cycle peaking at each optimizer's lr); the
+            schedule steps after every batch. Needs ``cyoptim.schedules``.
+        seed: fixes the split, the initial weights and the minibatch order.
+        threads: kernel threads (``cyoptim.set_num_threads``) during the run;
+            None keeps the current setting.
+        out: directory for results.json and demo.png (created if needed).
+        progress: show a progress bar (needs tqdm) and a line per optimizer.
+
+    Returns:
+        The document written to results.json: metadata and a ``"results"`` list
+        with, per optimizer, ``optimizer``, ``lr``, ``final_loss``,
+        ``test_accuracy``, ``seconds``, ``step_seconds``, ``diverged`` and the
+        per-epoch ``loss`` (training set) and ``accuracy`` (test set).
+
+    Example:
+        >>> from cyoptim.demo import run_demo
+        >>> doc = run_demo(["adam", "sgd"], epochs=2, out="/tmp/demo", progress=False)
+        ... # doctest: +SKIP
+    """
+    _check_positive(epochs=epochs, batch_size=batch_size)
+    choices, skipped = select_optimizers(optimizers)
+    make_schedule = _schedule_factory(schedule)
+    dataset = _load_dataset(seed)
+    if skipped:
+        print("not in this build of cyoptim, skipped: " + ", ".join(skipped))
+    total_steps = epochs * steps_per_epoch(len(dataset.y_train), batch_size)
+    model = MLP(seed=seed)           # every optimizer starts from these weights
+    initial_weights = model.buffer.data.copy()
+    results = []
+    with _kernel_threads(threads) as used_threads, single_threaded_blas():
+        for choice in choices:
+            model.buffer.data[...] = initial_weights
+            optimizer = choice.build(model.params)
+            history = train(model, optimizer, dataset, epochs, batch_size, seed,
+                            schedule=make_schedule(optimizer, choice.lr, total_steps),
+                            description=choice.label, progress=progress)
+            results.append(_result(choice, history))
+            if progress:
+                print(_summary_line(results[-1]), flush=True)
+    doc = {
+        "dataset": dataset.name,
+        "n_train": len(dataset.y_train),
+        "n_test": len(dataset.y_test),
+        "model": {"sizes": list(model.sizes), "activation": model.activation,
+                  "dtype": str(model.dtype), "params": model.buffer.size},
+        "seed": seed,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "schedule": schedule if schedule in SCHEDULES else None,
+        "simd": cyoptim.simd_info(),
+        "threads": used_threads,
+        "cyoptim_version": cyoptim.__version__,
+        "numpy_version": np.__version__,
+        "skipped": skipped,
+        "results": results,
+    }
+    print()
+    print(format_table(results))
+    _write_outputs(doc, out)
+    return doc
+
+
+def _load_dataset(seed):
+    """The digits split drawn from seed; says so when it is the synthetic stand-in."""
+    dataset = load_digits_dataset(seed)
+    if dataset.synthetic:
+        print("scikit-learn not installed: using a synthetic dataset "
+              "(pip install scikit-learn for the 8x8 digits)")
+    return dataset
+
+
+@contextlib.contextmanager
+def _kernel_threads(threads):
+    """Run the kernels on `threads` threads (None: unchanged) inside; yields the count."""
+    previous = _threads.requested()
+    if threads is not None:
+        cyoptim.set_num_threads(threads)
+    try:
+        yield cyoptim.get_num_threads()
+    finally:
+        cyoptim.set_num_threads(previous)
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _schedule_factory(schedule):
+    """A function (optimizer, lr, total_steps) -> schedule or None, checked up front."""
+    if schedule in (None, "none"):
+        return lambda optimizer, lr, total_steps: None
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose from none, "
+                         + ", ".join(SCHEDULES))
+    needed_for = f"the {schedule} schedule"
+    if schedule == "cosine":
+        cls = require_attribute("cyoptim.schedules", "CosineAnnealingLR", needed_for)
+        return lambda optimizer, lr, total_steps: cls(optimizer, T_max=total_steps)
+    cls = require_attribute("cyoptim.schedules", "OneCycleLR", needed_for)
+    # Only the lr cycles: cycling momentum would switch momentum on for plain SGD
+    # and change beta1 of the Adam family, which is not what the table compares.
+    return lambda optimizer, lr, total_steps: cls(optimizer, max_lr=lr,
+                                                  total_steps=total_steps,
+                                                  cycle_momentum=False)
+
+
+def _finite_or_none(value):
+    """JSON has no NaN: a diverged loss is written as null."""
+    return float(value) if np.isfinite(value) else None
+
+
+def _result(choice, history):
+    return {
+        "optimizer": choice.label,
+        "key": choice.key,
+        "lr": choice.lr,
+        "final_loss": _finite_or_none(history.loss[-1]),
+        "test_accuracy": history.accuracy[-1],
+        "seconds": history.seconds,
+        "step_seconds": history.step_seconds,
+        "diverged": history.diverged,
+        "loss": [_finite_or_none(v) for v in history.loss],
+        "accuracy": history.accuracy,
+    }
+
+
+def _format_loss(value):
+    return "diverged" if value is None else f"{value:.4f}"
+
+
+def _summary_line(result):
+    return (f"{result['optimizer']}: loss {_format_loss(result['final_loss'])}, "
+            f"test accuracy {result['test_accuracy']:.3f} in {result['seconds']:.2f} s")
+
+
+def format_table(results):
+    """The comparison table printed by the demo, as text."""
+    header = (f"{'optimizer':<14}{'lr':>8}{'final loss':>12}{'test acc':>10}"
+              f"{'time (s)':>10}{'in step':>9}")
+    lines = [header, "-" * len(header)]
+    for r in results:
+        share = r["step_seconds"] / r["seconds"] if r["seconds"] > 0 else 0.0
+        lines.append(f"{r['optimizer']:<14}{r['lr']:>8.3g}{_format_loss(r['final_loss']):>12}"
+                     f"{r['test_accuracy']:>10.4f}{r['seconds']:>10.2f}{share:>9.1%}")
+    return "\n".join(lines)
+
+
+def _write_outputs(doc, out):
+    os.makedirs(out, exist_ok=True)
+    json_path = os.path.join(out, "results.json")
+    with open(json_path, "w") as f:
+        json.dump(doc, f, indent=2, allow_nan=False)
+        f.write("\n")
+    print(f"\nresults: {json_path}")
+    title = (f"cyoptim {doc['cyoptim_version']} on {doc['dataset']}: MLP "
+             f"{'-'.join(map(str, doc['model']['sizes']))}, {doc['epochs']} epochs, "
+             f"batch {doc['batch_size']}, schedule {doc['schedule'] or 'none'}")
+    _report_plot(plot_training_curves(doc["results"], os.path.join(out, "demo.png"), title),
+                 "demo.png")
+
+
+def _report_plot(path, filename):
+    """Print where a plot went, or that it was not drawn (path None: no matplotlib)."""
+    if path is None:
+        print(f"matplotlib not installed: {filename} not written (pip install matplotlib)")
+    else:
+        print(f"plot:    {path}")
+
+
+def run_lr_find(optimizer="adam", out=DEFAULT_OUT, seed=0, batch_size=DEFAULT_BATCH_SIZE,
+                start_lr=1e-6, end_lr=10.0, num_iter=100):
+    """LR range test of one optimizer on the digits MLP; writes lr_find.png.
+
+    Uses ``cyoptim.LRFinder(optimizer, loss_and_grads)``, where
+    ``loss_and_grads()`` trains on the next minibatch: it returns the loss and
+    the model's grads.
+
+    Args:
+        optimizer: a key of the demo's optimizers (default ``"adam"``).
+        out: directory for lr_find.png (created if needed).
+        seed: fixes the split, the initial weights and the minibatch order.
+        batch_size: minibatch size.
+        start_lr, end_lr, num_iter: the range and length of the test.
+
+    Returns:
+        The finder's result (``lrs``, ``losses``, ``suggestion``).
+    """
+    lr_finder = require_attribute("cyoptim", "LRFinder", "lr-find")
+    _check_positive(batch_size=batch_size, num_iter=num_iter)
+    (choice,), _ = select_optimizers([optimizer])
+    dataset = _load_dataset(seed)
+    model = MLP(seed=seed)
+    batches = _endless_minibatches(len(dataset.y_train), batch_size, seed)
+
+    def loss_and_grads():
+        rows = next(batches)
+        loss = model.loss_and_grad(dataset.x_train[rows], dataset.y_train[rows])
+        return loss, model.grads
+
+    with single_threaded_blas(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        finder = lr_finder(choice.build(model.params, lr=start_lr), loss_and_grads)
+        result = finder.run(start_lr, end_lr, num_iter)
+    if result.suggestion is None:
+        print(f"{choice.label}: no suggestion (the loss did not fall over the range)")
+    else:
+        valley = getattr(result, "valley", None)
+        print(f"{choice.label}: suggested learning rate {result.suggestion:.3g} "
+              f"(steepest descent)"
+              + ("" if valley is None else f", valley {valley:.3g}")
+              + f"; the demo uses {choice.lr:.3g}")
+    os.makedirs(out, exist_ok=True)
+    _report_plot(plot_lr_find(result, os.path.join(out, "lr_find.png"),
+                              f"LR range test: {choice.label} on {dataset.name}"),
+                 "lr_find.png")
+    return result
+
+
+def _endless_minibatches(n, batch_size, seed):
+    rng = batch_order(seed)
+    while True:
+        yield from minibatches(n, batch_size, rng)
+
+
+__all__ = ["MissingFeatureError", "SCHEDULES", "format_table", "run_demo", "run_lr_find"]

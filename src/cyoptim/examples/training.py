@@ -1,0 +1,102 @@
+"""The training loop of the examples: minibatches in a seeded order, timed steps.
+
+One function, :func:`train`, fits a model (anything with ``loss_and_grad``,
+``loss``, ``accuracy`` and ``grads``, like :class:`~cyoptim.examples.MLP`)
+with one optimizer, and records per epoch the loss on the whole training set
+and the accuracy on the test set. It times the whole run and, separately, the
+calls to ``optimizer.step``, so the demo can show what share of a training
+step the optimizer costs.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .optional import progress_bar
+
+# Index of the batch-order stream in a run's seed sequence (the split and the
+# initial weights use the seed itself).
+BATCH_ORDER_STREAM = 1
+
+
+def batch_order(seed):
+    """The random generator that orders the minibatches of a run seeded with `seed`."""
+    return np.random.default_rng([seed, BATCH_ORDER_STREAM])
+
+
+def minibatches(n, batch_size, rng):
+    """Index arrays covering range(n) once, in an order drawn from rng (last one may be short)."""
+    order = rng.permutation(n)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def steps_per_epoch(n, batch_size):
+    """Number of minibatches in one pass over n rows."""
+    return -(-n // batch_size)
+
+
+@dataclass
+class History:
+    """What :func:`train` measured.
+
+    Attributes:
+        loss: training-set loss after each epoch (NaN once diverged).
+        accuracy: test-set accuracy after each epoch.
+        seconds: wall time of the whole run (steps and per-epoch evaluation).
+        step_seconds: time spent inside ``optimizer.step``.
+        diverged: the loss became NaN or infinite and training stopped.
+    """
+
+    loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    seconds: float = 0.0
+    step_seconds: float = 0.0
+    diverged: bool = False
+
+
+def train(model, optimizer, dataset, epochs, batch_size, seed, schedule=None,
+          description="training", progress=True):
+    """Fit `model` with `optimizer` on `dataset`; return a :class:`History`.
+
+    Args:
+        model: has ``loss_and_grad(x, y)`` (fills ``model.grads``), ``loss`` and ``accuracy``.
+        optimizer: a cyoptim optimizer over the model's params.
+        dataset: a :class:`~cyoptim.examples.Dataset`.
+        epochs, batch_size: length of the run and minibatch size.
+        seed: seeds the minibatch order (the same for every optimizer).
+        schedule: an LR schedule whose ``step()`` is called after every batch, or None.
+        description: label of the progress bar.
+        progress: show a tqdm bar when tqdm is installed.
+
+    A run whose loss becomes NaN or infinite stops at the end of that epoch,
+    with ``diverged`` set; its remaining epochs are not recorded.
+    """
+    x, y = dataset.x_train, dataset.y_train
+    rng = batch_order(seed)
+    bar = progress_bar(epochs * steps_per_epoch(len(y), batch_size), description, progress)
+    history = History()
+    start = time.perf_counter()
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for _ in range(epochs):
+                for rows in minibatches(len(y), batch_size, rng):
+                    model.loss_and_grad(x[rows], y[rows])
+                    tick = time.perf_counter()
+                    optimizer.step(model.grads)
+                    history.step_seconds += time.perf_counter() - tick
+                    if schedule is not None:
+                        schedule.step()
+                    bar.update()
+                loss = model.loss(x, y)
+                history.loss.append(loss)
+                history.accuracy.append(model.accuracy(dataset.x_test, dataset.y_test))
+                bar.set_postfix_str(f"loss {loss:.4f}")
+                if not np.isfinite(loss):
+                    history.diverged = True
+                    break
+    finally:
+        bar.close()
+    history.seconds = time.perf_counter() - start
+    return history

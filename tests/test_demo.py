@@ -1,0 +1,302 @@
+"""Tests of the demo: run_demo, run_lr_find and ``python -m cyoptim`` end to end."""
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import cyoptim
+from cyoptim import __main__ as cli
+from cyoptim.demo import format_table, run_demo, run_lr_find
+from cyoptim.examples.optional import MissingFeatureError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+RESULT_KEYS = {"optimizer", "key", "lr", "final_loss", "test_accuracy", "seconds",
+               "step_seconds", "diverged", "loss", "accuracy"}
+TIMINGS = {"seconds", "step_seconds"}
+
+
+def tiny_demo(out, **options):
+    """run_demo with settings small enough for a unit test."""
+    settings = dict(optimizers=["adam", "sgd"], epochs=1, batch_size=64, out=str(out),
+                    progress=False)
+    settings.update(options)
+    return run_demo(**settings)
+
+
+def numbers(doc):
+    """The results of a demo run without its timings: what a seed must reproduce."""
+    return [{k: v for k, v in r.items() if k not in TIMINGS} for r in doc["results"]]
+
+
+def check_results_file(path, labels, epochs):
+    with open(path) as f:
+        doc = json.load(f)
+    for key in ("dataset", "seed", "epochs", "batch_size", "simd", "threads", "model"):
+        assert key in doc
+    assert doc["simd"] == cyoptim.simd_info()
+    assert doc["epochs"] == epochs
+    assert [r["optimizer"] for r in doc["results"]] == labels
+    for r in doc["results"]:
+        assert set(r) == RESULT_KEYS
+        assert len(r["loss"]) == len(r["accuracy"]) == epochs
+        assert r["final_loss"] == r["loss"][-1] and r["test_accuracy"] == r["accuracy"][-1]
+        assert 0 < r["final_loss"] < np.log(10)           # better than chance
+        assert 0.1 < r["test_accuracy"] <= 1
+        assert 0 < r["step_seconds"] < r["seconds"]
+        assert r["lr"] > 0 and r["diverged"] is False
+    return doc
+
+
+def cli_env():
+    """Environment for a subprocess that imports this very cyoptim."""
+    src = os.path.dirname(os.path.dirname(os.path.abspath(cyoptim.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in [env.get("PYTHONPATH")] if p])
+    return env
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "cyoptim", *args], capture_output=True,
+                          text=True, env=cli_env(), cwd=cwd, timeout=300)
+
+
+# ----------------------------------------------------------------------------- run_demo
+def test_run_demo_writes_results_and_prints_a_table(tmp_path, capsys):
+    doc = tiny_demo(tmp_path, epochs=2)
+    printed = capsys.readouterr().out
+    check_results_file(tmp_path / "results.json", ["Adam", "SGD"], epochs=2)
+    with open(tmp_path / "results.json") as f:
+        assert json.load(f) == doc
+    assert format_table(doc["results"]) in printed
+    assert str(tmp_path / "results.json") in printed
+    for header in ("optimizer", "lr", "final loss", "test acc", "time (s)", "in step"):
+        assert header in printed
+
+
+def test_demo_png_is_a_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="matplotlib not installed: no demo.png to check")
+    tiny_demo(tmp_path)
+    png = tmp_path / "demo.png"
+    assert str(png) in capsys.readouterr().out
+    data = png.read_bytes()
+    assert data.startswith(PNG_MAGIC)
+    assert len(data) > 20_000     # two panels with curves, legend and labels
+
+
+def test_demo_without_matplotlib_skips_the_png(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    tiny_demo(tmp_path)
+    assert "matplotlib not installed: demo.png not written" in capsys.readouterr().out
+    assert not (tmp_path / "demo.png").exists()
+    assert (tmp_path / "results.json").exists()
+
+
+def test_demo_without_tqdm_still_reports_progress(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    tiny_demo(tmp_path, progress=True)
+    printed = capsys.readouterr().out
+    assert "Adam: loss" in printed and "SGD: loss" in printed
+
+
+def test_demo_without_scikit_learn_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    doc = tiny_demo(tmp_path)
+    assert "scikit-learn not installed: using a synthetic dataset" in capsys.readouterr().out
+    assert doc["dataset"] == "synthetic"
+
+
+def test_same_seed_same_numbers_for_any_thread_count(tmp_path):
+    one = tiny_demo(tmp_path / "one", optimizers=["adam", "momentum"], epochs=2, threads=1)
+    two = tiny_demo(tmp_path / "two", optimizers=["adam", "momentum"], epochs=2, threads=2)
+    again = tiny_demo(tmp_path / "again", optimizers=["adam", "momentum"], epochs=2,
+                      threads=1)
+    assert (one["threads"], two["threads"]) == (1, 2)
+    assert numbers(one) == numbers(two) == numbers(again)
+    other_seed = tiny_demo(tmp_path / "seed1", optimizers=["adam", "momentum"], epochs=2,
+                           seed=1)
+    assert numbers(other_seed) != numbers(one)
+
+
+def test_threads_setting_is_restored(tmp_path):
+    before = cyoptim.get_num_threads()
+    tiny_demo(tmp_path, optimizers=["sgd"], threads=1)
+    assert cyoptim.get_num_threads() == before
+
+
+def test_default_settings_train_adam_well_and_fast(tmp_path):
+    doc = run_demo(out=str(tmp_path), progress=False)
+    results = {r["key"]: r for r in doc["results"]}
+    if doc["dataset"] == "digits":
+        assert results["adam"]["test_accuracy"] >= 0.95
+    for r in doc["results"]:
+        assert not r["diverged"], r["optimizer"]
+        assert r["test_accuracy"] >= 0.9, r["optimizer"]
+    assert sum(r["seconds"] for r in doc["results"]) < 60
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        tiny_demo(tmp_path, epochs=0)
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        tiny_demo(tmp_path, schedule="linear")
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        tiny_demo(tmp_path, optimizers=["adamm"])
+
+
+def has_schedules():
+    try:
+        import cyoptim.schedules  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(has_schedules(), reason="cyoptim.schedules exists in this build")
+def test_schedule_without_schedules_module_is_a_clear_error(tmp_path):
+    with pytest.raises(MissingFeatureError, match="the cosine schedule needs cyoptim.schedules"):
+        tiny_demo(tmp_path, schedule="cosine")
+    assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.skipif(not has_schedules(), reason="cyoptim.schedules not in this build yet")
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
+def test_schedules_run(tmp_path, schedule):
+    doc = tiny_demo(tmp_path, schedule=schedule, epochs=2)
+    assert doc["schedule"] == schedule
+    check_results_file(tmp_path / "results.json", ["Adam", "SGD"], epochs=2)
+
+
+class RecordingSchedule:
+    """Stands in for a cyoptim.schedules class: records its arguments and steps."""
+
+    made = []
+
+    def __init__(self, optimizer, **options):
+        self.optimizer, self.options, self.steps = optimizer, options, 0
+        RecordingSchedule.made.append(self)
+
+    def step(self):
+        self.steps += 1
+        self.optimizer.param_groups[0]["lr"] *= 0.5
+
+
+def test_schedule_is_built_per_optimizer_and_stepped_every_batch(tmp_path, monkeypatch):
+    fake = types.ModuleType("cyoptim.schedules")
+    fake.CosineAnnealingLR = fake.OneCycleLR = RecordingSchedule
+    monkeypatch.setitem(sys.modules, "cyoptim.schedules", fake)
+    monkeypatch.setattr(RecordingSchedule, "made", [])
+    doc = tiny_demo(tmp_path, schedule="onecycle", epochs=2)
+    steps = 2 * -(-doc["n_train"] // 64)
+    made = RecordingSchedule.made
+    assert [s.steps for s in made] == [steps, steps]
+    assert [s.options for s in made] == [
+        {"max_lr": r["lr"], "total_steps": steps, "cycle_momentum": False}
+        for r in doc["results"]]
+    final_lr = made[0].optimizer.param_groups[0]["lr"]        # the schedule drove the lr
+    assert final_lr == pytest.approx(doc["results"][0]["lr"] * 0.5 ** steps)
+    monkeypatch.setattr(RecordingSchedule, "made", [])
+    tiny_demo(tmp_path, schedule="cosine", optimizers=["sgd"])
+    assert RecordingSchedule.made[0].options == {"T_max": -(-doc["n_train"] // 64)}
+
+
+# ----------------------------------------------------------------------------- lr-find
+class FakeFinderResult:
+    def __init__(self, lrs, losses):
+        self.lrs, self.losses = lrs, losses
+        self.suggestion = lrs[int(np.argmin(np.gradient(losses)))]
+
+    def plot(self, ax):
+        ax.plot(self.lrs, self.losses)
+
+
+class FakeLRFinder:
+    """Stands in for cyoptim.LRFinder: an exponential lr sweep over loss_and_grads()."""
+
+    def __init__(self, optimizer, loss_and_grads):
+        self.optimizer, self.loss_and_grads = optimizer, loss_and_grads
+
+    def run(self, start_lr, end_lr, num_iter):
+        lrs = list(np.geomspace(start_lr, end_lr, num_iter))
+        losses = []
+        for lr in lrs:
+            self.optimizer.param_groups[0]["lr"] = lr
+            loss, grads = self.loss_and_grads()
+            losses.append(loss)
+            self.optimizer.step(grads)
+        return FakeFinderResult(lrs, losses)
+
+
+def test_lr_find_feeds_the_finder_and_marks_its_suggestion(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cyoptim, "LRFinder", FakeLRFinder, raising=False)
+    result = run_lr_find("adam", out=str(tmp_path), start_lr=1e-5, end_lr=1.0, num_iter=30)
+    printed = capsys.readouterr().out
+    assert len(result.losses) == 30 and np.isfinite(result.losses[0])
+    assert result.losses[0] > min(result.losses)             # the minibatches train the MLP
+    assert f"suggested learning rate {result.suggestion:.3g}" in printed
+    pytest.importorskip("matplotlib", reason="matplotlib not installed: no lr_find.png")
+    assert (tmp_path / "lr_find.png").read_bytes().startswith(PNG_MAGIC)
+
+
+@pytest.mark.skipif(getattr(cyoptim, "LRFinder", None) is None,
+                    reason="cyoptim.LRFinder not in this build yet")
+def test_lr_find_with_cyoptim_lr_finder(tmp_path, capsys):
+    result = run_lr_find("sgd", out=str(tmp_path), num_iter=40)
+    assert 1e-6 <= result.suggestion <= 10
+    assert f"SGD: suggested learning rate {result.suggestion:.3g}" in capsys.readouterr().out
+    pytest.importorskip("matplotlib", reason="matplotlib not installed: no lr_find.png")
+    data = (tmp_path / "lr_find.png").read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 10_000
+
+
+def test_lr_find_without_lr_finder_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delattr(cyoptim, "LRFinder", raising=False)
+    with pytest.raises(MissingFeatureError, match="lr-find needs cyoptim.LRFinder"):
+        run_lr_find(out=str(tmp_path))
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_demo_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("demo", "--optimizers", "adam,sgd", "--epochs", "2", "--batch-size", "64",
+                   "--threads", "2", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"results: {out / 'results.json'}" in proc.stdout
+    doc = check_results_file(out / "results.json", ["Adam", "SGD"], epochs=2)
+    assert doc["threads"] == 2
+    # The same seed in this process, on one thread, gives the same numbers.
+    here = tiny_demo(tmp_path / "here", epochs=2, threads=1)
+    assert numbers(here) == numbers(doc)
+
+
+def test_cli_refuses_unknown_optimizer_and_missing_parts(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "--optimizers", "adam,adamz", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "unknown optimizer(s) adamz" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["lr-find", "--start-lr", "1", "--end-lr", "0.1", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "needs 0 < --start-lr < --end-lr" in capsys.readouterr().err
+    if getattr(cyoptim, "LRFinder", None) is None:
+        assert cli.main(["lr-find", "--out", str(tmp_path)]) == 2
+        assert "lr-find needs cyoptim.LRFinder" in capsys.readouterr().err
+
+
+def test_cli_bench_hands_its_arguments_to_cyoptim_bench(monkeypatch):
+    calls = []
+    bench = types.ModuleType("cyoptim.bench")
+    bench.main = lambda argv: calls.append(argv) or 3
+    monkeypatch.setitem(sys.modules, "cyoptim.bench", bench)
+    assert cli.main(["bench", "--help", "--sizes", "10"]) == 3
+    assert calls == [["--help", "--sizes", "10"]]
+
+
+def test_cli_bench_without_bench_module_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "cyoptim.bench", None)
+    assert cli.main(["bench"]) == 2
+    assert "needs cyoptim.bench" in capsys.readouterr().err

@@ -9,7 +9,9 @@ Implementations:
 - ``cyoptim``: this library (one kernel call per param group).
 - ``numpy``: ``cyoptim.reference``, the NumPy twin (in-place ufuncs).
 - ``torch``: ``torch.optim`` with ``fused=True`` where torch has a fused CPU
-  kernel for the optimizer, else its default (single-tensor) implementation.
+  kernel for the optimizer (SGD, Adam, AdamW, Adagrad), else its default.
+- ``torch-default``: ``torch.optim`` as constructed by default (on CPU: the
+  single-tensor loop).
 - ``deepspeed``: ``DeepSpeedCPUAdam`` (Adam and AdamW only), when installed.
 """
 
@@ -25,11 +27,20 @@ import numpy as np
 from . import _threads
 from .buffer import ParamBuffer
 
-# name -> (cyoptim class name, kwargs, torch class name, torch has a fused CPU kernel)
+# name -> (cyoptim class name, kwargs, torch class name or None, torch has a fused
+# CPU kernel, arrays streamed per step: reads + writes of param-sized arrays)
 OPTIMIZERS = {
-    "adam": ("Adam", {}, "Adam", True),
-    "adamw": ("AdamW", {}, "AdamW", True),
-    "sgd": ("SGD", {"momentum": 0.9}, "SGD", True),
+    "sgd": ("SGD", {"momentum": 0.9}, "SGD", True, 3 + 2),
+    "adam": ("Adam", {}, "Adam", True, 4 + 3),
+    "adamw": ("AdamW", {}, "AdamW", True, 4 + 3),
+    "adagrad": ("Adagrad", {}, "Adagrad", True, 3 + 2),
+    "rmsprop": ("RMSprop", {"momentum": 0.9, "centered": True}, "RMSprop", False, 5 + 4),
+    "adadelta": ("Adadelta", {}, "Adadelta", False, 4 + 3),
+    "adamax": ("Adamax", {}, "Adamax", False, 4 + 3),
+    "nadam": ("NAdam", {}, "NAdam", False, 4 + 3),
+    "radam": ("RAdam", {}, "RAdam", False, 4 + 3),
+    "lion": ("Lion", {}, None, False, 3 + 2),
+    "lamb": ("LAMB", {"weight_decay": 1e-2}, None, False, (4 + 2) + (3 + 1)),  # two passes
 }
 DEFAULT_OPTIMIZERS = ("adam", "sgd")
 
@@ -42,7 +53,7 @@ LAYOUTS = {
     "500x2k-buffer": ([2_000] * 500, True),
 }
 DEFAULT_LAYOUTS = tuple(LAYOUTS)
-IMPLEMENTATIONS = ("cyoptim", "numpy", "torch", "deepspeed")
+IMPLEMENTATIONS = ("cyoptim", "numpy", "torch", "torch-default", "deepspeed")
 
 
 def installed(module):
@@ -70,7 +81,7 @@ def _arrays(sizes, in_buffer, dtype, seed):
 def make_stepper(implementation, optimizer, layout, dtype=np.float32, seed=0):
     """A zero-argument function that performs one optimizer step, or None if the
     implementation is not available for this optimizer."""
-    class_name, kwargs, torch_name, torch_fused = OPTIMIZERS[optimizer]
+    class_name, kwargs, torch_name, torch_fused, _ = OPTIMIZERS[optimizer]
     sizes, in_buffer = LAYOUTS[layout]
     params, grads = _arrays(sizes, in_buffer, dtype, seed)
     if implementation in ("cyoptim", "numpy"):
@@ -79,14 +90,14 @@ def make_stepper(implementation, optimizer, layout, dtype=np.float32, seed=0):
         module = cyoptim if implementation == "cyoptim" else cyoptim.reference
         opt = getattr(module, class_name)(params, **kwargs)
         return lambda: opt.step(grads)
-    if implementation == "torch":
-        if not installed("torch"):
+    if implementation in ("torch", "torch-default"):
+        if torch_name is None or not installed("torch"):
             return None
         import torch
         tensors = [torch.from_numpy(p) for p in params]
         for t, g in zip(tensors, grads):
             t.grad = torch.from_numpy(g)
-        extra = {"fused": True} if torch_fused else {}
+        extra = {"fused": True} if torch_fused and implementation == "torch" else {}
         opt = getattr(torch.optim, torch_name)(tensors, **extra, **kwargs)
         return opt.step
     if implementation == "deepspeed":
@@ -123,13 +134,31 @@ def time_per_step(step, min_seconds=0.2, repeats=7):
     return statistics.median(times)
 
 
+def bandwidth_probe(n_elements=48_000_000, min_seconds=0.3):
+    """GB/s of a threaded in-place streaming update (a += s*b) over 768 MB."""
+    from . import _dispatch
+
+    a, b = np.full(n_elements, 1.0), np.full(n_elements, 1e-9)
+    # The best of several medians, as STREAM reports: the machine's capability.
+    seconds = min(time_per_step(
+        lambda: _dispatch.kernels.stream_update(a, b, -1e-9, _threads.requested()),
+        min_seconds / 3, repeats=5) for _ in range(3))
+    return 24 * n_elements / seconds / 1e9
+
+
+def bytes_per_param(optimizer, dtype):
+    """Bytes an optimizer step must move per parameter (each array read or written once)."""
+    return OPTIMIZERS[optimizer][4] * np.dtype(dtype).itemsize
+
+
 def measure(optimizers, layouts, implementations, dtype=np.float32, min_seconds=0.2):
     """Rows of {"optimizer", "layout", "params", impl: Mparam/s or None}."""
     rows = []
     for optimizer in optimizers:
         for layout in layouts:
             n = sum(LAYOUTS[layout][0])
-            row = {"optimizer": optimizer, "layout": layout, "params": n}
+            row = {"optimizer": optimizer, "layout": layout, "params": n,
+                   "bytes_per_param": bytes_per_param(optimizer, dtype)}
             for implementation in implementations:
                 step = make_stepper(implementation, optimizer, layout, dtype)
                 row[implementation] = (None if step is None else
@@ -140,16 +169,24 @@ def measure(optimizers, layouts, implementations, dtype=np.float32, min_seconds=
     return rows
 
 
-def format_table(rows, implementations):
+def format_table(rows, implementations, bandwidth=None):
+    """The table `python -m cyoptim bench` prints; bandwidth (GB/s) adds the
+    GB/s cyoptim moves and its share of that limit."""
     others = [i for i in implementations if i != "cyoptim"]
     header = (["optimizer", "layout"] + [f"{i} Mp/s" for i in implementations]
               + [f"vs {i}" for i in others])
+    if bandwidth:
+        header += ["cyoptim GB/s", "of limit"]
     lines = []
     for row in rows:
+        ours = row["cyoptim"]
         cells = [row["optimizer"], row["layout"]]
         cells += ["-" if row[i] is None else f"{row[i]:,.0f}" for i in implementations]
-        cells += ["-" if row[i] is None or row["cyoptim"] is None
-                  else f"{row['cyoptim'] / row[i]:.1f}x" for i in others]
+        cells += ["-" if row[i] is None or ours is None
+                  else f"{ours / row[i]:.1f}x" for i in others]
+        if bandwidth:
+            gbs = ours * row["bytes_per_param"] / 1e3
+            cells += [f"{gbs:,.1f}", f"{gbs / bandwidth:.0%}"]
         lines.append(cells)
     widths = [max(len(str(c)) for c in column) for column in zip(header, *lines)]
     fmt = "  ".join(f"{{:{'<' if k < 2 else '>'}{w}}}" for k, w in enumerate(widths))
@@ -192,13 +229,16 @@ def main(argv=None):
     if "cyoptim" not in implementations:
         implementations.insert(0, "cyoptim")
     implementations = [i for i in implementations
-                       if i in ("cyoptim", "numpy") or installed(i)]
+                       if i in ("cyoptim", "numpy") or installed(i.split("-")[0])]
     if args.threads is not None:
         cyoptim.set_num_threads(args.threads)
     print(f"cyoptim {cyoptim.__version__}: SIMD {cyoptim.simd_info()}, "
           f"{_threads.get_num_threads()} threads, {args.dtype}; Mparam/s, median of repeats")
+    bandwidth = bandwidth_probe()
+    print(f"memory bandwidth probe (threaded in-place a += s*b over 768 MB): {bandwidth:.1f} GB/s; "
+          f"GB/s below counts each param-sized array read or written once")
     rows = measure(optimizers, layouts, implementations, np.dtype(args.dtype), args.seconds)
-    print(format_table(rows, implementations))
+    print(format_table(rows, implementations, bandwidth))
     return 0
 
 

@@ -99,6 +99,11 @@ class BuildExt(build_ext):
                 raise RuntimeError(message + " CYOPTIM_REQUIRE_OPENMP=1 forbids that.")
             bar = "!" * 78
             print(f"\n{bar}\n{message}\n{bar}\n", file=sys.stderr)
+        # _cpu records the variant list in a macro, which setuptools does not
+        # track: always rebuild it (it is small).
+        cpu_module = self.get_ext_fullpath("cyoptim._cpu")
+        if os.path.exists(cpu_module):
+            os.remove(cpu_module)
         report = os.environ.get("CYOPTIM_VEC_REPORT") == "1"
         for ext in self.extensions:
             if openmp:

@@ -77,6 +77,6 @@ def adadelta(GroupPlan plan, square_avg, acc_delta, double lr, double rho, doubl
     a.weight_decay = weight_decay
     a.maximize = maximize
     a.is_double = plan.is_double
-    n_threads = _effective_threads(plan.active_elements, n_threads)
+    n_threads = _effective_threads(plan.active_elements, n_threads, COST_HEAVY)
     with nogil:
         run_segments(_adadelta_segment, &a, plan.run_offsets, plan.run_n, n_threads)

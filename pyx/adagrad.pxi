@@ -85,7 +85,7 @@ def adagrad(GroupPlan plan, sum_, double lr, double lr_decay, double eps,
         a.weight_decay = weight_decay
         a.maximize = maximize
         a.is_double = plan.is_double
-        n_threads = _effective_threads(plan.active_elements, n_threads)
+        n_threads = _effective_threads(plan.active_elements, n_threads, COST_HEAVY)
         with nogil:
             run_segments(_adagrad_segment, &a, plan.run_offsets, n, n_threads)
     finally:

@@ -131,7 +131,7 @@ def adam(GroupPlan plan, exp_avg, exp_avg_sq, max_exp_avg_sq, double lr,
         a.maximize = maximize
         a.decoupled = decoupled
         a.is_double = plan.is_double
-        n_threads = _effective_threads(plan.active_elements, n_threads)
+        n_threads = _effective_threads(plan.active_elements, n_threads, COST_HEAVY)
         with nogil:
             run_segments(_adam_segment, &a, plan.run_offsets, n, n_threads)
     finally:

@@ -97,7 +97,7 @@ def adamax(GroupPlan plan, exp_avg, exp_inf, double lr, double beta1, double bet
         a.weight_decay = weight_decay
         a.maximize = maximize
         a.is_double = plan.is_double
-        n_threads = _effective_threads(plan.active_elements, n_threads)
+        n_threads = _effective_threads(plan.active_elements, n_threads, COST_HEAVY)
         with nogil:
             run_segments(_adamax_segment, &a, plan.run_offsets, n, n_threads)
     finally:

@@ -9,7 +9,7 @@ def stream_update(double[::1] a, const double[::1] b, double s, int n_threads):
     cdef Py_ssize_t i, n = a.shape[0]
     if b.shape[0] != n:
         raise ValueError("stream_update: arrays must have the same length")
-    n_threads = _effective_threads(n, n_threads)
+    n_threads = _effective_threads(n, n_threads, COST_LIGHT)
     with nogil:
         for i in prange(n, schedule="static", num_threads=n_threads):
             a[i] = a[i] + s * b[i]

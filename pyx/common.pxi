@@ -32,9 +32,26 @@ ctypedef fused floating:
 # of float32), so two threads never write the same cache line of one tensor.
 cdef int64_t SPLIT_ALIGN = 16
 
-# Below this many elements a step runs on one thread: waking OpenMP threads
-# costs microseconds, more than the work itself (benchmarks/README.md).
-cdef int64_t PARALLEL_MIN_ELEMENTS = 65536
+# A step runs on one thread when its work is below PARALLEL_MIN_WORK: waking
+# OpenMP threads costs microseconds, more than a small step itself. Work is
+# elements times a cost: COST_LIGHT for loops of adds and multiplies (memory
+# bound), COST_HEAVY for loops with a sqrt or a division per element. Measured
+# with tools/thread_threshold.py on the 2-core reference machine: 2 threads win
+# from about 32k elements for SGD and 8-16k for Adam.
+cdef int64_t PARALLEL_MIN_WORK = 32768
+cdef int COST_LIGHT = 1
+cdef int COST_HEAVY = 2
+
+
+def parallel_min_work(n=None):
+    """The one-thread threshold (in light elements); with n, set it (to measure)."""
+    global PARALLEL_MIN_WORK
+    if n is not None:
+        if n < 2:
+            raise ValueError("the threshold must be at least 2")
+        PARALLEL_MIN_WORK = n
+    return PARALLEL_MIN_WORK
+
 
 ctypedef void (*segment_fn)(const void* args, Py_ssize_t tensor,
                             int64_t start, int64_t count) noexcept nogil
@@ -70,17 +87,18 @@ cdef inline floating lerp(floating start, floating end, floating weight) noexcep
     return end - (end - start) * (one - weight)
 
 
-def effective_threads(int64_t n_elements, int requested):
+def effective_threads(int64_t n_elements, int requested, int cost=COST_LIGHT):
     """Threads a step over n_elements will use; requested <= 0 means OpenMP's max."""
-    return _effective_threads(n_elements, requested)
+    return _effective_threads(n_elements, requested, cost)
 
 
-cdef int _effective_threads(int64_t n_elements, int requested) noexcept nogil:
+cdef int _effective_threads(int64_t n_elements, int requested, int cost) noexcept nogil:
     cdef int n = requested if requested > 0 else cyoptim_omp_max_threads()
-    if n_elements < PARALLEL_MIN_ELEMENTS or n < 1:
+    cdef int64_t work = n_elements * cost
+    if work < PARALLEL_MIN_WORK or n < 1:
         return 1
-    # Each thread gets at least half the parallel threshold.
-    cdef int64_t most = n_elements // (PARALLEL_MIN_ELEMENTS // 2)
+    # Each thread gets at least half the threshold's work.
+    cdef int64_t most = work // (PARALLEL_MIN_WORK // 2)
     if n > most:
         n = <int>most
     return n

@@ -175,7 +175,7 @@ def lamb(GroupPlan plan, exp_avg, exp_avg_sq, double lr, double beta1, double be
         a.weight_decay = weight_decay
         a.maximize = maximize
         a.is_double = plan.is_double
-        n_threads = _effective_threads(plan.active_elements, n_threads)
+        n_threads = _effective_threads(plan.active_elements, n_threads, COST_HEAVY)
         with nogil:
             for c in prange(a.chunks.n, schedule="static", num_threads=n_threads):
                 _lamb_pass1(&a, c)

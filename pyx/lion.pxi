@@ -82,6 +82,6 @@ def lion(GroupPlan plan, exp_avg, double lr, double beta1, double beta2,
     a.weight_decay = weight_decay
     a.maximize = maximize
     a.is_double = plan.is_double
-    n_threads = _effective_threads(plan.active_elements, n_threads)
+    n_threads = _effective_threads(plan.active_elements, n_threads, COST_LIGHT)
     with nogil:
         run_segments(_lion_segment, &a, plan.run_offsets, plan.run_n, n_threads)

@@ -145,7 +145,7 @@ def nadam(GroupPlan plan, exp_avg, exp_avg_sq, double[::1] mu_product, double lr
         a.maximize = maximize
         a.decoupled = decoupled
         a.is_double = plan.is_double
-        n_threads = _effective_threads(plan.active_elements, n_threads)
+        n_threads = _effective_threads(plan.active_elements, n_threads, COST_HEAVY)
         with nogil:
             run_segments(_nadam_segment, &a, plan.run_offsets, plan.run_n, n_threads)
     finally:

@@ -186,9 +186,9 @@ cdef class GroupPlan:
             if self.c_grads[k] != NULL:
                 self.c_steps[k] += 1
 
-    def threads(self, int requested):
-        """Threads this step uses for the tensors that have grads."""
-        return _effective_threads(self.active_elements, requested)
+    def threads(self, int requested, int cost=COST_LIGHT):
+        """Threads a step with this cost per element uses for the tensors that have grads."""
+        return _effective_threads(self.active_elements, requested, cost)
 
     cdef char* block_data(self, object block) except NULL:
         """The data pointer of one of this group's state blocks (checked)."""

@@ -143,7 +143,7 @@ def radam(GroupPlan plan, exp_avg, exp_avg_sq, double lr, double beta1, double b
         a.maximize = maximize
         a.decoupled = decoupled
         a.is_double = plan.is_double
-        n_threads = _effective_threads(plan.active_elements, n_threads)
+        n_threads = _effective_threads(plan.active_elements, n_threads, COST_HEAVY)
         with nogil:
             run_segments(_radam_segment, &a, plan.run_offsets, n, n_threads)
     finally:

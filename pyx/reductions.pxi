@@ -267,7 +267,7 @@ def grad_norms(list arrays, double norm_type, int n_threads):
     if partial == NULL:
         chunks_free(&ch)
         raise MemoryError()
-    n_threads = _effective_threads(lst.offsets[lst.n], n_threads)
+    n_threads = _effective_threads(lst.offsets[lst.n], n_threads, COST_LIGHT)
     try:
         with nogil:
             for c in prange(ch.n, schedule="static", num_threads=n_threads):
@@ -310,7 +310,7 @@ def _elementwise(list arrays, int op, double a, double b, int n_threads):
     cdef Py_ssize_t c, k
     cdef char* data
     chunks_init(&ch, lst.offsets, lst.ptrs, lst.n)
-    n_threads = _effective_threads(lst.offsets[lst.n], n_threads)
+    n_threads = _effective_threads(lst.offsets[lst.n], n_threads, COST_LIGHT)
     try:
         with nogil:
             for c in prange(ch.n, schedule="static", num_threads=n_threads):

@@ -109,6 +109,6 @@ def rmsprop(GroupPlan plan, square_avg, grad_avg, momentum_buffer, double lr,
     a.centered = centered
     a.maximize = maximize
     a.is_double = plan.is_double
-    n_threads = _effective_threads(plan.active_elements, n_threads)
+    n_threads = _effective_threads(plan.active_elements, n_threads, COST_HEAVY)
     with nogil:
         run_segments(_rmsprop_segment, &a, plan.run_offsets, plan.run_n, n_threads)

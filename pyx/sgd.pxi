@@ -96,6 +96,6 @@ def sgd(GroupPlan plan, momentum_buffer, double lr, double momentum,
     a.nesterov = nesterov
     a.maximize = maximize
     a.is_double = plan.is_double
-    n_threads = _effective_threads(plan.active_elements, n_threads)
+    n_threads = _effective_threads(plan.active_elements, n_threads, COST_LIGHT)
     with nogil:
         run_segments(_sgd_segment, &a, plan.run_offsets, plan.run_n, n_threads)

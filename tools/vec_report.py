@@ -4,7 +4,7 @@ Usage (from the repository root):
     python tools/vec_report.py            # builds each variant with gcc's report
     python tools/vec_report.py --no-build # reads the logs of an earlier run
 
-It builds the extensions in place with CYOPTIM_VEC_REPORT=1 (gcc's
+It builds the extensions (under build/, not in place) with CYOPTIM_VEC_REPORT=1 (gcc's
 -fopt-info-vec-optimized), then, for every fused-type inline function (the
 element loops and reductions, see pyx/common.pxi) in the generated C of each
 variant, lists its loops and whether gcc reported them vectorized. Exits 1 if
@@ -37,8 +37,10 @@ LOOP = re.compile(r"^\s*for \(__pyx_t_\d+ = 0; __pyx_t_\d+ < __pyx_t_\d+; __pyx_
 
 def build(variant, log_path):
     env = dict(os.environ, CYOPTIM_VEC_REPORT="1", CYOPTIM_SIMD_VARIANTS=variant)
+    scratch = os.path.join("build", "vec-report")    # leaves any in-place build alone
     with open(log_path, "w") as log:
-        subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace", "--force"],
+        subprocess.run([sys.executable, "setup.py", "build_ext", "--force",
+                        "--build-lib", scratch, "--build-temp", scratch],
                        env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
 
 

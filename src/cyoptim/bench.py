@@ -8,8 +8,8 @@ drive the pytest-benchmark suite in ``benchmarks/``.
 Implementations:
 - ``cyoptim``: this library (one kernel call per param group).
 - ``numpy``: ``cyoptim.reference``, the NumPy twin (in-place ufuncs).
-- ``torch``: ``torch.optim`` with ``fused=True`` where torch has a fused CPU
-  kernel for the optimizer (SGD, Adam, AdamW, Adagrad), else its default.
+- ``torch-fused``: ``torch.optim`` with ``fused=True``, for the optimizers
+  torch has a fused CPU kernel for (SGD, Adam, AdamW, Adagrad).
 - ``torch-default``: ``torch.optim`` as constructed by default (on CPU: the
   single-tensor loop).
 - ``deepspeed``: ``DeepSpeedCPUAdam`` (Adam and AdamW only), when installed.
@@ -53,7 +53,7 @@ LAYOUTS = {
     "500x2k-buffer": ([2_000] * 500, True),
 }
 DEFAULT_LAYOUTS = tuple(LAYOUTS)
-IMPLEMENTATIONS = ("cyoptim", "numpy", "torch", "torch-default", "deepspeed")
+IMPLEMENTATIONS = ("cyoptim", "numpy", "torch-fused", "torch-default", "deepspeed")
 
 
 def installed(module):
@@ -90,14 +90,15 @@ def make_stepper(implementation, optimizer, layout, dtype=np.float32, seed=0):
         module = cyoptim if implementation == "cyoptim" else cyoptim.reference
         opt = getattr(module, class_name)(params, **kwargs)
         return lambda: opt.step(grads)
-    if implementation in ("torch", "torch-default"):
-        if torch_name is None or not installed("torch"):
+    if implementation in ("torch-fused", "torch-default"):
+        fused = implementation == "torch-fused"
+        if torch_name is None or (fused and not torch_fused) or not installed("torch"):
             return None
         import torch
         tensors = [torch.from_numpy(p) for p in params]
         for t, g in zip(tensors, grads):
             t.grad = torch.from_numpy(g)
-        extra = {"fused": True} if torch_fused and implementation == "torch" else {}
+        extra = {"fused": True} if fused else {}
         opt = getattr(torch.optim, torch_name)(tensors, **extra, **kwargs)
         return opt.step
     if implementation == "deepspeed":
@@ -134,8 +135,10 @@ def time_per_step(step, min_seconds=0.2, repeats=7):
     return statistics.median(times)
 
 
-def bandwidth_probe(n_elements=48_000_000, min_seconds=0.3):
-    """GB/s of a threaded in-place streaming update (a += s*b) over 768 MB."""
+def bandwidth_probe(megabytes=768, min_seconds=0.3):
+    """GB/s of a threaded in-place streaming update (a += s*b) over two float64
+    arrays of `megabytes` in all (far larger than the caches by default)."""
+    n_elements = megabytes * 1_000_000 // 16
     from . import _dispatch
 
     a, b = np.full(n_elements, 1.0), np.full(n_elements, 1e-9)
@@ -221,6 +224,8 @@ def main(argv=None):
                         help="threads for cyoptim (default: OpenMP's maximum)")
     parser.add_argument("--seconds", type=float, default=0.2,
                         help="measuring time per cell (default 0.2)")
+    parser.add_argument("--probe-mb", type=int, default=768,
+                        help="size of the memory-bandwidth probe (default 768 MB)")
     args = parser.parse_args(argv)
     optimizers = (list(OPTIMIZERS) if args.optimizers == "all"
                   else _choices(args.optimizers, OPTIMIZERS, "optimizer"))
@@ -234,9 +239,10 @@ def main(argv=None):
         cyoptim.set_num_threads(args.threads)
     print(f"cyoptim {cyoptim.__version__}: SIMD {cyoptim.simd_info()}, "
           f"{_threads.get_num_threads()} threads, {args.dtype}; Mparam/s, median of repeats")
-    bandwidth = bandwidth_probe()
-    print(f"memory bandwidth probe (threaded in-place a += s*b over 768 MB): {bandwidth:.1f} GB/s; "
-          f"GB/s below counts each param-sized array read or written once")
+    bandwidth = bandwidth_probe(args.probe_mb)
+    print(f"memory bandwidth probe (threaded in-place a += s*b over {args.probe_mb} MB): "
+          f"{bandwidth:.1f} GB/s; GB/s below counts each param-sized array read or "
+          f"written once")
     rows = measure(optimizers, layouts, implementations, np.dtype(args.dtype), args.seconds)
     print(format_table(rows, implementations, bandwidth))
     return 0

@@ -1,0 +1,64 @@
+"""The Python examples of README.md run as written (with small stand-ins for the
+user's own functions), so the README cannot drift from the API."""
+
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks():
+    if not README.exists():
+        pytest.skip("README.md is not beside the tests (tests run outside the repository)")
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+def user_stand_ins():
+    """What the README's snippets assume the user has written."""
+    rng = np.random.default_rng(0)
+    backbone = [rng.standard_normal((8, 4))]
+    head = [rng.standard_normal(4)]
+    params = [rng.standard_normal(5)]
+
+    def my_backward(*arrays):
+        return [0.01 * a for a in arrays]
+
+    import cyoptim
+    opt = cyoptim.Adam(params, lr=1e-3)
+
+    namespace = dict(my_backward=my_backward, backbone=backbone, head=head, params=params,
+                     opt=opt)
+
+    def current_params():     # of whichever optimizer the snippet last made
+        return [p for g in namespace["opt"].param_groups for p in g["params"]]
+
+    cached = {}
+
+    def grads_for(step):       # the same grads every step: the loops stay fast
+        key = id(namespace["opt"])
+        if key not in cached:
+            cached[key] = [np.full_like(p, 0.01) for p in current_params()]
+        return cached[key]
+
+    def loss_and_grads():
+        ps = current_params()
+        return float(sum(np.sum(p.astype(np.float64) ** 2) for p in ps)), [2 * p for p in ps]
+
+    namespace.update(grads_for=grads_for, loss_and_grads=loss_and_grads)
+    return namespace
+
+
+def test_readme_examples_run(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    blocks = python_blocks()
+    assert len(blocks) >= 6
+    namespace = user_stand_ins()
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["W"].dtype == np.float32

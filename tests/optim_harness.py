@@ -5,8 +5,10 @@ Each optimizer's test module parametrizes over its flags and calls these.
 """
 
 import contextlib
+import re
 
 import numpy as np
+import pytest
 
 import cyoptim
 from cyoptim import _dispatch
@@ -181,3 +183,112 @@ def assert_unchanged(opt, before):
         np.testing.assert_array_equal(a, b)
     assert_state_equal(state, now[1])
     assert groups == now[2]
+
+
+# -- Learning rate of float32 comparisons with torch -------------------------------
+
+def torch_test_lr(dtype, float64_lr, float32_lr):
+    """The learning rate of a comparison with torch in this dtype.
+
+    torch's CPU addcmul_ and add_(alpha=) are fused multiply-adds, and its
+    sqrt() (MKL) is not correctly rounded (up to 0.75 ulp in float32, 0.53 in
+    float64); cyoptim rounds every operation separately and correctly (a NumPy
+    emulation of torch's roundings reproduces torch bitwise). The float32
+    difference grows with how far the params travel, so float32 comparisons run
+    with a smaller rate; float64 keeps the normal one (and its 1e-12 tolerance).
+    """
+    return float32_lr if dtype == np.float32 else float64_lr
+
+
+# -- Constructor validation: torch's exact message ---------------------------------
+
+# Invalid hyperparameters every Adam-family constructor refuses, with torch's message.
+ADAM_FAMILY_INVALID = [dict(lr=-1.0), dict(eps=-1e-8), dict(betas=(1.0, 0.999)),
+                       dict(betas=(-0.1, 0.999)), dict(betas=(0.9, 1.0)),
+                       dict(betas=(0.9, -0.5)), dict(weight_decay=-0.1)]
+
+
+def torch_message(torch_cls, kwargs):
+    """The ValueError text torch's constructor gives for these hyperparameters."""
+    import torch
+
+    with pytest.raises(ValueError) as info:
+        torch_cls([torch.zeros(2, requires_grad=True)], **kwargs)
+    return str(info.value)
+
+
+def assert_validation_matches_torch(cls, torch_cls, kwargs):
+    """kwargs are refused with torch's exact message wherever they can be given: as
+    defaults, as a param group's override in the constructor, and in add_param_group,
+    which then adds no group and leaves a working optimizer."""
+    expected = torch_message(torch_cls, kwargs)
+    with pytest.raises(ValueError) as info:
+        cls([np.zeros(2)], **kwargs)
+    assert str(info.value) == expected
+    with pytest.raises(ValueError) as info:
+        cls([{"params": [np.zeros(2)], **kwargs}])
+    assert str(info.value) == expected
+    param = np.zeros(2)
+    opt = cls([param], lr=0.1)
+    before = snapshot(opt)
+    with pytest.raises(ValueError) as info:
+        opt.add_param_group(dict(params=[np.zeros(3)], **kwargs))
+    assert str(info.value) == expected
+    assert len(opt.param_groups) == 1
+    assert_unchanged(opt, before)
+    opt.step([np.ones(2)])
+    assert not np.array_equal(param, before[0][0])
+
+
+# -- Bad grads: refused, and nothing changed ----------------------------------------
+
+def bad_grad_lists(params):
+    """(name, grads, exception type, message pattern) for grad lists step must refuse.
+
+    All but the last two have a bad grad for the last param only, so a step that
+    updated params before checking every grad would show up."""
+    good = [np.ones_like(p) for p in params]
+    last, index = params[-1], len(params) - 1
+    other = np.float32 if last.dtype == np.float64 else np.float64
+    cases = [
+        ("dtype", last.astype(other), TypeError, f"grad {index} has dtype"),
+        ("byte-swapped", last.astype(last.dtype.newbyteorder(">")), TypeError,
+         f"grad {index} has dtype"),
+        ("shape", np.ones(last.size + 1, last.dtype), ValueError, f"grad {index} has shape"),
+        ("same size, other shape", np.ones(last.size, last.dtype), ValueError,
+         f"grad {index} has shape"),
+        ("strided", np.ones(last.size * 2, last.dtype)[::2].reshape(last.shape), ValueError,
+         f"grad {index} is not C-contiguous"),
+        ("sliced", np.ones(last.shape + (2,), last.dtype)[..., 0], ValueError,
+         f"grad {index} is not C-contiguous"),
+        ("nested list", last.tolist(), TypeError, f"grad {index} must be a NumPy array"),
+        ("list of scalars", list(last.ravel()), TypeError,
+         f"grad {index} must be a NumPy array"),
+    ]
+    out = [(name, good[:-1] + [bad], error, match) for name, bad, error, match in cases]
+    out.append(("count", good[:-1], ValueError, f"expected {len(params)} grads"))
+    out.append(("container", np.ones_like(params[0]), TypeError, "grads must be a list"))
+    return out
+
+
+def assert_bad_grads_change_nothing(cls, kwargs, dtype):
+    """Over two param groups with state: every bad grad list raises the right error,
+    naming the param, and leaves params, state and groups exactly as they were; the
+    optimizer still steps afterwards."""
+    params = make_params(dtype)
+    assert params[-1].ndim > 1       # "same size, other shape" needs it
+    opt = cls(groups_of(params, {}), **kwargs)
+    for grads in grad_sequence(params, steps=12):
+        opt.step(grads)
+    before = snapshot(opt)
+    for name, grads, error, match in bad_grad_lists(params):
+        try:
+            opt.step(grads)
+        except error as refused:
+            assert re.search(match, str(refused)), f"{name}: {refused}"
+        else:
+            raise AssertionError(f"{name}: step accepted bad grads")
+        assert_unchanged(opt, before)
+    opt.step([np.ones_like(p) for p in params])     # still usable, and it moves
+    for k, (old, new) in enumerate(zip(before[0], params)):
+        assert not np.array_equal(old, new), f"param {k} did not move"

@@ -6,8 +6,10 @@ import pytest
 import cyoptim
 import cyoptim.reference as ref
 from conftest import torch_or_skip
-from optim_harness import (assert_equals_reference, assert_matches_torch,
-                           assert_state_dict_round_trip, assert_thread_and_variant_invariant)
+from optim_harness import (ADAM_FAMILY_INVALID, assert_bad_grads_change_nothing,
+                           assert_equals_reference, assert_matches_torch,
+                           assert_state_dict_round_trip, assert_thread_and_variant_invariant,
+                           assert_validation_matches_torch)
 
 # Every flag combination; weight decay on and off.
 FLAGS = [dict(amsgrad=a, maximize=m, weight_decay=wd, decoupled_weight_decay=d)
@@ -55,6 +57,25 @@ def test_adam_thread_and_variant_invariant(cls, dtype):
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_adam_state_dict_round_trip(amsgrad, dtype):
     assert_state_dict_round_trip(cyoptim.Adam, dict(amsgrad=amsgrad, lr=1e-2), dtype)
+
+
+@pytest.mark.parametrize("cls", [cyoptim.Adam, cyoptim.AdamW], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("kwargs", ADAM_FAMILY_INVALID, ids=str)
+def test_adam_validation_messages_equal_torch(cls, kwargs):
+    """Beyond test_bad_input's constructor wording: group overrides and add_param_group."""
+    torch = torch_or_skip()
+    assert_validation_matches_torch(cls, getattr(torch.optim, cls.__name__), kwargs)
+
+
+# test_bad_input covers Adam(amsgrad=True) and plain AdamW on float32; these add
+# other flags, float64, lazy state and every kind of bad grad in the harness.
+@pytest.mark.parametrize("cls,kwargs", [
+    (cyoptim.Adam, dict(maximize=True, weight_decay=0.1)),
+    (cyoptim.Adam, dict(amsgrad=True, decoupled_weight_decay=True, weight_decay=0.1)),
+    (cyoptim.AdamW, dict(amsgrad=True)),
+], ids=["Adam-maximize", "Adam-amsgrad-decoupled", "AdamW-amsgrad"])
+def test_adam_bad_grads_change_nothing(cls, kwargs, dtype):
+    assert_bad_grads_change_nothing(cls, kwargs, dtype)
 
 
 def test_adam_first_step_by_hand():

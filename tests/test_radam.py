@@ -7,10 +7,11 @@ import pytest
 import cyoptim
 import cyoptim.reference as ref
 from conftest import torch_or_skip
-from family_checks import (ADAM_FAMILY_INVALID, assert_bad_grads_change_nothing,
+from optim_harness import (ADAM_FAMILY_INVALID, assert_bad_grads_change_nothing,
+                           assert_equals_reference, assert_matches_torch,
+                           assert_state_dict_round_trip,
+                           assert_thread_and_variant_invariant,
                            assert_validation_matches_torch)
-from optim_harness import (assert_equals_reference, assert_matches_torch,
-                           assert_state_dict_round_trip, assert_thread_and_variant_invariant)
 
 FLAGS = [dict(maximize=m, weight_decay=wd, decoupled_weight_decay=d)
          for m, wd, d in itertools.product([False, True], [0.0, 0.1], [False, True])]

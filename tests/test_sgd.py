@@ -6,8 +6,10 @@ import pytest
 import cyoptim
 import cyoptim.reference as ref
 from conftest import torch_or_skip
-from optim_harness import (assert_equals_reference, assert_matches_torch,
-                           assert_state_dict_round_trip, assert_thread_and_variant_invariant)
+from optim_harness import (assert_bad_grads_change_nothing, assert_equals_reference,
+                           assert_matches_torch, assert_state_dict_round_trip,
+                           assert_thread_and_variant_invariant,
+                           assert_validation_matches_torch)
 
 FLAGS = [dict(momentum=mom, dampening=damp, nesterov=nest, weight_decay=wd, maximize=mx)
          for mom, damp, nest, wd, mx in itertools.product(
@@ -41,6 +43,28 @@ def test_sgd_thread_and_variant_invariant(dtype):
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_sgd_state_dict_round_trip(momentum, dtype):
     assert_state_dict_round_trip(cyoptim.SGD, dict(lr=0.1, momentum=momentum), dtype)
+
+
+# test_bad_input checks the constructor's wording of the first four; here also group
+# overrides, add_param_group, and Nesterov without momentum.
+INVALID = [dict(lr=-1.0), dict(momentum=-0.5), dict(weight_decay=-1e-4),
+           dict(momentum=0.9, nesterov=True, dampening=0.1), dict(nesterov=True)]
+
+
+@pytest.mark.parametrize("kwargs", INVALID, ids=str)
+def test_sgd_validation_messages_equal_torch(kwargs):
+    torch = torch_or_skip()
+    assert_validation_matches_torch(cyoptim.SGD, torch.optim.SGD, kwargs)
+
+
+# test_bad_input covers SGD(momentum=0.9) on float32; these add stateless SGD,
+# Nesterov with weight decay, float64, lazy state and every kind of bad grad.
+@pytest.mark.parametrize("kwargs", [dict(lr=0.1),
+                                    dict(lr=0.1, momentum=0.9, nesterov=True,
+                                         weight_decay=0.01, maximize=True)],
+                         ids=["plain", "nesterov"])
+def test_sgd_bad_grads_change_nothing(kwargs, dtype):
+    assert_bad_grads_change_nothing(cyoptim.SGD, kwargs, dtype)
 
 
 def test_sgd_by_hand():

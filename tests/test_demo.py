@@ -4,15 +4,15 @@ import json
 import os
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
 
 import cyoptim
+import cyoptim.bench
 from cyoptim import __main__ as cli
+from cyoptim import schedules
 from cyoptim.demo import format_table, run_demo, run_lr_find
-from cyoptim.examples.optional import MissingFeatureError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RESULT_KEYS = {"optimizer", "key", "lr", "final_loss", "test_accuracy", "seconds",
@@ -38,6 +38,7 @@ def check_results_file(path, labels, epochs):
         doc = json.load(f)
     for key in ("dataset", "seed", "epochs", "batch_size", "simd", "threads", "model"):
         assert key in doc
+    assert "skipped" not in doc
     assert doc["simd"] == cyoptim.simd_info()
     assert doc["epochs"] == epochs
     assert [r["optimizer"] for r in doc["results"]] == labels
@@ -148,22 +149,6 @@ def test_bad_arguments_are_refused(tmp_path):
         tiny_demo(tmp_path, optimizers=["adamm"])
 
 
-def has_schedules():
-    try:
-        import cyoptim.schedules  # noqa: F401
-    except ModuleNotFoundError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(has_schedules(), reason="cyoptim.schedules exists in this build")
-def test_schedule_without_schedules_module_is_a_clear_error(tmp_path):
-    with pytest.raises(MissingFeatureError, match="the cosine schedule needs cyoptim.schedules"):
-        tiny_demo(tmp_path, schedule="cosine")
-    assert not (tmp_path / "results.json").exists()
-
-
-@pytest.mark.skipif(not has_schedules(), reason="cyoptim.schedules not in this build yet")
 @pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
 def test_schedules_run(tmp_path, schedule):
     doc = tiny_demo(tmp_path, schedule=schedule, epochs=2)
@@ -172,7 +157,7 @@ def test_schedules_run(tmp_path, schedule):
 
 
 class RecordingSchedule:
-    """Stands in for a cyoptim.schedules class: records its arguments and steps."""
+    """Replaces the cyoptim.schedules classes: records its arguments and steps."""
 
     made = []
 
@@ -186,9 +171,8 @@ class RecordingSchedule:
 
 
 def test_schedule_is_built_per_optimizer_and_stepped_every_batch(tmp_path, monkeypatch):
-    fake = types.ModuleType("cyoptim.schedules")
-    fake.CosineAnnealingLR = fake.OneCycleLR = RecordingSchedule
-    monkeypatch.setitem(sys.modules, "cyoptim.schedules", fake)
+    monkeypatch.setattr(schedules, "CosineAnnealingLR", RecordingSchedule)
+    monkeypatch.setattr(schedules, "OneCycleLR", RecordingSchedule)
     monkeypatch.setattr(RecordingSchedule, "made", [])
     doc = tiny_demo(tmp_path, schedule="onecycle", epochs=2)
     steps = 2 * -(-doc["n_train"] // 64)
@@ -209,6 +193,7 @@ class FakeFinderResult:
     def __init__(self, lrs, losses):
         self.lrs, self.losses = lrs, losses
         self.suggestion = lrs[int(np.argmin(np.gradient(losses)))]
+        self.valley = None
 
     def plot(self, ax):
         ax.plot(self.lrs, self.losses)
@@ -232,7 +217,7 @@ class FakeLRFinder:
 
 
 def test_lr_find_feeds_the_finder_and_marks_its_suggestion(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cyoptim, "LRFinder", FakeLRFinder, raising=False)
+    monkeypatch.setattr(cyoptim, "LRFinder", FakeLRFinder)
     result = run_lr_find("adam", out=str(tmp_path), start_lr=1e-5, end_lr=1.0, num_iter=30)
     printed = capsys.readouterr().out
     assert len(result.losses) == 30 and np.isfinite(result.losses[0])
@@ -242,21 +227,17 @@ def test_lr_find_feeds_the_finder_and_marks_its_suggestion(tmp_path, capsys, mon
     assert (tmp_path / "lr_find.png").read_bytes().startswith(PNG_MAGIC)
 
 
-@pytest.mark.skipif(getattr(cyoptim, "LRFinder", None) is None,
-                    reason="cyoptim.LRFinder not in this build yet")
 def test_lr_find_with_cyoptim_lr_finder(tmp_path, capsys):
     result = run_lr_find("sgd", out=str(tmp_path), num_iter=40)
+    assert isinstance(result, cyoptim.lr_finder.LRFinderResult)
     assert 1e-6 <= result.suggestion <= 10
-    assert f"SGD: suggested learning rate {result.suggestion:.3g}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"SGD: suggested learning rate {result.suggestion:.3g}" in printed
+    if result.valley is not None:
+        assert f"valley {result.valley:.3g}" in printed
     pytest.importorskip("matplotlib", reason="matplotlib not installed: no lr_find.png")
     data = (tmp_path / "lr_find.png").read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 10_000
-
-
-def test_lr_find_without_lr_finder_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.delattr(cyoptim, "LRFinder", raising=False)
-    with pytest.raises(MissingFeatureError, match="lr-find needs cyoptim.LRFinder"):
-        run_lr_find(out=str(tmp_path))
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -273,7 +254,7 @@ def test_cli_demo_end_to_end(tmp_path):
     assert numbers(here) == numbers(doc)
 
 
-def test_cli_refuses_unknown_optimizer_and_missing_parts(tmp_path, capsys):
+def test_cli_refuses_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["demo", "--optimizers", "adam,adamz", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
@@ -282,21 +263,23 @@ def test_cli_refuses_unknown_optimizer_and_missing_parts(tmp_path, capsys):
         cli.main(["lr-find", "--start-lr", "1", "--end-lr", "0.1", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "needs 0 < --start-lr < --end-lr" in capsys.readouterr().err
-    if getattr(cyoptim, "LRFinder", None) is None:
-        assert cli.main(["lr-find", "--out", str(tmp_path)]) == 2
-        assert "lr-find needs cyoptim.LRFinder" in capsys.readouterr().err
 
 
 def test_cli_bench_hands_its_arguments_to_cyoptim_bench(monkeypatch):
     calls = []
-    bench = types.ModuleType("cyoptim.bench")
-    bench.main = lambda argv: calls.append(argv) or 3
-    monkeypatch.setitem(sys.modules, "cyoptim.bench", bench)
+    monkeypatch.setattr(cyoptim.bench, "main", lambda argv: calls.append(argv) or 3)
     assert cli.main(["bench", "--help", "--sizes", "10"]) == 3
     assert calls == [["--help", "--sizes", "10"]]
 
 
-def test_cli_bench_without_bench_module_is_a_clear_error(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "cyoptim.bench", None)
-    assert cli.main(["bench"]) == 2
-    assert "needs cyoptim.bench" in capsys.readouterr().err
+def test_cli_bench_does_not_import_the_demo(tmp_path):
+    code = ("import contextlib, io, sys, cyoptim.__main__ as cli\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "    cli.main(['bench', '--help'])\n"
+            "print(sorted(m for m in sys.modules if m.startswith('cyoptim.')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=cli_env(), cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded = proc.stdout.strip().splitlines()[-1]
+    assert "'cyoptim.bench'" in loaded
+    assert "cyoptim.demo" not in loaded and "cyoptim.examples" not in loaded

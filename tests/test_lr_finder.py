@@ -1,6 +1,7 @@
 """LRFinder: the ramp, smoothing, divergence stop, suggestions, and a bitwise restore."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -207,6 +208,31 @@ def test_plot_marks_suggestion():
     _, other = plt.subplots()
     assert result.plot(ax=other) is other
     plt.close("all")
+
+
+class _RecordingAxes:
+    """Stands in for a matplotlib Axes: records the calls made on it."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
+
+
+def test_plot_on_a_given_axes_does_not_import_pyplot(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)          # any import would fail
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    (W, b), loss_and_grads = _regression()
+    result = cyoptim.LRFinder(cyoptim.SGD([W, b], lr=0.01), loss_and_grads).run(
+        1e-5, 10.0, num_iter=60)
+    ax = _RecordingAxes()
+    assert result.plot(ax) is ax
+    names = [name for name, _, _ in ax.calls]
+    assert names[0] == "plot" and names.count("plot") == 3       # curve, steepest, valley
+    assert ("set_xscale", ("log",), {}) in ax.calls
+    with pytest.raises(ImportError, match="LRFinderResult.plot needs matplotlib"):
+        result.plot()
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -8,10 +8,8 @@ mean accuracy is within 0.005 of the best (about the spread between seeds);
 the pick is its middle lr, the lower of the two middle ones when the plateau
 has an even length (the safe side of the cliff where training breaks).
 
-    PYTHONPATH=src python tools/tune_demo_lrs.py                       # every available optimizer
+    PYTHONPATH=src python tools/tune_demo_lrs.py                       # every optimizer
     PYTHONPATH=src python tools/tune_demo_lrs.py --optimizers lion --grid 1e-5,3e-5,1e-4,3e-4
-
-Optimizers this build of cyoptim lacks are skipped.
 """
 
 import argparse
@@ -58,9 +56,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     names = args.optimizers.split(",") if args.optimizers else None
-    choices, skipped = select_optimizers(names)
-    if skipped:
-        print("not in this build, skipped: " + ", ".join(skipped))
+    choices = select_optimizers(names)
     grid = sorted(float(v) for v in args.grid.split(","))
     splits = {seed: validation_split(seed) for seed in SEEDS}
     with single_threaded_blas():

@@ -6,21 +6,18 @@
 - ``bench``: the benchmarks; everything after ``bench`` goes to
   ``cyoptim.bench.main(argv)``.
 
-Optional dependencies (matplotlib, tqdm, scikit-learn) and the bench module are
-imported only by the subcommand that needs them.
+The demo and the bench module are imported only by the subcommand that needs
+them, and the demo's optional dependencies (matplotlib, tqdm, scikit-learn,
+threadpoolctl) only when it uses them.
 """
 
 import argparse
 import sys
 
-from .demo import (DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_OUT, SCHEDULES, run_demo,
-                   run_lr_find)
-from .examples.optimizers import BY_KEY
-from .examples.optional import MissingFeatureError, require_attribute
-
 
 def _optimizer_list(text):
     """An argparse type: comma-separated names of the demo's optimizers."""
+    from .examples.optimizers import BY_KEY
     names = [name.strip().lower() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in BY_KEY]
     if unknown or not names:
@@ -45,6 +42,8 @@ def _int_at_least(minimum):
 
 def build_parser():
     """The argparse parser of ``python -m cyoptim``."""
+    from .demo import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_OUT, SCHEDULES
+    from .examples.optimizers import BY_KEY
     parser = argparse.ArgumentParser(
         prog="python -m cyoptim",
         description="cyoptim: fast CPU neural-network optimizers for NumPy arrays.")
@@ -57,7 +56,7 @@ def build_parser():
                     "optimizer (same initial weights, same batch order), print a table "
                     "and write results.json and demo.png.")
     demo.add_argument("--optimizers", type=_optimizer_list, default=None,
-                      help="comma-separated, e.g. adam,sgd,momentum (default: all available)")
+                      help="comma-separated, e.g. adam,sgd,momentum (default: all)")
     demo.add_argument("--epochs", type=_int_at_least(1), default=DEFAULT_EPOCHS,
                       help="passes over the training set (default %(default)s)")
     demo.add_argument("--batch-size", type=_int_at_least(1), default=DEFAULT_BATCH_SIZE,
@@ -100,33 +99,26 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "bench":
         # Everything after "bench", --help included, belongs to cyoptim.bench.
-        return _run_guarded(lambda: require_attribute(
-            "cyoptim.bench", "main", "python -m cyoptim bench")(argv[1:]))
+        from . import bench
+        return _exit_status(bench.main(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "lr-find" and not 0 < args.start_lr < args.end_lr:
         parser.error(f"lr-find needs 0 < --start-lr < --end-lr, got {args.start_lr} "
                      f"and {args.end_lr}")
+    from .demo import run_demo, run_lr_find
     if args.command == "demo":
-        return _run_guarded(lambda: run_demo(
-            optimizers=args.optimizers, epochs=args.epochs, batch_size=args.batch_size,
-            schedule=None if args.schedule == "none" else args.schedule, seed=args.seed,
-            threads=args.threads, out=args.out, progress=args.progress))
-    return _run_guarded(lambda: run_lr_find(
-        optimizer=args.optimizer, out=args.out, seed=args.seed, start_lr=args.start_lr,
-        end_lr=args.end_lr, num_iter=args.num_iter))
+        run_demo(optimizers=args.optimizers, epochs=args.epochs, batch_size=args.batch_size,
+                 schedule=None if args.schedule == "none" else args.schedule, seed=args.seed,
+                 threads=args.threads, out=args.out, progress=args.progress)
+    else:
+        run_lr_find(optimizer=args.optimizer, out=args.out, seed=args.seed,
+                    start_lr=args.start_lr, end_lr=args.end_lr, num_iter=args.num_iter)
+    return 0
 
 
-def _run_guarded(command):
-    """Run a command; report a missing part of cyoptim as one line with exit status 2.
-
-    The return value of the command is the exit status when it is an int, else 0.
-    """
-    try:
-        result = command()
-    except MissingFeatureError as exc:
-        print(f"python -m cyoptim: error: {exc}", file=sys.stderr)
-        return 2
+def _exit_status(result):
+    """A command's return value as an exit status: itself when an int, else 0."""
     return result if isinstance(result, int) else 0
 
 

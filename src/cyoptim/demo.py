@@ -23,10 +23,10 @@ import numpy as np
 
 import cyoptim
 
-from . import _threads
+from . import _threads, schedules
 from .examples import MLP, load_digits_dataset
 from .examples.optimizers import select_optimizers
-from .examples.optional import MissingFeatureError, require_attribute, single_threaded_blas
+from .examples.optional import single_threaded_blas
 from .examples.plot import plot_lr_find, plot_training_curves
 from .examples.training import batch_order, minibatches, steps_per_epoch, train
 
@@ -42,13 +42,12 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
 
     Args:
         optimizers: keys such as ``["adam", "sgd"]`` (see
-            ``cyoptim.examples.optimizers.CHOICES``), or None for every optimizer
-            this build of cyoptim has.
+            ``cyoptim.examples.optimizers.CHOICES``), or None for every optimizer.
         epochs: passes over the training set.
         batch_size: minibatch size.
         schedule: None, ``"cosine"`` (cosine annealing to 0 over the run) or
             ``"onecycle"`` (one cycle peaking at each optimizer's lr); the
-            schedule steps after every batch. Needs ``cyoptim.schedules``.
+            schedule steps after every batch (``cyoptim.schedules``).
         seed: fixes the split, the initial weights and the minibatch order.
         threads: kernel threads (``cyoptim.set_num_threads``) during the run;
             None keeps the current setting.
@@ -67,11 +66,9 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
         ... # doctest: +SKIP
     """
     _check_positive(epochs=epochs, batch_size=batch_size)
-    choices, skipped = select_optimizers(optimizers)
+    choices = select_optimizers(optimizers)
     make_schedule = _schedule_factory(schedule)
     dataset = _load_dataset(seed)
-    if skipped:
-        print("not in this build of cyoptim, skipped: " + ", ".join(skipped))
     total_steps = epochs * steps_per_epoch(len(dataset.y_train), batch_size)
     model = MLP(seed=seed)           # every optimizer starts from these weights
     initial_weights = model.buffer.data.copy()
@@ -100,7 +97,6 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
         "threads": used_threads,
         "cyoptim_version": cyoptim.__version__,
         "numpy_version": np.__version__,
-        "skipped": skipped,
         "results": results,
     }
     print()
@@ -143,16 +139,13 @@ def _schedule_factory(schedule):
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose from none, "
                          + ", ".join(SCHEDULES))
-    needed_for = f"the {schedule} schedule"
     if schedule == "cosine":
-        cls = require_attribute("cyoptim.schedules", "CosineAnnealingLR", needed_for)
-        return lambda optimizer, lr, total_steps: cls(optimizer, T_max=total_steps)
-    cls = require_attribute("cyoptim.schedules", "OneCycleLR", needed_for)
+        return lambda optimizer, lr, total_steps: schedules.CosineAnnealingLR(
+            optimizer, T_max=total_steps)
     # Only the lr cycles: cycling momentum would switch momentum on for plain SGD
     # and change beta1 of the Adam family, which is not what the table compares.
-    return lambda optimizer, lr, total_steps: cls(optimizer, max_lr=lr,
-                                                  total_steps=total_steps,
-                                                  cycle_momentum=False)
+    return lambda optimizer, lr, total_steps: schedules.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=total_steps, cycle_momentum=False)
 
 
 def _finite_or_none(value):
@@ -236,9 +229,8 @@ def run_lr_find(optimizer="adam", out=DEFAULT_OUT, seed=0, batch_size=DEFAULT_BA
     Returns:
         The finder's result (``lrs``, ``losses``, ``suggestion``).
     """
-    lr_finder = require_attribute("cyoptim", "LRFinder", "lr-find")
     _check_positive(batch_size=batch_size, num_iter=num_iter)
-    (choice,), _ = select_optimizers([optimizer])
+    (choice,) = select_optimizers([optimizer])
     dataset = _load_dataset(seed)
     model = MLP(seed=seed)
     batches = _endless_minibatches(len(dataset.y_train), batch_size, seed)
@@ -249,15 +241,14 @@ def run_lr_find(optimizer="adam", out=DEFAULT_OUT, seed=0, batch_size=DEFAULT_BA
         return loss, model.grads
 
     with single_threaded_blas(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        finder = lr_finder(choice.build(model.params, lr=start_lr), loss_and_grads)
+        finder = cyoptim.LRFinder(choice.build(model.params, lr=start_lr), loss_and_grads)
         result = finder.run(start_lr, end_lr, num_iter)
     if result.suggestion is None:
         print(f"{choice.label}: no suggestion (the loss did not fall over the range)")
     else:
-        valley = getattr(result, "valley", None)
         print(f"{choice.label}: suggested learning rate {result.suggestion:.3g} "
               f"(steepest descent)"
-              + ("" if valley is None else f", valley {valley:.3g}")
+              + ("" if result.valley is None else f", valley {result.valley:.3g}")
               + f"; the demo uses {choice.lr:.3g}")
     os.makedirs(out, exist_ok=True)
     _report_plot(plot_lr_find(result, os.path.join(out, "lr_find.png"),
@@ -272,4 +263,4 @@ def _endless_minibatches(n, batch_size, seed):
         yield from minibatches(n, batch_size, rng)
 
 
-__all__ = ["MissingFeatureError", "SCHEDULES", "format_table", "run_demo", "run_lr_find"]
+__all__ = ["SCHEDULES", "format_table", "run_demo", "run_lr_find"]

@@ -81,14 +81,17 @@ class LRFinderResult:
     def plot(self, ax=None, log_lr=True):
         """Smoothed loss against the rate, suggestion and valley marked; returns the Axes.
 
-        Needs matplotlib (imported here, an optional dependency).
+        Draws on `ax` (any matplotlib Axes). With ``ax=None`` it makes a new
+        figure with ``matplotlib.pyplot``, imported only then (matplotlib is an
+        optional dependency); given an Axes, pyplot is never imported, so the
+        caller's backend and open figures are left alone.
         """
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError as error:       # pragma: no cover - depends on the environment
-            raise ImportError("LRFinderResult.plot needs matplotlib: "
-                              "pip install matplotlib") from error
         if ax is None:
+            try:
+                import matplotlib.pyplot as plt
+            except ImportError as error:   # pragma: no cover - depends on the environment
+                raise ImportError("LRFinderResult.plot needs matplotlib: "
+                                  "pip install matplotlib") from error
             _, ax = plt.subplots()
         ax.plot(self.lrs, self.losses, label="smoothed loss")
         for lr, name, style in ((self.suggestion, "steepest", "ro"),

@@ -1,8 +1,7 @@
 """The optimizers the demo compares, with learning rates tuned for the digits MLP.
 
-Each entry names a cyoptim class and is resolved by name when used, so the
-demo runs with whatever optimizers this build of cyoptim has and picks up new
-ones without a change here.
+Each entry holds a cyoptim optimizer class, its tuned learning rate and any
+fixed options.
 
 Learning rates come from ``tools/tune_demo_lrs.py``: a sweep over
 half-decades (1e-5 ... 10) with the demo's defaults (MLP 64-128-64-10 ReLU,
@@ -38,9 +37,7 @@ lamb       LAMB                1e-3    0.976      1e-3         0.03 (0.08)
 
 from dataclasses import dataclass, field
 
-import cyoptim
-
-from .optional import MissingFeatureError
+from .. import LAMB, SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, RAdam, RMSprop
 
 
 @dataclass(frozen=True)
@@ -50,66 +47,54 @@ class OptimizerChoice:
     Attributes:
         key: the name used on the command line (``adam``, ``momentum``, ...).
         label: the name shown in tables and plots.
-        class_name: the cyoptim class, looked up when needed.
+        optimizer_class: the cyoptim class.
         lr: the tuned learning rate.
         options: other constructor arguments.
     """
 
     key: str
     label: str
-    class_name: str
+    optimizer_class: type
     lr: float
     options: dict = field(default_factory=dict)
 
-    def optimizer_class(self):
-        """The cyoptim class, or None when this build of cyoptim does not have it."""
-        return getattr(cyoptim, self.class_name, None)
-
     def build(self, params, lr=None):
         """A new optimizer over params (with the tuned lr unless `lr` is given)."""
-        cls = self.optimizer_class()
-        if cls is None:
-            raise MissingFeatureError(f"optimizer {self.key!r} needs cyoptim.{self.class_name}, "
-                                      f"which this installation of cyoptim does not have")
-        return cls(params, lr=self.lr if lr is None else lr, **self.options)
+        return self.optimizer_class(params, lr=self.lr if lr is None else lr, **self.options)
 
 
 CHOICES = (
-    OptimizerChoice("sgd", "SGD", "SGD", 0.1),
-    OptimizerChoice("momentum", "SGD+momentum", "SGD", 0.01, {"momentum": 0.9}),
-    OptimizerChoice("nesterov", "Nesterov", "SGD", 0.01, {"momentum": 0.9, "nesterov": True}),
-    OptimizerChoice("adagrad", "Adagrad", "Adagrad", 0.01),
-    OptimizerChoice("rmsprop", "RMSprop", "RMSprop", 1e-3),
-    OptimizerChoice("adadelta", "Adadelta", "Adadelta", 3.0),
-    OptimizerChoice("adam", "Adam", "Adam", 1e-3),
-    OptimizerChoice("adamw", "AdamW", "AdamW", 3e-3),
-    OptimizerChoice("adamax", "Adamax", "Adamax", 0.01),
-    OptimizerChoice("nadam", "NAdam", "NAdam", 3e-3),
-    OptimizerChoice("radam", "RAdam", "RAdam", 0.01),
-    OptimizerChoice("lion", "Lion", "Lion", 1e-4),
-    OptimizerChoice("lamb", "LAMB", "LAMB", 1e-3),
+    OptimizerChoice("sgd", "SGD", SGD, 0.1),
+    OptimizerChoice("momentum", "SGD+momentum", SGD, 0.01, {"momentum": 0.9}),
+    OptimizerChoice("nesterov", "Nesterov", SGD, 0.01, {"momentum": 0.9, "nesterov": True}),
+    OptimizerChoice("adagrad", "Adagrad", Adagrad, 0.01),
+    OptimizerChoice("rmsprop", "RMSprop", RMSprop, 1e-3),
+    OptimizerChoice("adadelta", "Adadelta", Adadelta, 3.0),
+    OptimizerChoice("adam", "Adam", Adam, 1e-3),
+    OptimizerChoice("adamw", "AdamW", AdamW, 3e-3),
+    OptimizerChoice("adamax", "Adamax", Adamax, 0.01),
+    OptimizerChoice("nadam", "NAdam", NAdam, 3e-3),
+    OptimizerChoice("radam", "RAdam", RAdam, 0.01),
+    OptimizerChoice("lion", "Lion", Lion, 1e-4),
+    OptimizerChoice("lamb", "LAMB", LAMB, 1e-3),
 )
 BY_KEY = {choice.key: choice for choice in CHOICES}
 
 
 def select_optimizers(names=None):
-    """The choices to run, and the keys skipped because cyoptim lacks their class.
+    """The choices to run, in the order named (duplicates dropped).
 
     Args:
         names: keys (case-insensitive, e.g. ``["adam", "sgd"]``), or None for all.
 
     Returns:
-        ``(choices, skipped)``. With ``names=None`` every available optimizer is
-        chosen and the others are listed in ``skipped``. Named optimizers must
-        all be available.
+        A list of :class:`OptimizerChoice`.
 
     Raises:
-        ValueError: an unknown name, or no name at all.
-        MissingFeatureError: a named optimizer whose class this build lacks.
+        ValueError: an unknown name, or no name at all; the message lists the valid names.
     """
     if names is None:
-        chosen = [c for c in CHOICES if c.optimizer_class() is not None]
-        return chosen, [c.key for c in CHOICES if c.optimizer_class() is None]
+        return list(CHOICES)
     keys = [name.strip().lower() for name in names if name.strip()]
     if not keys:
         raise ValueError("no optimizer named; choose from " + ", ".join(BY_KEY))
@@ -117,10 +102,4 @@ def select_optimizers(names=None):
     if unknown:
         raise ValueError(f"unknown optimizer(s) {', '.join(unknown)}; choose from "
                          + ", ".join(BY_KEY))
-    chosen = [BY_KEY[key] for key in dict.fromkeys(keys)]
-    missing = [c for c in chosen if c.optimizer_class() is None]
-    if missing:
-        raise MissingFeatureError(
-            "this installation of cyoptim does not have "
-            + ", ".join(f"{c.class_name} (for {c.key!r})" for c in missing))
-    return chosen, []
+    return [BY_KEY[key] for key in dict.fromkeys(keys)]

@@ -136,17 +136,18 @@ def time_per_step(step, min_seconds=0.2, repeats=7):
 
 
 def bandwidth_probe(megabytes=768, min_seconds=0.3):
-    """GB/s of a threaded in-place streaming update (a += s*b) over two float64
-    arrays of `megabytes` in all (far larger than the caches by default)."""
-    n_elements = megabytes * 1_000_000 // 16
+    """GB/s of a threaded stream that moves memory like an Adam step (read four
+    float32 arrays, update three in place) over `megabytes` in all."""
     from . import _dispatch
 
-    a, b = np.full(n_elements, 1.0), np.full(n_elements, 1e-9)
+    n_elements = megabytes * 1_000_000 // 16
+    a, b, c = (np.ones(n_elements, np.float32) for _ in range(3))
+    d = np.full(n_elements, 1e-9, np.float32)
     # The best of several medians, as STREAM reports: the machine's capability.
     seconds = min(time_per_step(
-        lambda: _dispatch.kernels.stream_update(a, b, -1e-9, _threads.requested()),
+        lambda: _dispatch.kernels.stream_update(a, b, c, d, -1e-9, _threads.requested()),
         min_seconds / 3, repeats=5) for _ in range(3))
-    return 24 * n_elements / seconds / 1e9
+    return 28 * n_elements / seconds / 1e9
 
 
 def bytes_per_param(optimizer, dtype):
@@ -154,21 +155,30 @@ def bytes_per_param(optimizer, dtype):
     return OPTIMIZERS[optimizer][4] * np.dtype(dtype).itemsize
 
 
-def measure(optimizers, layouts, implementations, dtype=np.float32, min_seconds=0.2):
-    """Rows of {"optimizer", "layout", "params", impl: Mparam/s or None}."""
+def measure(optimizers, layouts, implementations, dtype=np.float32, min_seconds=0.2,
+            rounds=5):
+    """Rows of {"optimizer", "layout", "params", "bytes_per_param", impl: Mparam/s or None}.
+
+    The implementations of one cell are timed in turns, round after round, and
+    each keeps the median of its rounds: a slow spell of a noisy machine then
+    hits all of them alike instead of whichever ran during it.
+    """
     rows = []
     for optimizer in optimizers:
         for layout in layouts:
             n = sum(LAYOUTS[layout][0])
+            steppers = {i: make_stepper(i, optimizer, layout, dtype) for i in implementations}
+            times = {i: [] for i, step in steppers.items() if step is not None}
+            for _ in range(rounds):
+                for i in times:
+                    times[i].append(time_per_step(steppers[i], min_seconds / rounds, repeats=3))
             row = {"optimizer": optimizer, "layout": layout, "params": n,
                    "bytes_per_param": bytes_per_param(optimizer, dtype)}
-            for implementation in implementations:
-                step = make_stepper(implementation, optimizer, layout, dtype)
-                row[implementation] = (None if step is None else
-                                       n / time_per_step(step, min_seconds) / 1e6)
-                del step
-                gc.collect()
+            for i in implementations:
+                row[i] = n / statistics.median(times[i]) / 1e6 if i in times else None
             rows.append(row)
+            del steppers
+            gc.collect()
     return rows
 
 
@@ -238,9 +248,10 @@ def main(argv=None):
     if args.threads is not None:
         cyoptim.set_num_threads(args.threads)
     print(f"cyoptim {cyoptim.__version__}: SIMD {cyoptim.simd_info()}, "
-          f"{_threads.get_num_threads()} threads, {args.dtype}; Mparam/s, median of repeats")
+          f"{_threads.get_num_threads()} threads, {args.dtype}; Mparam/s, median of "
+          f"rounds that take turns between implementations")
     bandwidth = bandwidth_probe(args.probe_mb)
-    print(f"memory bandwidth probe (threaded in-place a += s*b over {args.probe_mb} MB): "
+    print(f"memory bandwidth probe (threaded stream like an Adam step, {args.probe_mb} MB): "
           f"{bandwidth:.1f} GB/s; GB/s below counts each param-sized array read or "
           f"written once")
     rows = measure(optimizers, layouts, implementations, np.dtype(args.dtype), args.seconds)

@@ -16,6 +16,7 @@ so a seed gives the same numbers on every run and every ``threads`` value
 """
 
 import contextlib
+import gc
 import json
 import os
 
@@ -73,7 +74,8 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
     model = MLP(seed=seed)           # every optimizer starts from these weights
     initial_weights = model.buffer.data.copy()
     results = []
-    with _kernel_threads(threads) as used_threads, single_threaded_blas():
+    with _kernel_threads(threads) as used_threads, single_threaded_blas(), _quiet_gc():
+        _warm_up(model, dataset, batch_size)
         for choice in choices:
             model.buffer.data[...] = initial_weights
             optimizer = choice.build(model.params)
@@ -124,6 +126,34 @@ def _kernel_threads(threads):
         yield cyoptim.get_num_threads()
     finally:
         cyoptim.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def _quiet_gc():
+    """Keep full garbage collections out of the timings.
+
+    Importing scikit-learn leaves a large heap; a full collection over it takes
+    tens of milliseconds and would land inside some optimizer's steps.
+    gc.freeze() moves everything alive now out of the collector's view.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _warm_up(model, dataset, batch_size):
+    """One forward/backward and step on throwaway weights, so that the first
+    optimizer's timings do not include one-off costs (OpenMP's thread start,
+    first touches of memory)."""
+    saved = model.buffer.data.copy()
+    optimizer = cyoptim.SGD(model.params, lr=0.0)
+    for _ in range(50):
+        model.loss_and_grad(dataset.x_train[:batch_size], dataset.y_train[:batch_size])
+        optimizer.step(model.grads)
+    model.buffer.data[...] = saved
 
 
 def _check_positive(**values):

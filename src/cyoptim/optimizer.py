@@ -18,8 +18,6 @@ Subclasses describe their algorithm with a few hooks:
 - ``_exports_step``: whether ``state_dict`` shows the per-param ``step``.
 """
 
-import numbers
-
 import numpy as np
 
 from . import _dispatch, _threads
@@ -58,22 +56,6 @@ def _check_param(p, index):
     if not p.flags.c_contiguous or not p.flags.aligned:
         raise ValueError(f"param {index} is not C-contiguous; pass a contiguous array "
                          f"(np.ascontiguousarray) and keep it as the model's storage")
-
-
-def _check_disjoint(arrays, first_index):
-    """Two params sharing memory would be updated twice: refuse."""
-    spans = sorted(
-        (p.ctypes.data, p.ctypes.data + p.nbytes, first_index + k)
-        for k, p in enumerate(arrays) if p.nbytes)
-    for (_, end, i), (start, _, j) in zip(spans, spans[1:]):
-        if start < end:
-            raise ValueError(f"params {min(i, j)} and {max(i, j)} share memory; "
-                             f"each param may appear only once in an optimizer")
-
-
-def _check_number(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
 
 
 class Optimizer:
@@ -121,7 +103,11 @@ class Optimizer:
         if len(dtypes) > 1:
             raise TypeError(f"the params of one group must share a dtype, got "
                             f"{sorted(str(d) for d in dtypes)}; put each dtype in its own group")
-        _check_disjoint(self._all_params() + params, 0)
+        # Two params sharing memory would be updated twice.
+        overlap = self._kernels.first_overlap(self._all_params() + params)
+        if overlap is not None:
+            raise ValueError(f"params {overlap[0]} and {overlap[1]} share memory; "
+                             f"each param may appear only once in an optimizer")
         group = {name: value for name, value in param_group.items() if name != "params"}
         for name, default in self.defaults.items():
             group.setdefault(name, default)

@@ -153,3 +153,10 @@ def test_load_state_dict_refuses_what_does_not_fit(cls, kwargs):
             opt.load_state_dict(bad)
         assert_unchanged(opt, before)
     opt.load_state_dict(good)
+
+
+def test_params_appended_to_a_group_are_named_in_the_count_error():
+    opt = cyoptim.SGD([np.zeros(2)], lr=0.1)
+    opt.param_groups[0]["params"].append(np.zeros(3))
+    with pytest.raises(ValueError, match="expected 1 grads.*group 0 was changed.*add_param_group"):
+        opt.step([np.ones(2), np.ones(3)])

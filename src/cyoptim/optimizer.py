@@ -84,7 +84,11 @@ class Optimizer:
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, param_group):
-        """Add a group: a dict with "params" and any hyperparameter overrides."""
+        """Add a group: a dict with "params" and any hyperparameter overrides.
+
+        The group's params are fixed from then on: the optimizer keeps pointers
+        to those arrays (hyperparameters in the dict stay mutable).
+        """
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
         if "params" not in param_group:
@@ -165,8 +169,12 @@ class Optimizer:
                                 f"param, got {_describe(grads)}")
             grads = list(grads)
         if len(grads) != self._n_params:
+            changed = [g for g, (group, plan) in enumerate(zip(self.param_groups, self._plans))
+                       if len(group["params"]) != plan.n_tensors]
+            hint = (f"; the params list of group {changed[0]} was changed after the group "
+                    f"was added (use add_param_group for new params)" if changed else "")
             raise ValueError(f"expected {self._n_params} grads (one per param, None to "
-                             f"skip one), got {len(grads)}")
+                             f"skip one), got {len(grads)}{hint}")
         bad = self._kernels.gather_all(self._plans, grads)
         if bad is not None:
             index, code = bad

@@ -32,13 +32,18 @@ ctypedef fused floating:
 # of float32), so two threads never write the same cache line of one tensor.
 cdef int64_t SPLIT_ALIGN = 16
 
-# A step runs on one thread when its work is below PARALLEL_MIN_WORK: waking
-# OpenMP threads costs microseconds, more than a small step itself. Work is
+# A step runs on one thread when its work is below PARALLEL_MIN_WORK. Work is
 # elements times a cost: COST_LIGHT for loops of adds and multiplies (memory
-# bound), COST_HEAVY for loops with a sqrt or a division per element. Measured
-# with tools/thread_threshold.py on the 2-core reference machine: 2 threads win
-# from about 32k elements for SGD and 8-16k for Adam.
-cdef int64_t PARALLEL_MIN_WORK = 32768
+# bound), COST_HEAVY for loops with a sqrt or a division per element.
+# On an idle 2-core machine (tools/thread_threshold.py) 2 threads already win
+# from ~8-16k Adam elements and ~32k SGD elements, by a few microseconds. But a
+# parallel step waits for its slowest thread, and when another process (or
+# another OpenMP runtime's spinning threads, e.g. torch's after a forward
+# pass) holds a core, that thread may wait a whole scheduler slice: measured
+# on a busy machine, a 17k-element Adam step had a p95 of 14 ms on 2 threads
+# against 62 us on one. So a step goes parallel only when each thread gets
+# tens of microseconds of work: Adam from 65k elements, SGD from 131k.
+cdef int64_t PARALLEL_MIN_WORK = 131072
 cdef int COST_LIGHT = 1
 cdef int COST_HEAVY = 2
 

@@ -7,7 +7,8 @@ import pytest
 import cyoptim
 import cyoptim.reference as ref
 from optim_harness import (TOLERANCE, assert_equals_reference, assert_state_dict_round_trip,
-                           assert_thread_and_variant_invariant, assert_unchanged,
+                           assert_state_equal, assert_thread_and_variant_invariant,
+                           assert_unchanged,
                            grad_sequence, make_params, max_relative_error, snapshot)
 
 FLAGS = [dict(maximize=m, weight_decay=wd)
@@ -94,6 +95,51 @@ def test_lamb_thread_and_variant_invariant(dtype):
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_lamb_state_dict_round_trip(weight_decay, dtype):
     assert_state_dict_round_trip(cyoptim.LAMB, dict(lr=1e-2, weight_decay=weight_decay), dtype)
+
+
+def test_lamb_update_scratch_is_not_state(dtype):
+    """u lives in an internal param-sized block between the kernel's passes:
+    allocated once, reused, never in state / state_dict / load_state_dict, and
+    its content on entry never matters (a round trip into the same optimizer,
+    whose scratch holds NaN, continues bit-identically)."""
+    params = make_params(dtype)
+    seq = grad_sequence(params, steps=12)
+    twins = [p.copy() for p in params]
+    straight = cyoptim.LAMB(twins, lr=1e-2, weight_decay=0.1)
+    for grads in seq:
+        straight.step(grads)
+
+    opt = cyoptim.LAMB(params, lr=1e-2, weight_decay=0.1)
+    for grads in seq[:6]:
+        opt.step(grads)
+    scratch = opt._blocks[0]["update"]
+    assert scratch.size == sum(p.size for p in params) and scratch.dtype == dtype
+    assert all(set(entry) == {"step", "exp_avg", "exp_avg_sq"} for entry in opt.state.values())
+    saved = opt.state_dict()
+    assert all(set(entry) == {"step", "exp_avg", "exp_avg_sq"}
+               for entry in saved["state"].values())
+    bad = {"state": {i: dict(e, update=e["exp_avg"]) for i, e in saved["state"].items()},
+           "param_groups": saved["param_groups"]}
+    with pytest.raises(ValueError, match="has keys"):
+        opt.load_state_dict(bad)
+
+    for grads in seq[6:9]:                  # wander off, then load the saved state back
+        opt.step(grads)
+    rewound = [p.copy() for p in make_params(dtype)]
+    replay = cyoptim.LAMB(rewound, lr=1e-2, weight_decay=0.1)
+    for grads in seq[:6]:
+        replay.step(grads)
+    for p, q in zip(params, rewound):
+        p[...] = q
+    opt.load_state_dict(saved)
+    opt._blocks[0]["update"].fill(np.nan)   # whatever the scratch holds
+    scratch = opt._blocks[0]["update"]
+    for grads in seq[6:]:
+        opt.step(grads)
+    assert opt._blocks[0]["update"] is scratch      # reused, not reallocated per step
+    for k, (a, b) in enumerate(zip(params, twins)):
+        np.testing.assert_array_equal(a, b, err_msg=f"param {k}")
+    assert_state_equal(straight.state_dict(), opt.state_dict())
 
 
 def test_lamb_trust_ratio_is_per_tensor_in_a_param_buffer(dtype):

@@ -40,7 +40,7 @@ OPTIMIZERS = {
     "nadam": ("NAdam", {}, "NAdam", False, 4 + 3),
     "radam": ("RAdam", {}, "RAdam", False, 4 + 3),
     "lion": ("Lion", {}, None, False, 3 + 2),
-    "lamb": ("LAMB", {"weight_decay": 1e-2}, None, False, (4 + 2) + (3 + 1)),  # two passes
+    "lamb": ("LAMB", {"weight_decay": 1e-2}, None, False, (4 + 3) + (2 + 1)),  # 2 passes, u kept
 }
 DEFAULT_OPTIMIZERS = ("adam", "sgd")
 

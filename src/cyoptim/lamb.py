@@ -29,8 +29,11 @@ class LAMB(Optimizer):
     Both norms are deterministic reductions (SPEC §4): fixed chunks of 4096
     elements, each summed in double over 8 interleaved lanes, the chunks'
     sums combined in order, so the result is bitwise the same for any thread
-    count. A step makes two passes over the group (moments and norms, then
-    the update).
+    count. A step makes two passes over the group (moments, direction and
+    norms, then the update); the direction :math:`u` is kept between them in
+    an internal param-sized block of the group (allocated at its first step,
+    so LAMB holds one more param-sized array than its state; it is not part
+    of the state).
 
     Args:
         params: arrays, or dicts with "params" and per-group overrides.
@@ -82,8 +85,11 @@ class LAMB(Optimizer):
     def _state_names(self, group):
         return ("exp_avg", "exp_avg_sq")
 
+    def _scratch_names(self, group):
+        return ("update",)          # u, written by the kernel's first pass, read by its second
+
     def _update(self, group, plan, blocks, grads, n_threads):
         beta1, beta2 = group["betas"]
-        self._kernels.lamb(plan, blocks["exp_avg"], blocks["exp_avg_sq"], group["lr"],
-                           beta1, beta2, group["eps"], group["weight_decay"],
+        self._kernels.lamb(plan, blocks["exp_avg"], blocks["exp_avg_sq"], blocks["update"],
+                           group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
                            group["maximize"], n_threads)

@@ -13,6 +13,8 @@ Subclasses describe their algorithm with a few hooks:
 - ``_validate_hyperparameters(group)``: raise ValueError with torch's wording.
 - ``_state_names(group)``: the state buffers the group needs.
 - ``_state_fill(name, group)``: their initial value (0 unless overridden).
+- ``_scratch_names(group)``: internal param-sized work blocks (none unless
+  overridden); kept with the state blocks but never part of the state.
 - ``_update(group, plan, blocks, grads, n_threads)``: call the kernel (grads:
   the group's grads, already checked; kernels read them through the plan).
 - ``_exports_step``: whether ``state_dict`` shows the per-param ``step``.
@@ -28,12 +30,18 @@ SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _GRAD_NOT_ARRAY, _GRAD_DTYPE, _GRAD_SHAPE, _GRAD_LAYOUT = 1, 2, 3, 4
 
 
-def aligned_zeros(n, dtype, fill=0.0, alignment=64):
-    """A 1-d array of n elements whose data starts on an `alignment`-byte boundary."""
+def aligned_empty(n, dtype, alignment=64):
+    """An uninitialized 1-d array of n elements whose data starts on an
+    `alignment`-byte boundary."""
     dtype = np.dtype(dtype)
     raw = np.empty(n * dtype.itemsize + alignment, dtype=np.uint8)
     start = -raw.ctypes.data % alignment
-    out = raw[start:start + n * dtype.itemsize].view(dtype)
+    return raw[start:start + n * dtype.itemsize].view(dtype)
+
+
+def aligned_zeros(n, dtype, fill=0.0, alignment=64):
+    """A 1-d array of n elements, all `fill`, whose data starts on an `alignment`-byte boundary."""
+    out = aligned_empty(n, dtype, alignment)
     out.fill(fill)
     return out
 
@@ -136,6 +144,18 @@ class Optimizer:
     def _state_fill(self, name, group):
         return 0.0
 
+    def _scratch_names(self, group):
+        """Internal work blocks the group's kernel needs, besides its state.
+
+        Each is one param-sized block of the group (like a state block, handed
+        to ``_update`` in ``blocks``), allocated uninitialized at the group's
+        first step and reused by every later step. A scratch block carries
+        nothing from one step to the next: the kernel writes it before it reads
+        it. So it is never part of ``state``, ``state_dict`` or
+        ``load_state_dict``. Names must differ from the state names.
+        """
+        return ()
+
     def _update(self, group, plan, blocks, grads, n_threads):
         raise NotImplementedError
 
@@ -199,6 +219,9 @@ class Optimizer:
             if name not in blocks:
                 blocks[name] = aligned_zeros(plan.total_elements, plan.dtype,
                                              self._state_fill(name, group))
+        for name in self._scratch_names(group):
+            if name not in blocks:
+                blocks[name] = aligned_empty(plan.total_elements, plan.dtype)
 
     # ------------------------------------------------------------------ state
     def _views(self, plan, block):
@@ -251,7 +274,8 @@ class Optimizer:
             blocks.clear()
             plan.steps[:] = 0
             self._ensure_blocks(group, plan, blocks)
-            views = {name: self._views(plan, blocks[name]) for name in blocks}
+            views = {name: self._views(plan, blocks[name])
+                     for name in self._state_names(group)}
             for k, entry in per_param[g].items():
                 plan.steps[k] = entry.get("step", 1.0)
                 for name, value in entry.items():

@@ -4,7 +4,7 @@
 # to the group's params, the prefix offsets of their sizes (the virtual flat
 # buffer of common.pxi), one step count per tensor, and the state blocks: each
 # state buffer (exp_avg, ...) of the group is ONE contiguous array, and the
-# per-param state arrays users see are views into it. Each step, gather()
+# per-param state arrays users see are views into it. Each step, gather_all()
 # checks the grads and records their pointers in C, so a step costs tens of
 # nanoseconds per tensor, not microseconds.
 #
@@ -18,7 +18,7 @@ from libc.string cimport memcmp
 
 cnp.import_array()
 
-# The grad check codes gather() reports; cyoptim.optimizer turns them into messages.
+# The grad check codes gather_all() reports; cyoptim.optimizer turns them into messages.
 GRAD_OK = 0
 GRAD_NOT_ARRAY = 1
 GRAD_DTYPE = 2
@@ -124,18 +124,13 @@ cdef class GroupPlan:
     def total_elements(self):
         return int(self.offsets[self.n_tensors])
 
-    def gather(self, list grads, Py_ssize_t first):
+    cdef Py_ssize_t _gather(self, list grads, Py_ssize_t first, int* code) except -2:
         """Check grads[first:first + n_tensors] and record their pointers.
 
-        Writes nothing but this plan's grad pointer table. Returns None when
-        every grad is usable, else (k, code): the group-local index of the
-        first bad grad and one of the GRAD_* codes.
+        Writes nothing but this plan's grad pointer table (and the run
+        selection). Returns -1 when every grad is usable, else the group-local
+        index of the first bad grad, with its GRAD_* code in code[0].
         """
-        cdef int code = GRAD_OK
-        cdef Py_ssize_t bad = self._gather(grads, first, &code)
-        return None if bad < 0 else (bad, code)
-
-    cdef Py_ssize_t _gather(self, list grads, Py_ssize_t first, int* code) except -2:
         cdef Py_ssize_t k
         cdef object g
         cdef int64_t active = 0
@@ -175,10 +170,6 @@ cdef class GroupPlan:
             return GRAD_LAYOUT
         return GRAD_OK
 
-    def has_grad(self, Py_ssize_t k):
-        """Whether tensor k got a grad in the last gather()."""
-        return self.c_grads[k] != NULL
-
     def advance(self):
         """Count one more step for every tensor that has a grad this step."""
         cdef Py_ssize_t k
@@ -200,7 +191,7 @@ cdef class GroupPlan:
 
 
 def gather_all(list plans, list grads):
-    """gather() every plan over one list of grads (the groups' params in order).
+    """Check and gather the grads of every plan from one list (the groups' params in order).
 
     The caller checks len(grads) first. Returns None when all grads are usable,
     else (index, code) for the first bad grad, index counted over all params.

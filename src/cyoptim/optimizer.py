@@ -26,7 +26,7 @@ from . import _dispatch, _threads
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-# gather() codes from pyx/plan.pxi.
+# gather_all() codes from pyx/plan.pxi.
 _GRAD_NOT_ARRAY, _GRAD_DTYPE, _GRAD_SHAPE, _GRAD_LAYOUT = 1, 2, 3, 4
 
 

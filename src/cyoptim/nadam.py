@@ -79,7 +79,7 @@ class NAdam(Optimizer):
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  momentum_decay=4e-3, *, decoupled_weight_decay=False, maximize=False):
-        self._mu_products = []     # per group: float64[n_tensors], float32 values
+        self._mu_products = {}     # GroupPlan -> float64[n_tensors], float32 values
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay,
                                       momentum_decay=momentum_decay,
@@ -88,7 +88,7 @@ class NAdam(Optimizer):
 
     def add_param_group(self, param_group):
         super().add_param_group(param_group)
-        self._mu_products.append(np.ones(self._plans[-1].n_tensors))
+        self._mu_products[self._plans[-1]] = np.ones(self._plans[-1].n_tensors)
 
     def _validate_hyperparameters(self, group):
         validate_adam_family(group)
@@ -98,40 +98,37 @@ class NAdam(Optimizer):
     def _state_names(self, group):
         return ("exp_avg", "exp_avg_sq")
 
-    def _group_index(self, plan):
-        return next(g for g, p in enumerate(self._plans) if p is plan)
-
     def _update(self, group, plan, blocks, grads, n_threads):
         beta1, beta2 = group["betas"]
         self._kernels.nadam(plan, blocks["exp_avg"], blocks["exp_avg_sq"],
-                            self._mu_products[self._group_index(plan)], group["lr"],
+                            self._mu_products[plan], group["lr"],
                             beta1, beta2, group["eps"], group["weight_decay"],
                             group["momentum_decay"], group["decoupled_weight_decay"],
                             group["maximize"], n_threads)
 
     # mu_product: per-param scalar state next to the arrays the base class keeps.
     def _param_slots(self):
-        """(group, local index) of every param, by global param index."""
-        return [(g, k) for g, plan in enumerate(self._plans) for k in range(plan.n_tensors)]
+        """(group plan, local index) of every param, by global param index."""
+        return [(plan, k) for plan in self._plans for k in range(plan.n_tensors)]
 
     @property
     def state(self):
         state = super().state
         slots = self._param_slots()
         for index, entry in state.items():
-            g, k = slots[index]
-            entry["mu_product"] = float(self._mu_products[g][k])
+            plan, k = slots[index]
+            entry["mu_product"] = float(self._mu_products[plan][k])
         return state
 
     def load_state_dict(self, state_dict):
         self._loaded_mu = {}
         try:
             super().load_state_dict(state_dict)    # validates all, then writes
-            loaded = [np.ones(plan.n_tensors) for plan in self._plans]
+            loaded = {plan: np.ones(plan.n_tensors) for plan in self._plans}
             slots = self._param_slots()
             for index, value in self._loaded_mu.items():
-                g, k = slots[index]
-                loaded[g][k] = value
+                plan, k = slots[index]
+                loaded[plan][k] = value
             self._mu_products = loaded
         finally:
             del self._loaded_mu

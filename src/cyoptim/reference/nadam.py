@@ -14,7 +14,7 @@ class NAdam(ReferenceMixin, fast.NAdam):
         lr, eps = group["lr"], group["eps"]
         beta1, beta2 = group["betas"]
         momentum_decay = group["momentum_decay"]
-        mu_products = self._mu_products[self._group_index(plan)]
+        mu_products = self._mu_products[plan]
         names = self._state_names(group)
         for k, p, g, state, step, (a, b, c) in self._tensors(plan, blocks, grads, names):
             m, v = state["exp_avg"], state["exp_avg_sq"]

@@ -12,6 +12,7 @@
   CYOPTIM_VEC_REPORT=1 adds gcc's vectorization report (-fopt-info-vec).
 """
 
+import importlib.util
 import os
 import platform
 import shutil
@@ -21,6 +22,7 @@ import tempfile
 import textwrap
 
 import numpy as np
+from Cython import Tempita
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -115,7 +117,47 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+def load_module(name, path):
+    """Import one file as a module, without importing its package."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_if_changed(path, text):
+    """Write text to path unless it already holds it (keeps rebuilds incremental)."""
+    if os.path.exists(path):
+        with open(path) as f:
+            if f.read() == text:
+                return
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def render_kernel_sources():
+    """Generate the kernels' plumbing and type stubs from the registry's KERNELS.
+
+    pyx/_optimizers.pxi (every SIMD build includes it) comes from the Tempita
+    template pyx/optimizers.pxi.tp; the stubs src/cyoptim/_kernels_<variant>.pyi
+    from pyx/kernel_stubs.py. Both are generated, never edited by hand.
+    src/cyoptim/registry.py imports nothing from cyoptim, so it loads here,
+    before anything is compiled.
+    """
+    registry = load_module("cyoptim_registry", "src/cyoptim/registry.py")
+    kernel_stubs = load_module("cyoptim_kernel_stubs", "pyx/kernel_stubs.py")
+    namespace = {name: getattr(registry, name) for name in dir(registry)
+                 if not name.startswith("_")}
+    with open("pyx/optimizers.pxi.tp") as f:
+        template = f.read()
+    write_if_changed("pyx/_optimizers.pxi", Tempita.sub(template, **namespace))
+    stub = kernel_stubs.render(registry)
+    for variant in VARIANT_FLAGS:
+        write_if_changed(f"src/cyoptim/_kernels_{variant}.pyi", stub)
+
+
 def extensions():
+    render_kernel_sources()
     include = [np.get_include(), "pyx"]
     macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
     variants = selected_variants()

@@ -1,13 +1,22 @@
-# Shared by every kernel: fused element types, the OpenMP work split and the
-# segment driver.
+# Shared by every kernel: fused element types, the thread count and the
+# driver that hands the pieces of a group's runs to the threads.
+#
+# Vocabulary (used throughout pyx/ and cyoptim):
+#   group  one param group: one kernel call per step;
+#   run    a contiguous stretch of params the kernel walks: one tensor, or the
+#          whole group when it lives in one ParamBuffer (plan.pxi);
+#   piece  the part of one run a thread updates in one call of the
+#          algorithm's piece function (the element loop on raw pointers);
+#   chunk  a fixed-size unit of a reduction (reductions.pxi), never dependent
+#          on the thread count.
 #
 # Design: an optimizer step over a param group is ONE call into this module.
-# The group's tensors are treated as one virtual flat buffer (prefix offsets of
+# The group's runs are treated as one virtual flat buffer (prefix offsets of
 # their sizes); each thread takes an equal, contiguous slice of that buffer,
-# rounded to whole cache lines, and walks the tensors the slice covers. For each
-# piece of a tensor it calls the algorithm's segment function, which runs the
-# element loop on raw pointers. The function pointer is called once per piece,
-# never per element, so the element loops stay simple enough to vectorize.
+# rounded to whole cache lines, and walks the runs the slice covers, calling
+# the piece function once per piece it meets. The function pointer is called
+# once per piece, never per element, so the element loops stay simple enough
+# to vectorize.
 #
 # Element-wise updates do not depend on how the work is split, so results are
 # bitwise identical for any thread count.
@@ -58,8 +67,8 @@ def parallel_min_work(n=None):
     return PARALLEL_MIN_WORK
 
 
-ctypedef void (*segment_fn)(const void* args, Py_ssize_t tensor,
-                            int64_t start, int64_t count) noexcept nogil
+ctypedef void (*piece_fn)(const void* args, Py_ssize_t run,
+                          int64_t start, int64_t count) noexcept nogil
 
 
 cdef inline floating fsqrt(floating x) noexcept nogil:
@@ -116,14 +125,14 @@ cdef inline int64_t _split_point(int64_t total, int n_parts, int part) noexcept 
     return point - point % SPLIT_ALIGN
 
 
-cdef void _run_span(segment_fn fn, const void* args, const int64_t* offsets,
-                    Py_ssize_t n_tensors, int64_t lo, int64_t hi) noexcept nogil:
-    """Call fn on every piece of tensors that the flat range [lo, hi) covers."""
-    cdef Py_ssize_t left = 0, right = n_tensors, mid, k
+cdef void _run_range(piece_fn fn, const void* args, const int64_t* offsets,
+                     Py_ssize_t n_runs, int64_t lo, int64_t hi) noexcept nogil:
+    """Call fn on every piece of the runs that the flat range [lo, hi) covers."""
+    cdef Py_ssize_t left = 0, right = n_runs, mid, k
     cdef int64_t end
     if lo >= hi:
         return
-    # Binary search: the last tensor whose offset is <= lo.
+    # Binary search: the last run whose offset is <= lo.
     while right - left > 1:
         mid = (left + right) // 2
         if offsets[mid] <= lo:
@@ -131,7 +140,7 @@ cdef void _run_span(segment_fn fn, const void* args, const int64_t* offsets,
         else:
             right = mid
     k = left
-    while lo < hi and k < n_tensors:
+    while lo < hi and k < n_runs:
         end = offsets[k + 1]
         if end > hi:
             end = hi
@@ -141,15 +150,15 @@ cdef void _run_span(segment_fn fn, const void* args, const int64_t* offsets,
         k += 1
 
 
-cdef void run_segments(segment_fn fn, const void* args, const int64_t* offsets,
-                       Py_ssize_t n_tensors, int n_threads) noexcept nogil:
-    """Run fn over every element of the group, split over n_threads threads."""
-    cdef int64_t total = offsets[n_tensors]
+cdef void run_pieces(piece_fn fn, const void* args, const int64_t* offsets,
+                     Py_ssize_t n_runs, int n_threads) noexcept nogil:
+    """Run fn over every element of the runs, split over n_threads threads."""
+    cdef int64_t total = offsets[n_runs]
     cdef int t
     if n_threads <= 1:
-        _run_span(fn, args, offsets, n_tensors, 0, total)
+        _run_range(fn, args, offsets, n_runs, 0, total)
         return
     for t in prange(n_threads, schedule="static", num_threads=n_threads):
-        _run_span(fn, args, offsets, n_tensors,
-                  _split_point(total, n_threads, t),
-                  _split_point(total, n_threads, t + 1))
+        _run_range(fn, args, offsets, n_runs,
+                   _split_point(total, n_threads, t),
+                   _split_point(total, n_threads, t + 1))

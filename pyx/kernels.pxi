@@ -1,22 +1,15 @@
 # The kernel module, compiled once per SIMD variant (_kernels_<variant>.pyx).
 #
 # One kernel per algorithm; each is a def function taking a GroupPlan, the
-# group's state blocks and the step's scalars, and runs the whole group in one
-# call with the GIL released. Keep this list in step with cyoptim/_dispatch.py.
+# group's state blocks and its hyperparameters (keyword-only), and runs the
+# whole group in one call with the GIL released. _optimizers.pxi is generated
+# by setup.py from optimizers.pxi.tp and src/cyoptim/registry.py; it includes each
+# algorithm's math (<name>.pxi).
 
 import numpy as np
 
 include "common.pxi"
 include "plan.pxi"
-include "sgd.pxi"
-include "adam.pxi"
-include "adagrad.pxi"
-include "rmsprop.pxi"
-include "adadelta.pxi"
-include "adamax.pxi"
-include "nadam.pxi"
-include "radam.pxi"
-include "lion.pxi"
 include "reductions.pxi"
-include "lamb.pxi"
+include "_optimizers.pxi"
 include "bandwidth.pxi"

@@ -1,4 +1,6 @@
-# LAMB (You et al. 2019), as optax.lamb: scale_by_adam, add_decayed_weights,
+# LAMB (You et al. 2019), as optax.lamb, with its own two-pass driver
+# (the registry: driver="custom"; LambHyper, LambRun and _lamb_runs are
+# generated): scale_by_adam, add_decayed_weights,
 # scale_by_trust_ratio, scale_by_learning_rate.
 #
 # Per element, in the param's precision (constants cast to it first):
@@ -15,7 +17,7 @@
 # moves, so a step is two passes over the group's chunks, each threaded
 # (prange over chunks, static schedule):
 #   pass 1: update m and v, compute u and STORE it in the group's param-sized
-#           scratch block `update` (LAMB._scratch_names; not state), store the
+#           scratch block `update` (LAMB's scratch block; not state), store the
 #           chunk's sum p*p and sum u*u (u is read back while the chunk is
 #           still in cache);
 #   then:   per tensor, combine its chunks' sums in order -> s;
@@ -35,39 +37,43 @@
 #   16M    ~955   -> ~930   (-3%: memory bound, the extra stream shows)
 # Storing wins overall, so it is the only path. The results are the same bits:
 # u is stored in the param's precision, the value pass 2 recomputed before.
-# Cost: one more param-sized array per group (LAMB._scratch_names).
+# Cost: one more param-sized array per group (the scratch block `update`).
 
 cdef struct LambArgs:
+    LambHyper h
+    const LambRun* runs           # per tensor: bias corrections
     char** params
     char** grads
     char* exp_avg
     char* exp_avg_sq
     char* update                  # scratch block: u, from pass 1 to pass 2
     const int64_t* offsets        # per tensor: its position in the state blocks
-    const double* bc1             # per tensor: 1 - beta1^t
-    const double* bc2             # per tensor: 1 - beta2^t
     const double* scale           # per tensor: -(lr * trust ratio), for pass 2
     Chunks chunks
     double* p_sq                  # per chunk: sum p*p
     double* u_sq                  # per chunk: sum u*u
-    double beta1, beta2, eps, weight_decay
-    bint maximize, is_double
+    int element_type
 
 
-cdef inline void _lamb_moments(const floating* p, const floating* g, floating* m,
-                               floating* v, floating* u, int64_t n, const LambArgs* a,
-                               double bc1, double bc2) noexcept nogil:
+cdef inline void lamb_run(const LambHyper* h, double step, LambRun* r) noexcept nogil:
+    r.bc1 = 1 - pow(h.beta1, step)
+    r.bc2 = 1 - pow(h.beta2, step)
+
+
+cdef inline void lamb_elements(const floating* p, const floating* g, floating* m,
+                               floating* v, floating* u, int64_t n, const LambHyper* h,
+                               const LambRun* r) noexcept nogil:
     """Pass 1 on one chunk: update m and v, write the direction u."""
-    cdef floating flip = -1 if a.maximize else 1
-    cdef floating b1 = <floating> a.beta1
-    cdef floating w1 = <floating> (1 - a.beta1)
-    cdef floating b2 = <floating> a.beta2
-    cdef floating w2 = <floating> (1 - a.beta2)
-    cdef floating c1 = <floating> bc1
-    cdef floating c2 = <floating> bc2
-    cdef floating eps = <floating> a.eps
-    cdef floating wd = <floating> a.weight_decay
-    cdef bint decay = a.weight_decay != 0
+    cdef floating flip = -1 if h.maximize else 1
+    cdef floating b1 = <floating> h.beta1
+    cdef floating w1 = <floating> (1 - h.beta1)
+    cdef floating b2 = <floating> h.beta2
+    cdef floating w2 = <floating> (1 - h.beta2)
+    cdef floating c1 = <floating> r.bc1
+    cdef floating c2 = <floating> r.bc2
+    cdef floating eps = <floating> h.eps
+    cdef floating wd = <floating> h.weight_decay
+    cdef bint decay = h.weight_decay != 0
     cdef floating gi, mi, vi, ui
     cdef int64_t i
     for i in range(n):
@@ -95,16 +101,16 @@ cdef void _lamb_pass1(const LambArgs* a, Py_ssize_t c) noexcept nogil:
     cdef Py_ssize_t k = a.chunks.tensor[c]
     cdef int64_t start = a.chunks.start[c], n = a.chunks.count[c]
     cdef int64_t at = a.offsets[k] + start
-    if a.is_double:
-        _lamb_moments(<const double*> a.params[k] + start, <const double*> a.grads[k] + start,
+    if a.element_type == cnp.NPY_FLOAT64:
+        lamb_elements(<const double*> a.params[k] + start, <const double*> a.grads[k] + start,
                       <double*> a.exp_avg + at, <double*> a.exp_avg_sq + at,
-                      <double*> a.update + at, n, a, a.bc1[k], a.bc2[k])
+                      <double*> a.update + at, n, &a.h, &a.runs[k])
         a.p_sq[c] = sum_sq(<const double*> a.params[k] + start, n)
         a.u_sq[c] = sum_sq(<const double*> a.update + at, n)
     else:
-        _lamb_moments(<const float*> a.params[k] + start, <const float*> a.grads[k] + start,
+        lamb_elements(<const float*> a.params[k] + start, <const float*> a.grads[k] + start,
                       <float*> a.exp_avg + at, <float*> a.exp_avg_sq + at,
-                      <float*> a.update + at, n, a, a.bc1[k], a.bc2[k])
+                      <float*> a.update + at, n, &a.h, &a.runs[k])
         a.p_sq[c] = sum_sq(<const float*> a.params[k] + start, n)
         a.u_sq[c] = sum_sq(<const float*> a.update + at, n)
 
@@ -113,7 +119,7 @@ cdef void _lamb_pass2(const LambArgs* a, Py_ssize_t c) noexcept nogil:
     cdef Py_ssize_t k = a.chunks.tensor[c]
     cdef int64_t start = a.chunks.start[c], n = a.chunks.count[c]
     cdef int64_t at = a.offsets[k] + start
-    if a.is_double:
+    if a.element_type == cnp.NPY_FLOAT64:
         _lamb_apply(<double*> a.params[k] + start, <const double*> a.update + at, n,
                     a.scale[k])
     else:
@@ -129,8 +135,8 @@ cdef inline double trust_ratio(double param_sq, double update_sq) noexcept nogil
     return pn / un
 
 
-def lamb(GroupPlan plan, exp_avg, exp_avg_sq, update, double lr, double beta1, double beta2,
-         double eps, double weight_decay, bint maximize, int n_threads):
+def lamb(GroupPlan plan, *, exp_avg, exp_avg_sq, update, double lr, double beta1,
+         double beta2, double eps, double weight_decay, bint maximize, int n_threads=0):
     """One LAMB step over every tensor of plan that has a grad.
 
     plan: the group, with grads gathered and steps advanced.     # IN/OUT
@@ -142,44 +148,37 @@ def lamb(GroupPlan plan, exp_avg, exp_avg_sq, update, double lr, double beta1, d
     """
     cdef LambArgs a
     cdef Py_ssize_t n = plan.n_tensors, k, c
-    cdef double last_step = -1, step, bc1 = 0, bc2 = 0, r
+    cdef double r
     ratios = np.full(n, np.nan)
     cdef double[::1] ratio = ratios
-    cdef double* scalars = <double*> malloc(3 * max(n, 1) * sizeof(double))
-    if scalars == NULL:
+    a.h.lr = lr
+    a.h.beta1 = beta1
+    a.h.beta2 = beta2
+    a.h.eps = eps
+    a.h.weight_decay = weight_decay
+    a.h.maximize = maximize
+    a.params = plan.c_params
+    a.grads = plan.c_grads
+    a.offsets = plan.c_offsets
+    a.exp_avg = plan.block_data(exp_avg)
+    a.exp_avg_sq = plan.block_data(exp_avg_sq)
+    a.update = plan.block_data(update)
+    a.element_type = plan.element_type
+    cdef double* scale = <double*> malloc(max(n, 1) * sizeof(double))
+    if scale == NULL:
         raise MemoryError()
+    a.scale = scale
+    a.runs = NULL
     a.p_sq = NULL
     a.u_sq = NULL
     a.chunks.first = NULL
     try:
+        a.runs = _lamb_runs(&a.h, plan.c_steps, n)     # per tensor: never a fused run
         chunks_init(&a.chunks, plan.c_offsets, plan.c_grads, n)
         a.p_sq = <double*> malloc(2 * max(a.chunks.n, 1) * sizeof(double))
         if a.p_sq == NULL:
             raise MemoryError()
         a.u_sq = a.p_sq + a.chunks.n
-        a.params = plan.c_params
-        a.grads = plan.c_grads
-        a.offsets = plan.c_offsets
-        a.exp_avg = plan.block_data(exp_avg)
-        a.exp_avg_sq = plan.block_data(exp_avg_sq)
-        a.update = plan.block_data(update)
-        for k in range(n):                       # bias corrections in double
-            step = plan.c_steps[k]
-            if step != last_step:
-                bc1 = 1 - pow(beta1, step)
-                bc2 = 1 - pow(beta2, step)
-                last_step = step
-            scalars[k] = bc1
-            scalars[n + k] = bc2
-        a.bc1 = scalars
-        a.bc2 = scalars + n
-        a.scale = scalars + 2 * n
-        a.beta1 = beta1
-        a.beta2 = beta2
-        a.eps = eps
-        a.weight_decay = weight_decay
-        a.maximize = maximize
-        a.is_double = plan.is_double
         n_threads = _effective_threads(plan.active_elements, n_threads, COST_HEAVY)
         with nogil:
             for c in prange(a.chunks.n, schedule="static", num_threads=n_threads):
@@ -191,11 +190,12 @@ def lamb(GroupPlan plan, exp_avg, exp_avg_sq, update, double lr, double beta1, d
                     combine_chunks(a.p_sq, a.chunks.first[k], a.chunks.first[k + 1], False),
                     combine_chunks(a.u_sq, a.chunks.first[k], a.chunks.first[k + 1], False))
                 ratio[k] = r
-                scalars[2 * n + k] = -(lr * r)
+                scale[k] = -(lr * r)
             for c in prange(a.chunks.n, schedule="static", num_threads=n_threads):
                 _lamb_pass2(&a, c)
     finally:
-        free(scalars)
+        free(scale)
+        free(<void*> a.runs)
         free(a.p_sq)
         if a.chunks.first != NULL:
             chunks_free(&a.chunks)

@@ -29,6 +29,7 @@ GRAD_LAYOUT = 4
 cdef class GroupPlan:
     cdef readonly Py_ssize_t n_tensors
     cdef readonly bint is_double
+    cdef readonly int element_type     # the NumPy type number of params, grads and states
     cdef readonly object dtype
     cdef readonly tuple params
     cdef readonly object offsets       # int64[n + 1], prefix sums of sizes
@@ -36,7 +37,7 @@ cdef class GroupPlan:
     cdef readonly int64_t active_elements   # elements with a grad this step
     cdef readonly Py_ssize_t n_active
     cdef object _param_ptrs, _grad_ptrs, _dims, _ndims
-    cdef int typenum
+    cdef int itemsize
     cdef int64_t* c_offsets
     cdef char** c_params
     cdef char** c_grads
@@ -63,7 +64,8 @@ cdef class GroupPlan:
         self.n_tensors = len(self.params)
         self.dtype = np.dtype(dtype)
         self.is_double = self.dtype == np.float64
-        self.typenum = self.dtype.num
+        self.element_type = self.dtype.num
+        self.itemsize = self.dtype.itemsize
         sizes = np.array([p.size for p in self.params], dtype=np.int64)
         self.offsets = np.zeros(self.n_tensors + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.offsets[1:])
@@ -111,7 +113,7 @@ cdef class GroupPlan:
     cdef bint _grads_fusable(self):
         """Every tensor has a grad, grads are back to back, steps are equal."""
         cdef Py_ssize_t k
-        cdef Py_ssize_t itemsize = 8 if self.is_double else 4
+        cdef Py_ssize_t itemsize = self.itemsize
         if not self.params_contiguous or self.c_grads[0] == NULL:
             return False
         for k in range(self.n_tensors):
@@ -158,7 +160,7 @@ cdef class GroupPlan:
         if not cnp.PyArray_Check(g):
             return GRAD_NOT_ARRAY
         cdef cnp.ndarray a = <cnp.ndarray> g
-        if cnp.PyArray_TYPE(a) != self.typenum or not cnp.PyArray_ISNOTSWAPPED(a):
+        if cnp.PyArray_TYPE(a) != self.element_type or not cnp.PyArray_ISNOTSWAPPED(a):
             return GRAD_DTYPE
         cdef int nd = cnp.PyArray_NDIM(a)
         if nd != self.c_ndims[k]:
@@ -177,13 +179,9 @@ cdef class GroupPlan:
             if self.c_grads[k] != NULL:
                 self.c_steps[k] += 1
 
-    def threads(self, int requested, int cost=COST_LIGHT):
-        """Threads a step with this cost per element uses for the tensors that have grads."""
-        return _effective_threads(self.active_elements, requested, cost)
-
     cdef char* block_data(self, object block) except NULL:
         """The data pointer of one of this group's state blocks (checked)."""
-        if (not cnp.PyArray_Check(block) or cnp.PyArray_TYPE(<cnp.ndarray> block) != self.typenum
+        if (not cnp.PyArray_Check(block) or cnp.PyArray_TYPE(<cnp.ndarray> block) != self.element_type
                 or cnp.PyArray_SIZE(<cnp.ndarray> block) != self.c_offsets[self.n_tensors]
                 or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> block)):
             raise ValueError("state block does not match its param group")

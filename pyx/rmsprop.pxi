@@ -1,5 +1,5 @@
 # RMSprop, plain or centered, with momentum (torch.optim.RMSprop 2.13,
-# _single_tensor_rmsprop).
+# _single_tensor_rmsprop): the math.
 #
 # Per element, in the param's precision, in torch's order of operations:
 #   g  = -g if maximize
@@ -12,32 +12,21 @@
 # The step count is state only: the update does not depend on it.
 
 
-cdef struct RMSpropArgs:
-    char** params
-    char** grads
-    char* square_avg
-    char* grad_avg
-    char* momentum_buffer
-    const int64_t* offsets
-    double lr, alpha, eps, weight_decay, momentum
-    bint centered, maximize, is_double
-
-
-cdef inline void _rmsprop_elements(floating* p, const floating* g, floating* v,
-                                   floating* ga, floating* buf, int64_t n,
-                                   const RMSpropArgs* a) noexcept nogil:
-    cdef floating sign = -1 if a.maximize else 1
-    cdef floating wd = <floating> a.weight_decay
-    cdef floating alpha = <floating> a.alpha
-    cdef floating w = <floating> (1 - a.alpha)
-    cdef floating eps = <floating> a.eps
-    cdef floating mom = <floating> a.momentum
-    cdef floating neg_lr = <floating> (-a.lr)
-    cdef bint decay = a.weight_decay != 0
-    cdef bint centered = a.centered
+cdef inline void rmsprop_elements(floating* p, const floating* g, floating* v,
+                                  floating* ga, floating* buf, int64_t n,
+                                  const RMSpropHyper* h) noexcept nogil:
+    cdef floating sign = -1 if h.maximize else 1
+    cdef floating wd = <floating> h.weight_decay
+    cdef floating alpha = <floating> h.alpha
+    cdef floating w = <floating> (1 - h.alpha)
+    cdef floating eps = <floating> h.eps
+    cdef floating mom = <floating> h.momentum
+    cdef floating neg_lr = <floating> (-h.lr)
+    cdef bint decay = h.weight_decay != 0
+    cdef bint centered = h.centered
     cdef floating gi, vi, ai, di, bi
     cdef int64_t i
-    if a.momentum > 0:
+    if h.momentum > 0:
         for i in range(n):
             gi = g[i] * sign
             if decay:
@@ -65,50 +54,3 @@ cdef inline void _rmsprop_elements(floating* p, const floating* g, floating* v,
                 vi = vi - ai * ai
             di = fsqrt(vi) + eps
             p[i] = p[i] + (neg_lr * gi) / di
-
-
-cdef void _rmsprop_segment(const void* args, Py_ssize_t k, int64_t start,
-                           int64_t count) noexcept nogil:
-    cdef const RMSpropArgs* a = <const RMSpropArgs*> args
-    if a.grads[k] == NULL:
-        return
-    cdef int64_t at = a.offsets[k] + start    # position in the state blocks
-    if a.is_double:
-        _rmsprop_elements(<double*> a.params[k] + start, <const double*> a.grads[k] + start,
-                          <double*> a.square_avg + at, <double*> a.grad_avg + at,
-                          <double*> a.momentum_buffer + at, count, a)
-    else:
-        _rmsprop_elements(<float*> a.params[k] + start, <const float*> a.grads[k] + start,
-                          <float*> a.square_avg + at, <float*> a.grad_avg + at,
-                          <float*> a.momentum_buffer + at, count, a)
-
-
-def rmsprop(GroupPlan plan, square_avg, grad_avg, momentum_buffer, double lr,
-            double alpha, double eps, double weight_decay, double momentum,
-            bint centered, bint maximize, int n_threads):
-    """One RMSprop step over every tensor of plan that has a grad.
-
-    plan: the group, with grads gathered and steps advanced.     # IN/OUT
-    square_avg: the group's state block.                         # IN/OUT
-    grad_avg: the group's block (None unless centered).          # IN/OUT
-    momentum_buffer: the group's block (None unless momentum > 0). # IN/OUT
-    n_threads: requested threads (<= 0: OpenMP's maximum).
-    """
-    cdef RMSpropArgs a
-    a.params = plan.run_params
-    a.grads = plan.run_grads
-    a.offsets = plan.run_offsets
-    a.square_avg = plan.block_data(square_avg)
-    a.grad_avg = plan.block_data(grad_avg) if centered else NULL
-    a.momentum_buffer = plan.block_data(momentum_buffer) if momentum > 0 else NULL
-    a.lr = lr
-    a.alpha = alpha
-    a.eps = eps
-    a.weight_decay = weight_decay
-    a.momentum = momentum
-    a.centered = centered
-    a.maximize = maximize
-    a.is_double = plan.is_double
-    n_threads = _effective_threads(plan.active_elements, n_threads, COST_HEAVY)
-    with nogil:
-        run_segments(_rmsprop_segment, &a, plan.run_offsets, plan.run_n, n_threads)

@@ -135,7 +135,7 @@ def assert_thread_and_variant_invariant(cls, kwargs, dtype):
                 opt = cls(params, **kwargs)
                 for grads in grad_sequence(params, steps=5, skip=False):
                     opt.step(grads)
-                assert opt._plans[0].threads(n) == n
+                assert opt._kernels.effective_threads(opt._plans[0].active_elements, n) == n
             results[(variant, n)] = params
     first_key = next(iter(results))
     for key, params in results.items():

@@ -128,7 +128,7 @@ def test_adagrad_step_zero_only_accepted_as_torch_writes_it():
     opt = cyoptim.Adagrad([np.zeros(2)])
     sd = opt.state_dict()
     sd["state"] = {0: {"step": -1.0, "sum": np.zeros(2)}}
-    with pytest.raises(ValueError, match="step must be a positive whole number"):
+    with pytest.raises(ValueError, match="step must be a non-negative whole number"):
         opt.load_state_dict(sd)
     sd["state"] = {0: {"step": 0.0, "sum": np.zeros(3)}}
     with pytest.raises(ValueError, match="state 'sum' of param 0"):

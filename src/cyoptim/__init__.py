@@ -9,29 +9,18 @@ API that follows torch.optim::
     opt.step([dW, db])          # W and b are updated in place
 """
 
-from . import schedules
+from . import optimizers, reference, registry, schedules
+from .optimizers import *  # noqa: F403  (every optimizer of the registry)
 from ._dispatch import simd_info
 from ._threads import get_num_threads, set_num_threads
-from .adadelta import Adadelta
-from .adagrad import Adagrad
-from .adam import Adam, AdamW
-from .adamax import Adamax
 from .buffer import ParamBuffer
 from .clip import clip_grad_norm_, clip_grad_value_
 from .early_stopping import EarlyStopping
-from .lamb import LAMB
-from .lion import Lion
 from .lr_finder import LRFinder
-from .nadam import NAdam
 from .optimizer import Optimizer
-from .radam import RAdam
-from .rmsprop import RMSprop
-from .sgd import SGD
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "LAMB", "Lion", "NAdam", "RAdam",
-    "RMSprop", "SGD", "Optimizer", "clip_grad_norm_", "clip_grad_value_", "ParamBuffer", "EarlyStopping", "LRFinder", "schedules",
-    "get_num_threads", "set_num_threads", "simd_info",
-]
+__all__ = [*optimizers.__all__, "Optimizer", "ParamBuffer", "clip_grad_norm_", "clip_grad_value_",
+           "EarlyStopping", "LRFinder", "schedules", "reference",
+           "get_num_threads", "set_num_threads", "simd_info"]

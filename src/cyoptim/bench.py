@@ -24,24 +24,15 @@ import time
 
 import numpy as np
 
-from . import _threads
+from . import _threads, registry
 from .buffer import ParamBuffer
 
 # name -> (cyoptim class name, kwargs, torch class name or None, torch has a fused
-# CPU kernel, arrays streamed per step: reads + writes of param-sized arrays)
-OPTIMIZERS = {
-    "sgd": ("SGD", {"momentum": 0.9}, "SGD", True, 3 + 2),
-    "adam": ("Adam", {}, "Adam", True, 4 + 3),
-    "adamw": ("AdamW", {}, "AdamW", True, 4 + 3),
-    "adagrad": ("Adagrad", {}, "Adagrad", True, 3 + 2),
-    "rmsprop": ("RMSprop", {"momentum": 0.9, "centered": True}, "RMSprop", False, 5 + 4),
-    "adadelta": ("Adadelta", {}, "Adadelta", False, 4 + 3),
-    "adamax": ("Adamax", {}, "Adamax", False, 4 + 3),
-    "nadam": ("NAdam", {}, "NAdam", False, 4 + 3),
-    "radam": ("RAdam", {}, "RAdam", False, 4 + 3),
-    "lion": ("Lion", {}, None, False, 3 + 2),
-    "lamb": ("LAMB", {"weight_decay": 1e-2}, None, False, (4 + 3) + (2 + 1)),  # 2 passes, u kept
-}
+# CPU kernel, arrays streamed per step: reads + writes of param-sized arrays),
+# from the registry.
+OPTIMIZERS = {row.name.lower(): (row.name, dict(row.bench[0]), row.name if row.torch else None,
+                                 row.torch_fused, row.bench[1])
+              for row in registry.OPTIMIZERS}
 DEFAULT_OPTIMIZERS = ("adam", "sgd")
 
 # name -> (sizes of the separate arrays, whether they live in one ParamBuffer)

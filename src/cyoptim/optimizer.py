@@ -8,17 +8,31 @@ first step, and a param's state appears in ``state_dict()`` once it has taken a
 step. ``step(grads)`` checks every grad of every group before it writes
 anything, then makes one kernel call per group.
 
-Subclasses describe their algorithm with a few hooks:
+Subclasses describe their algorithm with a few class attributes and hooks:
 
+- ``kernel``: the name of its kernel (a KERNELS row of cyoptim/registry.py). The
+  default ``_update`` calls it with the group's state blocks and the kernel's
+  hyperparameters, read from the group under the same names (``betas`` gives
+  ``beta1`` and ``beta2``).
 - ``_validate_hyperparameters(group)``: raise ValueError with torch's wording.
 - ``_state_names(group)``: the state buffers the group needs.
 - ``_state_fill(name, group)``: their initial value (0 unless overridden).
+- ``_tensor_state``: per-param scalar state (NAdam's ``mu_product``): name ->
+  ``TensorState(initial, low, high)``; kept in one float64 array per group,
+  shown in ``state`` as floats, saved and restored by ``state_dict``.
 - ``_scratch_names(group)``: internal param-sized work blocks (none unless
   overridden); kept with the state blocks but never part of the state.
-- ``_update(group, plan, blocks, grads, n_threads)``: call the kernel (grads:
-  the group's grads, already checked; kernels read them through the plan).
 - ``_exports_step``: whether ``state_dict`` shows the per-param ``step``.
+- ``_update(group, plan, blocks, grads, n_threads)``: only the NumPy twins
+  (cyoptim.reference) override it (grads: the group's grads, already
+  checked; kernels read them through the plan).
+
+``blocks`` maps each name (state, tensor state, scratch) to its array: a
+state or scratch block holds one element per param element of the group, a
+tensor state one value per param.
 """
+
+from collections import namedtuple
 
 import numpy as np
 
@@ -28,6 +42,11 @@ SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # gather_all() codes from pyx/plan.pxi.
 _GRAD_NOT_ARRAY, _GRAD_DTYPE, _GRAD_SHAPE, _GRAD_LAYOUT = 1, 2, 3, 4
+
+
+# Per-param scalar state: its value before the first step, and the closed
+# range a loaded value must lie in.
+TensorState = namedtuple("TensorState", "initial low high")
 
 
 def aligned_empty(n, dtype, alignment=64):
@@ -52,6 +71,16 @@ def _describe(x):
     return type(x).__name__
 
 
+def _real_number(value):
+    """A real number given as a Python or NumPy scalar (or 0-d array), as a float; else None."""
+    if isinstance(value, bool) or np.ndim(value) != 0:
+        return None
+    value = np.asarray(value)
+    if value.dtype.kind not in "fiu":
+        return None
+    return float(value)
+
+
 def _check_param(p, index):
     """Refuse params the kernels cannot update in place."""
     if not isinstance(p, np.ndarray):
@@ -69,7 +98,9 @@ def _check_param(p, index):
 class Optimizer:
     """Base class of cyoptim's optimizers (see the module docstring)."""
 
+    kernel = None
     _exports_step = True
+    _tensor_state = {}
 
     def __init__(self, params, defaults):
         if isinstance(params, np.ndarray):
@@ -82,6 +113,10 @@ class Optimizer:
         self._blocks = []
         self._n_params = 0
         self._kernels = _dispatch.kernels
+        if self.kernel is not None:
+            names = self._kernels.KERNEL_HYPERPARAMETERS[self.kernel]
+            self._betas = "beta1" in names
+            self._hyper_names = tuple(n for n in names if n not in ("beta1", "beta2"))
         groups = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -157,7 +192,12 @@ class Optimizer:
         return ()
 
     def _update(self, group, plan, blocks, grads, n_threads):
-        raise NotImplementedError
+        """One kernel call for the group: its blocks and hyperparameters as keywords."""
+        hyper = {name: group[name] for name in self._hyper_names}
+        if self._betas:
+            hyper["beta1"], hyper["beta2"] = group["betas"]
+        return getattr(self._kernels, self.kernel)(plan, n_threads=n_threads,
+                                                   **blocks, **hyper)
 
     # ------------------------------------------------------------------ step
     def step(self, grads):
@@ -219,6 +259,9 @@ class Optimizer:
             if name not in blocks:
                 blocks[name] = aligned_zeros(plan.total_elements, plan.dtype,
                                              self._state_fill(name, group))
+        for name, spec in self._tensor_state.items():
+            if name not in blocks:
+                blocks[name] = np.full(plan.n_tensors, spec.initial, dtype=np.float64)
         for name in self._scratch_names(group):
             if name not in blocks:
                 blocks[name] = aligned_empty(plan.total_elements, plan.dtype)
@@ -238,9 +281,12 @@ class Optimizer:
         for group, plan, blocks in zip(self.param_groups, self._plans, self._blocks):
             names = [n for n in self._state_names(group) if n in blocks]
             views = {name: self._views(plan, blocks[name]) for name in names}
+            scalars = [n for n in self._tensor_state if n in blocks]
             for k in range(plan.n_tensors):
                 if plan.steps[k] > 0:
                     entry = {"step": float(plan.steps[k])} if self._exports_step else {}
+                    for name in scalars:
+                        entry[name] = float(blocks[name][k])
                     for name in names:
                         entry[name] = views[name][k]
                     if entry:
@@ -279,7 +325,9 @@ class Optimizer:
             for k, entry in per_param[g].items():
                 plan.steps[k] = entry.get("step", 1.0)
                 for name, value in entry.items():
-                    if name != "step" and value is not None:
+                    if name in self._tensor_state:
+                        blocks[name][k] = value
+                    elif name != "step":
                         np.copyto(views[name][k], value)
 
     def _check_state_dict(self, state_dict):
@@ -319,16 +367,25 @@ class Optimizer:
         if not isinstance(entry, dict):
             raise ValueError(f"state of param {index} must be a dict")
         names = set(self._state_names(group))
-        expected = names | ({"step"} if self._exports_step else set())
+        expected = (names | set(self._tensor_state)
+                    | ({"step"} if self._exports_step else set()))
         if set(entry) != expected:
             raise ValueError(f"state of param {index} has keys {sorted(entry)}; "
                              f"expected {sorted(expected)} for this group's settings")
         if "step" in entry:
-            step = entry["step"]
-            step = float(np.asarray(step)) if np.ndim(step) == 0 else None
-            if step is None or not step >= 1 or step != int(step):
-                raise ValueError(f"state of param {index}: step must be a positive "
+            # Step 0: a param that has not stepped yet (torch's Adagrad saves
+            # those); its arrays are restored and it still counts as not stepped.
+            step = _real_number(entry["step"])
+            if step is None or not step >= 0 or step != int(step):
+                raise ValueError(f"state of param {index}: step must be a non-negative "
                                  f"whole number, got {entry['step']!r}")
+        scalars = {}
+        for name, spec in self._tensor_state.items():
+            value = _real_number(entry[name])
+            if value is None or not spec.low <= value <= spec.high:
+                raise ValueError(f"state of param {index}: {name} must be a number in "
+                                 f"[{spec.low}, {spec.high}], got {entry[name]!r}")
+            scalars[name] = value
         for name in names:
             value = entry[name]
             if not isinstance(value, np.ndarray):
@@ -337,8 +394,11 @@ class Optimizer:
             if value.shape != param.shape or value.dtype != param.dtype:
                 raise ValueError(f"state {name!r} of param {index} is an "
                                  f"{_describe(value)}, but the param is an {_describe(param)}")
-        return {name: (float(np.asarray(value)) if name == "step" else value)
-                for name, value in entry.items()}
+        checked = {name: entry[name] for name in names}
+        checked.update(scalars)
+        if "step" in entry:
+            checked["step"] = float(np.asarray(entry["step"]))
+        return checked
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]

@@ -1,7 +1,7 @@
 """The optimizers the demo compares, with learning rates tuned for the digits MLP.
 
 Each entry holds a cyoptim optimizer class, its tuned learning rate and any
-fixed options.
+fixed options; the entries are the ``demo`` column of cyoptim.registry.
 
 Learning rates come from ``tools/tune_demo_lrs.py``: a sweep over
 half-decades (1e-5 ... 10) with the demo's defaults (MLP 64-128-64-10 ReLU,
@@ -12,8 +12,8 @@ demo reports). The plateau is every lr within 0.005 of the best mean accuracy
 two middle ones when the plateau has an even length: the safe side of the
 cliff where training breaks. Adadelta, NAdam and LAMB were swept with
 stand-ins before their cyoptim classes were merged (torch.optim for the first
-two, whose update cyoptim reproduces, SPEC section 1; a NumPy transcription
-of SPEC section 1 for LAMB). Other hyperparameters are the classes' defaults,
+two, whose update cyoptim reproduces, docs/contract.md section 1; a NumPy
+transcription of its LAMB rule). Other hyperparameters are the classes' defaults,
 plus momentum 0.9 where named.
 
 =========  ==================  ======  =========  ===========  ==========================
@@ -37,7 +37,7 @@ lamb       LAMB                1e-3    0.976      1e-3         0.03 (0.08)
 
 from dataclasses import dataclass, field
 
-from .. import LAMB, SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, RAdam, RMSprop
+from .. import registry
 
 
 @dataclass(frozen=True)
@@ -63,21 +63,10 @@ class OptimizerChoice:
         return self.optimizer_class(params, lr=self.lr if lr is None else lr, **self.options)
 
 
-CHOICES = (
-    OptimizerChoice("sgd", "SGD", SGD, 0.1),
-    OptimizerChoice("momentum", "SGD+momentum", SGD, 0.01, {"momentum": 0.9}),
-    OptimizerChoice("nesterov", "Nesterov", SGD, 0.01, {"momentum": 0.9, "nesterov": True}),
-    OptimizerChoice("adagrad", "Adagrad", Adagrad, 0.01),
-    OptimizerChoice("rmsprop", "RMSprop", RMSprop, 1e-3),
-    OptimizerChoice("adadelta", "Adadelta", Adadelta, 3.0),
-    OptimizerChoice("adam", "Adam", Adam, 1e-3),
-    OptimizerChoice("adamw", "AdamW", AdamW, 3e-3),
-    OptimizerChoice("adamax", "Adamax", Adamax, 0.01),
-    OptimizerChoice("nadam", "NAdam", NAdam, 3e-3),
-    OptimizerChoice("radam", "RAdam", RAdam, 0.01),
-    OptimizerChoice("lion", "Lion", Lion, 1e-4),
-    OptimizerChoice("lamb", "LAMB", LAMB, 1e-3),
-)
+# The registry's demo configurations (registry.Optimizer.demo), in table order.
+CHOICES = tuple(OptimizerChoice(choice.key, choice.label, registry.optimizer_class(row),
+                                choice.lr, dict(choice.options))
+                for row, choice in registry.demo_choices())
 BY_KEY = {choice.key: choice for choice in CHOICES}
 
 

@@ -1,8 +1,8 @@
-"""NumPy reference of Adadelta (see cyoptim.adadelta for the update rule)."""
+"""NumPy reference of Adadelta (see cyoptim.optimizers.adadelta for the update rule)."""
 
 import numpy as np
 
-from .. import adadelta as fast
+from ..optimizers import adadelta as fast
 from ._base import ReferenceMixin, effective_grad
 
 

@@ -1,8 +1,8 @@
-"""NumPy reference of Adagrad (see cyoptim.adagrad for the update rule)."""
+"""NumPy reference of Adagrad (see cyoptim.optimizers.adagrad for the update rule)."""
 
 import numpy as np
 
-from .. import adagrad as fast
+from ..optimizers import adagrad as fast
 from ._base import ReferenceMixin, effective_grad
 
 

@@ -1,8 +1,8 @@
-"""NumPy reference of Adam and AdamW (see cyoptim.adam for the update rule)."""
+"""NumPy reference of Adam and AdamW (see cyoptim.optimizers.adam for the update rule)."""
 
 import numpy as np
 
-from .. import adam as fast
+from ..optimizers import adam as fast
 from ._base import ReferenceMixin, effective_grad, lerp_
 
 

@@ -1,8 +1,8 @@
-"""NumPy reference of Adamax (see cyoptim.adamax for the update rule)."""
+"""NumPy reference of Adamax (see cyoptim.optimizers.adamax for the update rule)."""
 
 import numpy as np
 
-from .. import adamax as fast
+from ..optimizers import adamax as fast
 from ._base import ReferenceMixin, effective_grad, lerp_
 
 

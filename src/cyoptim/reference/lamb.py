@@ -1,10 +1,10 @@
-"""NumPy reference of LAMB (see cyoptim.lamb for the update rule)."""
+"""NumPy reference of LAMB (see cyoptim.optimizers.lamb for the update rule)."""
 
 import math
 
 import numpy as np
 
-from .. import lamb as fast
+from ..optimizers import lamb as fast
 from ._base import ReferenceMixin
 from ._chunks import sum_sq
 

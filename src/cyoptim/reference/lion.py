@@ -1,8 +1,8 @@
-"""NumPy reference of Lion (see cyoptim.lion for the update rule)."""
+"""NumPy reference of Lion (see cyoptim.optimizers.lion for the update rule)."""
 
 import numpy as np
 
-from .. import lion as fast
+from ..optimizers import lion as fast
 from ._base import ReferenceMixin
 
 

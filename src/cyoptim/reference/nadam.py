@@ -1,8 +1,8 @@
-"""NumPy reference of NAdam (see cyoptim.nadam for the update rule)."""
+"""NumPy reference of NAdam (see cyoptim.optimizers.nadam for the update rule)."""
 
 import numpy as np
 
-from .. import nadam as fast
+from ..optimizers import nadam as fast
 from ._adam_family import update_moments_
 from ._base import ReferenceMixin
 
@@ -14,7 +14,7 @@ class NAdam(ReferenceMixin, fast.NAdam):
         lr, eps = group["lr"], group["eps"]
         beta1, beta2 = group["betas"]
         momentum_decay = group["momentum_decay"]
-        mu_products = self._mu_products[plan]
+        mu_products = blocks["mu_product"]
         names = self._state_names(group)
         for k, p, g, state, step, (a, b, c) in self._tensors(plan, blocks, grads, names):
             m, v = state["exp_avg"], state["exp_avg_sq"]

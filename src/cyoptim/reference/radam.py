@@ -1,8 +1,8 @@
-"""NumPy reference of RAdam (see cyoptim.radam for the update rule)."""
+"""NumPy reference of RAdam (see cyoptim.optimizers.radam for the update rule)."""
 
 import numpy as np
 
-from .. import radam as fast
+from ..optimizers import radam as fast
 from ._adam_family import update_moments_
 from ._base import ReferenceMixin
 

@@ -1,8 +1,8 @@
-"""NumPy reference of RMSprop (see cyoptim.rmsprop for the update rule)."""
+"""NumPy reference of RMSprop (see cyoptim.optimizers.rmsprop for the update rule)."""
 
 import numpy as np
 
-from .. import rmsprop as fast
+from ..optimizers import rmsprop as fast
 from ._base import ReferenceMixin, effective_grad, lerp_
 
 

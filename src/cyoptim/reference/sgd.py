@@ -1,8 +1,8 @@
-"""NumPy reference of SGD (see cyoptim.sgd for the update rule)."""
+"""NumPy reference of SGD (see cyoptim.optimizers.sgd for the update rule)."""
 
 import numpy as np
 
-from .. import sgd as fast
+from ..optimizers import sgd as fast
 from ._base import ReferenceMixin, effective_grad
 
 

@@ -1,8 +1,6 @@
 """Adagrad: per-coordinate learning rates from the running sum of squared gradients."""
 
-import numpy as np
-
-from .optimizer import Optimizer
+from ..optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
@@ -54,6 +52,8 @@ class Adagrad(Optimizer):
     https://jmlr.org/papers/v12/duchi11a.html
     """
 
+    kernel = "adagrad"
+
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, eps=1e-10, *, maximize=False):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
@@ -78,18 +78,3 @@ class Adagrad(Optimizer):
 
     def _state_fill(self, name, group):
         return group["initial_accumulator_value"]
-
-    def _check_param_state(self, entry, index, group, param):
-        # torch's Adagrad saves step 0 for params that never stepped: accept
-        # those (their sum is restored, the param still counts as not stepped).
-        step = entry.get("step") if isinstance(entry, dict) else None
-        if step is not None and np.ndim(step) == 0 and float(np.asarray(step)) == 0:
-            checked = super()._check_param_state(dict(entry, step=1.0), index, group, param)
-            checked["step"] = 0.0
-            return checked
-        return super()._check_param_state(entry, index, group, param)
-
-    def _update(self, group, plan, blocks, grads, n_threads):
-        self._kernels.adagrad(plan, blocks["sum"], group["lr"], group["lr_decay"],
-                              group["eps"], group["weight_decay"], group["maximize"],
-                              n_threads)

@@ -1,6 +1,6 @@
 """Stochastic gradient descent with momentum, dampening and Nesterov momentum."""
 
-from .optimizer import Optimizer
+from ..optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -40,6 +40,8 @@ class SGD(Optimizer):
         frameworks (Caffe, older Keras) fold ``lr`` into the buffer.
     """
 
+    kernel = "sgd"
+
     _exports_step = False
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
@@ -60,8 +62,3 @@ class SGD(Optimizer):
 
     def _state_names(self, group):
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
-
-    def _update(self, group, plan, blocks, grads, n_threads):
-        self._kernels.sgd(plan, blocks.get("momentum_buffer"), group["lr"],
-                          group["momentum"], group["dampening"], group["weight_decay"],
-                          group["nesterov"], group["maximize"], n_threads)

@@ -1,7 +1,7 @@
 """LAMB: Adam's direction scaled per tensor by a trust ratio."""
 
-from .adam import validate_adam_family
-from .optimizer import Optimizer
+from ..validation import validate_adam_family
+from ..optimizer import Optimizer
 
 
 class LAMB(Optimizer):
@@ -74,6 +74,8 @@ class LAMB(Optimizer):
     Training BERT in 76 minutes", https://arxiv.org/abs/1904.00962
     """
 
+    kernel = "lamb"
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, *,
                  maximize=False):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
@@ -87,9 +89,3 @@ class LAMB(Optimizer):
 
     def _scratch_names(self, group):
         return ("update",)          # u, written by the kernel's first pass, read by its second
-
-    def _update(self, group, plan, blocks, grads, n_threads):
-        beta1, beta2 = group["betas"]
-        self._kernels.lamb(plan, blocks["exp_avg"], blocks["exp_avg_sq"], blocks["update"],
-                           group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
-                           group["maximize"], n_threads)

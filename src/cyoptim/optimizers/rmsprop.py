@@ -1,6 +1,6 @@
 """RMSprop: divide the gradient by a running root mean square, optionally centered."""
 
-from .optimizer import Optimizer
+from ..optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
@@ -55,6 +55,8 @@ class RMSprop(Optimizer):
     https://arxiv.org/abs/1308.0850
     """
 
+    kernel = "rmsprop"
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
                  momentum=0.0, centered=False, *, maximize=False):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
@@ -77,9 +79,3 @@ class RMSprop(Optimizer):
         return (("square_avg",)
                 + (("momentum_buffer",) if group["momentum"] > 0 else ())
                 + (("grad_avg",) if group["centered"] else ()))
-
-    def _update(self, group, plan, blocks, grads, n_threads):
-        self._kernels.rmsprop(plan, blocks["square_avg"], blocks.get("grad_avg"),
-                              blocks.get("momentum_buffer"), group["lr"], group["alpha"],
-                              group["eps"], group["weight_decay"], group["momentum"],
-                              group["centered"], group["maximize"], n_threads)

@@ -1,19 +1,7 @@
 """NAdam: Adam with Nesterov momentum and a momentum schedule."""
 
-import numpy as np
-
-from .adam import validate_adam_family
-from .optimizer import Optimizer
-
-
-def _scalar(value):
-    """A real number given as a Python or NumPy scalar (or 0-d array), else None."""
-    if isinstance(value, bool) or np.ndim(value) != 0:
-        return None
-    value = np.asarray(value)
-    if value.dtype.kind not in "fiu":
-        return None
-    return float(value)
+from ..optimizer import Optimizer, TensorState
+from ..validation import validate_adam_family
 
 
 class NAdam(Optimizer):
@@ -77,18 +65,16 @@ class NAdam(Optimizer):
     workshop, https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
     """
 
+    kernel = "nadam"
+    _tensor_state = {"mu_product": TensorState(initial=1.0, low=0.0, high=1.0)}
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  momentum_decay=4e-3, *, decoupled_weight_decay=False, maximize=False):
-        self._mu_products = {}     # GroupPlan -> float64[n_tensors], float32 values
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay,
                                       momentum_decay=momentum_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
                                       maximize=maximize))
-
-    def add_param_group(self, param_group):
-        super().add_param_group(param_group)
-        self._mu_products[self._plans[-1]] = np.ones(self._plans[-1].n_tensors)
 
     def _validate_hyperparameters(self, group):
         validate_adam_family(group)
@@ -97,52 +83,3 @@ class NAdam(Optimizer):
 
     def _state_names(self, group):
         return ("exp_avg", "exp_avg_sq")
-
-    def _update(self, group, plan, blocks, grads, n_threads):
-        beta1, beta2 = group["betas"]
-        self._kernels.nadam(plan, blocks["exp_avg"], blocks["exp_avg_sq"],
-                            self._mu_products[plan], group["lr"],
-                            beta1, beta2, group["eps"], group["weight_decay"],
-                            group["momentum_decay"], group["decoupled_weight_decay"],
-                            group["maximize"], n_threads)
-
-    # mu_product: per-param scalar state next to the arrays the base class keeps.
-    def _param_slots(self):
-        """(group plan, local index) of every param, by global param index."""
-        return [(plan, k) for plan in self._plans for k in range(plan.n_tensors)]
-
-    @property
-    def state(self):
-        state = super().state
-        slots = self._param_slots()
-        for index, entry in state.items():
-            plan, k = slots[index]
-            entry["mu_product"] = float(self._mu_products[plan][k])
-        return state
-
-    def load_state_dict(self, state_dict):
-        self._loaded_mu = {}
-        try:
-            super().load_state_dict(state_dict)    # validates all, then writes
-            loaded = {plan: np.ones(plan.n_tensors) for plan in self._plans}
-            slots = self._param_slots()
-            for index, value in self._loaded_mu.items():
-                plan, k = slots[index]
-                loaded[plan][k] = value
-            self._mu_products = loaded
-        finally:
-            del self._loaded_mu
-
-    def _check_param_state(self, entry, index, group, param):
-        if isinstance(entry, dict):
-            if "mu_product" not in entry:
-                expected = set(self._state_names(group)) | {"step", "mu_product"}
-                raise ValueError(f"state of param {index} has keys {sorted(entry)}; "
-                                 f"expected {sorted(expected)} for this group's settings")
-            value = _scalar(entry["mu_product"])
-            if value is None or not 0.0 <= value <= 1.0:
-                raise ValueError(f"state of param {index}: mu_product must be a number "
-                                 f"in [0, 1], got {entry['mu_product']!r}")
-            self._loaded_mu[index] = value
-            entry = {name: v for name, v in entry.items() if name != "mu_product"}
-        return super()._check_param_state(entry, index, group, param)

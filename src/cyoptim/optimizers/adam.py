@@ -1,23 +1,7 @@
 """Adam and AdamW."""
 
-from .optimizer import Optimizer
-
-
-def validate_adam_family(group):
-    """torch's checks for lr, eps, betas and weight_decay (shared by the Adam family)."""
-    if not 0.0 <= group["lr"]:
-        raise ValueError(f"Invalid learning rate: {group['lr']}")
-    if not 0.0 <= group["eps"]:
-        raise ValueError(f"Invalid epsilon value: {group['eps']}")
-    betas = group["betas"]
-    if len(betas) != 2:
-        raise ValueError(f"betas must be a pair of floats, got {betas!r}")
-    if not 0.0 <= betas[0] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-    if not 0.0 <= betas[1] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-    if not 0.0 <= group["weight_decay"]:
-        raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+from ..optimizer import Optimizer
+from ..validation import validate_adam_family
 
 
 class Adam(Optimizer):
@@ -67,6 +51,8 @@ class Adam(Optimizer):
     https://arxiv.org/abs/1412.6980
     """
 
+    kernel = "adam"
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
@@ -81,13 +67,6 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
         return ("exp_avg", "exp_avg_sq")
-
-    def _update(self, group, plan, blocks, grads, n_threads):
-        beta1, beta2 = group["betas"]
-        self._kernels.adam(plan, blocks["exp_avg"], blocks["exp_avg_sq"],
-                           blocks.get("max_exp_avg_sq"), group["lr"], beta1, beta2,
-                           group["eps"], group["weight_decay"], group["amsgrad"],
-                           group["maximize"], group["decoupled_weight_decay"], n_threads)
 
 
 class AdamW(Adam):

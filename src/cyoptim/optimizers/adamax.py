@@ -1,7 +1,7 @@
 """Adamax: Adam with the infinity norm in place of the second moment."""
 
-from .adam import validate_adam_family
-from .optimizer import Optimizer
+from ..validation import validate_adam_family
+from ..optimizer import Optimizer
 
 
 class Adamax(Optimizer):
@@ -46,6 +46,8 @@ class Adamax(Optimizer):
     https://arxiv.org/abs/1412.6980
     """
 
+    kernel = "adamax"
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  *, maximize=False):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
@@ -56,9 +58,3 @@ class Adamax(Optimizer):
 
     def _state_names(self, group):
         return ("exp_avg", "exp_inf")
-
-    def _update(self, group, plan, blocks, grads, n_threads):
-        beta1, beta2 = group["betas"]
-        self._kernels.adamax(plan, blocks["exp_avg"], blocks["exp_inf"], group["lr"],
-                             beta1, beta2, group["eps"], group["weight_decay"],
-                             group["maximize"], n_threads)

@@ -1,7 +1,7 @@
 """Lion: evolved sign momentum."""
 
-from .adam import validate_adam_family
-from .optimizer import Optimizer
+from ..validation import validate_adam_family
+from ..optimizer import Optimizer
 
 
 class Lion(Optimizer):
@@ -53,6 +53,8 @@ class Lion(Optimizer):
     https://arxiv.org/abs/2302.06675
     """
 
+    kernel = "lion"
+
     _exports_step = False
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *,
@@ -65,8 +67,3 @@ class Lion(Optimizer):
 
     def _state_names(self, group):
         return ("exp_avg",)
-
-    def _update(self, group, plan, blocks, grads, n_threads):
-        beta1, beta2 = group["betas"]
-        self._kernels.lion(plan, blocks["exp_avg"], group["lr"], beta1, beta2,
-                           group["weight_decay"], group["maximize"], n_threads)

@@ -1,7 +1,7 @@
 """RAdam: Adam with a rectified adaptive learning rate."""
 
-from .adam import validate_adam_family
-from .optimizer import Optimizer
+from ..validation import validate_adam_family
+from ..optimizer import Optimizer
 
 
 class RAdam(Optimizer):
@@ -58,6 +58,8 @@ class RAdam(Optimizer):
     Beyond", ICLR 2020, https://arxiv.org/abs/1908.03265
     """
 
+    kernel = "radam"
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  *, maximize=False, decoupled_weight_decay=False):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
@@ -69,9 +71,3 @@ class RAdam(Optimizer):
 
     def _state_names(self, group):
         return ("exp_avg", "exp_avg_sq")
-
-    def _update(self, group, plan, blocks, grads, n_threads):
-        beta1, beta2 = group["betas"]
-        self._kernels.radam(plan, blocks["exp_avg"], blocks["exp_avg_sq"], group["lr"],
-                            beta1, beta2, group["eps"], group["weight_decay"],
-                            group["maximize"], group["decoupled_weight_decay"], n_threads)

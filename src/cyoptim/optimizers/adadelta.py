@@ -1,6 +1,6 @@
 """Adadelta: a step size from the ratio of two running root mean squares."""
 
-from .optimizer import Optimizer
+from ..optimizer import Optimizer
 
 
 class Adadelta(Optimizer):
@@ -46,6 +46,8 @@ class Adadelta(Optimizer):
     https://arxiv.org/abs/1212.5701
     """
 
+    kernel = "adadelta"
+
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *,
                  maximize=False):
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
@@ -63,8 +65,3 @@ class Adadelta(Optimizer):
 
     def _state_names(self, group):
         return ("square_avg", "acc_delta")
-
-    def _update(self, group, plan, blocks, grads, n_threads):
-        self._kernels.adadelta(plan, blocks["square_avg"], blocks["acc_delta"], group["lr"],
-                               group["rho"], group["eps"], group["weight_decay"],
-                               group["maximize"], n_threads)

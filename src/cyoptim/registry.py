@@ -1,0 +1,335 @@
+"""The registry: one table row per optimizer, one per kernel.
+
+Everything that lists optimizers reads this module: ``cyoptim.__all__``,
+``cyoptim.reference``, ``python -m cyoptim bench``, the demo's choices, and
+the generic test table (tests/test_optimizers.py). Adding an optimizer
+touches four files: its element math (pyx/<kernel>.pxi), its rows here, its
+class (cyoptim/optimizers/) and its NumPy twin (cyoptim/reference/).
+
+This module imports nothing from cyoptim (classes are named, and resolved
+on use), because setup.py loads it at build time, before anything is
+compiled, to generate the kernels.
+
+Kernels
+-------
+setup.py renders ``pyx/optimizers.pxi.tp`` (Tempita, which ships with
+Cython) with ``KERNELS`` into ``pyx/_optimizers.pxi``, which every SIMD build
+of the kernels includes, and the type stubs of the kernel modules
+(pyx/kernel_stubs.py). For each kernel the template generates what used to be
+hand-copied plumbing:
+
+- ``<Name>Hyper``: the hyperparameters, one typed field each;
+- ``<Name>Run``: the per-run scalars (bias corrections, ...), one typed field each;
+- ``<Name>Args``: what a worker thread needs (pointers, the two structs);
+- ``_<name>_segment``: picks the element types of the group and calls the math;
+- ``def <name>(plan, *, <blocks>, <hyperparameters>, n_threads)``: the
+  Python-callable kernel, keyword-only typed arguments.
+
+What stays hand-written, in ``pyx/<name>.pxi``, is the math:
+
+- ``<name>_elements[floating](p, g, <one pointer per state block>, n, h, r)``:
+  the element loop;
+- ``<name>_run(h, step, r)``: the per-run scalars from a step count (only
+  when the row has run scalars; called once per distinct step count);
+- ``<name>_tensor(h, r, <tensor state pointers>)``: advance per-tensor scalar
+  state and finish that tensor's run scalars (only with tensor state).
+
+Vocabulary (pyx/common.pxi): a *group* is one param group; a *run* is one
+contiguous stretch of params the kernel walks (a tensor, or the whole group
+when it lives in one ParamBuffer); a *piece* is the part of a run one thread
+updates in one call; a *chunk* is a fixed-size unit of a reduction.
+
+The element-type axis: ``ELEMENT_TYPES`` lists the (param, grad, state)
+storage types a kernel can be instantiated for, keyed by the NumPy type
+number the GroupPlan records. Every row is instantiated for every entry its
+``element_types`` names; a new storage precision is a new entry here (and its
+load/store in the math), not a new file per algorithm.
+"""
+
+from collections import namedtuple
+
+# name: used in the generated C (ELEM_<name>); c_type: the C type of params,
+# grads and states; numpy_type: the cnp enum the GroupPlan's typenum is
+# compared with.
+ElementType = namedtuple("ElementType", "name c_type numpy_type")
+
+ELEMENT_TYPES = (
+    ElementType("f32", "float", "NPY_FLOAT32"),
+    ElementType("f64", "double", "NPY_FLOAT64"),
+)
+
+# A state block: its name (the kernel's keyword argument and the state_dict
+# key) and, for optional blocks, the condition on the hyperparameters under
+# which it exists (a Cython expression over the kernel's arguments).
+Block = namedtuple("Block", "name when", defaults=(None,))
+
+Kernel = namedtuple("Kernel", [
+    "name",            # the kernel's Python name and the prefix of its C names
+    "struct",          # the prefix of its C struct names
+    "doc",             # one line: what the kernel computes
+    "blocks",          # state blocks, in the element function's argument order
+    "hyper",           # (name, C type) of each hyperparameter, keyword-only
+    "run_scalars",     # (name, C type) of each per-run scalar; () for none
+    "tensor_state",    # names of per-tensor float64 scalar states; () for none
+    "cost",            # COST_LIGHT or COST_HEAVY (common.pxi: the thread threshold)
+    "driver",          # "generated", or "custom": the .pxi writes its own def
+    "element_types",   # names from ELEMENT_TYPES
+], defaults=((), (), "COST_HEAVY", "generated", ("f32", "f64")))
+
+D, B = "double", "bint"
+
+KERNELS = (
+    Kernel("sgd", "SGD", "SGD with momentum, dampening and Nesterov (torch.optim.SGD)",
+           blocks=(Block("momentum_buffer", "momentum != 0"),),
+           hyper=(("lr", D), ("momentum", D), ("dampening", D), ("weight_decay", D),
+                  ("nesterov", B), ("maximize", B)),
+           run_scalars=(("first", B),),
+           cost="COST_LIGHT"),
+    Kernel("adam", "Adam", "Adam and AdamW (torch.optim.Adam)",
+           blocks=(Block("exp_avg"), Block("exp_avg_sq"), Block("max_exp_avg_sq", "amsgrad")),
+           hyper=(("lr", D), ("beta1", D), ("beta2", D), ("eps", D), ("weight_decay", D),
+                  ("amsgrad", B), ("maximize", B), ("decoupled_weight_decay", B)),
+           run_scalars=(("step_size", D), ("bc2_sqrt", D))),
+    Kernel("adagrad", "Adagrad", "Adagrad (torch.optim.Adagrad)",
+           blocks=(Block("sum"),),
+           hyper=(("lr", D), ("lr_decay", D), ("eps", D), ("weight_decay", D),
+                  ("maximize", B)),
+           run_scalars=(("clr", D),)),
+    Kernel("rmsprop", "RMSprop", "RMSprop, centered and with momentum (torch.optim.RMSprop)",
+           blocks=(Block("square_avg"), Block("grad_avg", "centered"),
+                   Block("momentum_buffer", "momentum > 0")),
+           hyper=(("lr", D), ("alpha", D), ("eps", D), ("weight_decay", D), ("momentum", D),
+                  ("centered", B), ("maximize", B))),
+    Kernel("adadelta", "Adadelta", "Adadelta (torch.optim.Adadelta)",
+           blocks=(Block("square_avg"), Block("acc_delta")),
+           hyper=(("lr", D), ("rho", D), ("eps", D), ("weight_decay", D), ("maximize", B))),
+    Kernel("adamax", "Adamax", "Adamax (torch.optim.Adamax)",
+           blocks=(Block("exp_avg"), Block("exp_inf")),
+           hyper=(("lr", D), ("beta1", D), ("beta2", D), ("eps", D), ("weight_decay", D),
+                  ("maximize", B)),
+           run_scalars=(("clr", D),)),
+    Kernel("nadam", "NAdam", "NAdam (torch.optim.NAdam)",
+           blocks=(Block("exp_avg"), Block("exp_avg_sq")),
+           hyper=(("lr", D), ("beta1", D), ("beta2", D), ("eps", D), ("weight_decay", D),
+                  ("momentum_decay", D), ("decoupled_weight_decay", B), ("maximize", B)),
+           run_scalars=(("mu", D), ("mu_next", D), ("bc2", D), ("coef_grad", D),
+                        ("coef_avg", D)),
+           tensor_state=("mu_product",)),
+    Kernel("radam", "RAdam", "RAdam (torch.optim.RAdam)",
+           blocks=(Block("exp_avg"), Block("exp_avg_sq")),
+           hyper=(("lr", D), ("beta1", D), ("beta2", D), ("eps", D), ("weight_decay", D),
+                  ("decoupled_weight_decay", B), ("maximize", B)),
+           run_scalars=(("bc1", D), ("bc2_sqrt", D), ("rect", D))),
+    Kernel("lion", "Lion", "Lion (Chen et al. 2023, as optax.lion)",
+           blocks=(Block("exp_avg"),),
+           hyper=(("lr", D), ("beta1", D), ("beta2", D), ("weight_decay", D), ("maximize", B)),
+           cost="COST_LIGHT"),
+    Kernel("lamb", "Lamb", "LAMB (You et al. 2019, as optax.lamb): two passes with norms",
+           blocks=(Block("exp_avg"), Block("exp_avg_sq")),
+           hyper=(("lr", D), ("beta1", D), ("beta2", D), ("eps", D), ("weight_decay", D),
+                  ("maximize", B)),
+           run_scalars=(("bc1", D), ("bc2", D)),
+           driver="custom"),
+)
+
+PY_TYPES = {D: "float", B: "bool"}
+
+
+def element_types(kernel):
+    """The ElementType entries a kernel is instantiated for, in table order."""
+    return [t for t in ELEMENT_TYPES if t.name in kernel.element_types]
+
+
+# Optimizers
+# ----------
+# One row per public optimizer class. The settings of its tests (torch
+# parity, the NumPy twin, convergence) sit in the row too, as torch's
+# OptimizerInfo does, so that a new optimizer gets every generic check by
+# adding its row.
+
+# A named configuration of an optimizer: the demo's choices and the
+# convergence tests use them. key: the command-line name; options:
+# constructor arguments besides lr.
+Choice = namedtuple("Choice", "key label lr options", defaults=({},))
+
+# Settings of the generic tests (tests/test_optimizers.py):
+#   flags        name -> values: every combination is checked against torch
+#                and the NumPy twin (a combination the class refuses is left out);
+#   torch        constructor kwargs of the torch comparison, with lr given per
+#                dtype as (float64, float32) (see tests/optim_harness.torch_test_lr);
+#   torch_group  options of the second param group of the torch comparison;
+#   reference, reference_group: the same for the comparison with the NumPy twin;
+#   invariance   kwargs of the thread-count, SIMD-variant and state_dict checks;
+#   convergence  label -> Convergence: the configurations that must minimize
+#                Rosenbrock and a least-squares problem (tests/test_convergence.py).
+Testing = namedtuple("Testing", "flags torch torch_group reference reference_group "
+                                "invariance convergence")
+# options: constructor arguments besides lr; rosenbrock, least_squares: (lr,
+# gamma, steps) with lr_t = lr * gamma^t; least_squares_options: extra
+# constructor arguments of the least-squares run.
+Convergence = namedtuple("Convergence", "options rosenbrock least_squares least_squares_options",
+                         defaults=({},))
+
+Optimizer = namedtuple("Optimizer", [
+    "name",            # the class name in cyoptim, cyoptim.reference and torch.optim
+    "kernel",          # the KERNELS row it calls
+    "torch",           # whether torch.optim has it (same name, same update)
+    "torch_fused",     # whether torch.optim has a fused CPU kernel for it
+    "demo",            # Choice entries of the demo (tuned on the digits MLP)
+    "bench",           # (constructor kwargs, param-sized arrays streamed per step)
+    "testing",         # Testing
+])
+
+ADAM_FLAGS = dict(amsgrad=(False, True), maximize=(False, True), weight_decay=(0.0, 0.1),
+                  decoupled_weight_decay=(False, True))
+
+OPTIMIZERS = (
+    Optimizer("SGD", "sgd", torch=True, torch_fused=True,
+              demo=(Choice("sgd", "SGD", 0.1),
+                    Choice("momentum", "SGD+momentum", 0.01, {"momentum": 0.9}),
+                    Choice("nesterov", "Nesterov", 0.01, {"momentum": 0.9, "nesterov": True})),
+              bench=({"momentum": 0.9}, 3 + 2),
+              testing=Testing(
+                  flags=dict(momentum=(0.0, 0.9), dampening=(0.0, 0.3), nesterov=(False, True),
+                             weight_decay=(0.0, 0.01), maximize=(False, True)),
+                  torch=dict(lr=(1e-2, 1e-4)), torch_group=dict(lr_scale=2),
+                  reference=dict(lr=1e-2), reference_group=dict(lr=0.1, momentum=0.5),
+                  invariance=dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+                  convergence={
+                      "SGD": Convergence({}, (1e-3, 1.0, 12000), (0.3, 1.0, 100)),
+                      "SGD-momentum": Convergence({"momentum": 0.9}, (1e-3, 1.0, 1500),
+                                                  (0.1, 1.0, 300)),
+                      "SGD-nesterov": Convergence({"momentum": 0.9, "nesterov": True},
+                                                  (7e-4, 1.0, 2000), (0.1, 1.0, 200))})),
+    Optimizer("Adagrad", "adagrad", torch=True, torch_fused=True,
+              demo=(Choice("adagrad", "Adagrad", 0.01),),
+              bench=({}, 3 + 2),
+              testing=Testing(
+                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1),
+                             lr_decay=(0.0, 0.01), initial_accumulator_value=(0.0, 0.1)),
+                  torch=dict(lr=(1e-2, 3e-3)),
+                  torch_group=dict(lr_scale=3, lr_decay=0.05, weight_decay=0.05),
+                  reference=dict(lr=0.1), reference_group=dict(lr=0.3, lr_decay=0.5, eps=1e-3),
+                  invariance=dict(lr=0.1, lr_decay=0.01, weight_decay=0.1,
+                                  initial_accumulator_value=0.1),
+                  convergence={"Adagrad": Convergence({}, (0.85, 1.0, 8000), (1.0, 1.0, 100))})),
+    Optimizer("RMSprop", "rmsprop", torch=True, torch_fused=False,
+              demo=(Choice("rmsprop", "RMSprop", 1e-3),),
+              bench=({"momentum": 0.9, "centered": True}, 5 + 4),
+              testing=Testing(
+                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1),
+                             momentum=(0.0, 0.9), centered=(False, True)),
+                  torch=dict(lr=(1e-2, 1e-4)),
+                  torch_group=dict(lr_scale=2, alpha=0.9, eps=1e-6),
+                  reference=dict(lr=1e-2),
+                  reference_group=dict(lr=0.1, alpha=0.3, momentum=0.5, eps=1e-3),
+                  invariance=dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1),
+                  convergence={
+                      "RMSprop": Convergence({}, (0.1, 0.998, 3500), (0.1, 0.995, 400)),
+                      "RMSprop-centered": Convergence({"centered": True}, (0.03, 0.998, 3500),
+                                                      (0.1, 0.995, 400))})),
+    Optimizer("Adadelta", "adadelta", torch=True, torch_fused=False,
+              demo=(Choice("adadelta", "Adadelta", 3.0),),
+              bench=({}, 4 + 3),
+              testing=Testing(
+                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1), rho=(0.9, 0.3)),
+                  torch=dict(lr=(1.0, 0.1)), torch_group=dict(lr_scale=0.5, eps=1e-4),
+                  reference=dict(lr=1.0), reference_group=dict(lr=0.3, rho=0.5, eps=1e-3),
+                  invariance=dict(lr=1.0, weight_decay=0.1),
+                  convergence={"Adadelta": Convergence({}, (2.0, 0.999, 4000), (0.5, 1.0, 1500))})),
+    Optimizer("Adam", "adam", torch=True, torch_fused=True,
+              demo=(Choice("adam", "Adam", 1e-3),),
+              bench=({}, 4 + 3),
+              testing=Testing(
+                  flags=ADAM_FLAGS,
+                  torch=dict(lr=(1e-3, 1e-3), betas=(0.8, 0.99), eps=1e-6),
+                  torch_group=dict(lr=3e-3, weight_decay=0.05),
+                  reference=dict(lr=1e-2), reference_group=dict(lr=0.1, betas=(0.3, 0.5)),
+                  invariance=dict(amsgrad=True, weight_decay=0.1),
+                  convergence={
+                      "Adam": Convergence({}, (0.5, 0.999, 1200), (0.1, 0.995, 300)),
+                      "Adam-amsgrad": Convergence({"amsgrad": True}, (0.2, 1.0, 1000),
+                                                  (0.1, 1.0, 300))})),
+    Optimizer("AdamW", "adam", torch=True, torch_fused=True,
+              demo=(Choice("adamw", "AdamW", 3e-3),),
+              bench=({}, 4 + 3),
+              testing=Testing(
+                  flags=dict(amsgrad=(False, True), maximize=(False, True)),
+                  torch=dict(lr=(1e-3, 1e-3)), torch_group=dict(lr=2e-3),
+                  reference=dict(lr=1e-2), reference_group=dict(lr=0.1, betas=(0.3, 0.5)),
+                  invariance=dict(amsgrad=True, weight_decay=0.1),
+                  convergence={"AdamW": Convergence({}, (0.1, 0.999, 3500), (0.1, 0.995, 400),
+                                                    {"weight_decay": 1e-4})})),
+    Optimizer("Adamax", "adamax", torch=True, torch_fused=False,
+              demo=(Choice("adamax", "Adamax", 0.01),),
+              bench=({}, 4 + 3),
+              testing=Testing(
+                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1)),
+                  torch=dict(lr=(2e-3, 2e-3), betas=(0.8, 0.99), eps=1e-6),
+                  torch_group=dict(lr=5e-3, weight_decay=0.05),
+                  reference=dict(lr=1e-2), reference_group=dict(lr=0.1, betas=(0.3, 0.5)),
+                  invariance=dict(lr=1e-2, weight_decay=0.01),
+                  convergence={"Adamax": Convergence({}, (0.01, 1.0, 6000), (0.3, 0.995, 300))})),
+    Optimizer("NAdam", "nadam", torch=True, torch_fused=False,
+              demo=(Choice("nadam", "NAdam", 3e-3),),
+              bench=({}, 4 + 3),
+              testing=Testing(
+                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1),
+                             decoupled_weight_decay=(False, True)),
+                  torch=dict(lr=(2e-3, 2e-3), betas=(0.8, 0.99), eps=1e-6, momentum_decay=0.01),
+                  torch_group=dict(lr=5e-3, weight_decay=0.05, momentum_decay=4e-3),
+                  reference=dict(lr=1e-2), reference_group=dict(lr=0.1, betas=(0.3, 0.5)),
+                  invariance=dict(lr=1e-2, weight_decay=0.01, decoupled_weight_decay=True),
+                  convergence={"NAdam": Convergence({}, (0.1, 0.999, 2000), (0.1, 0.995, 300))})),
+    Optimizer("RAdam", "radam", torch=True, torch_fused=False,
+              demo=(Choice("radam", "RAdam", 0.01),),
+              bench=({}, 4 + 3),
+              testing=Testing(
+                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1),
+                             decoupled_weight_decay=(False, True)),
+                  torch=dict(lr=(1e-3, 1e-3), betas=(0.8, 0.99), eps=1e-6),
+                  torch_group=dict(lr=3e-3, weight_decay=0.05),
+                  reference=dict(lr=1e-2), reference_group=dict(lr=0.1, betas=(0.3, 0.5)),
+                  invariance=dict(lr=1e-2, weight_decay=0.01),
+                  convergence={"RAdam": Convergence({}, (7e-3, 1.0, 9000), (0.3, 0.995, 300))})),
+    Optimizer("Lion", "lion", torch=False, torch_fused=False,
+              demo=(Choice("lion", "Lion", 1e-4),),
+              bench=({}, 3 + 2),
+              testing=Testing(
+                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.3)),
+                  torch=None, torch_group=None,
+                  reference=dict(lr=1e-2, betas=(0.8, 0.95)),
+                  reference_group=dict(lr=0.1, betas=(0.3, 0.5), weight_decay=0.05),
+                  invariance=dict(lr=1e-3, weight_decay=0.1),
+                  convergence={"Lion": Convergence({}, (0.1, 0.995, 1500), (0.03, 0.995, 1500))})),
+    Optimizer("LAMB", "lamb", torch=False, torch_fused=False,
+              demo=(Choice("lamb", "LAMB", 1e-3),),
+              bench=({"weight_decay": 1e-2}, (4 + 3) + (2 + 1)),    # 2 passes, u kept
+              testing=Testing(
+                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1)),
+                  torch=None, torch_group=None,
+                  reference=dict(lr=1e-2, eps=1e-6),
+                  reference_group=dict(lr=0.1, betas=(0.3, 0.5), weight_decay=0.05),
+                  invariance=dict(lr=1e-2, weight_decay=0.1),
+                  convergence={"LAMB": Convergence({}, (0.2, 0.995, 2000), (0.03, 0.995, 1500))})),
+)
+
+NAMES = tuple(row.name for row in OPTIMIZERS)
+BY_NAME = {row.name: row for row in OPTIMIZERS}
+
+
+def optimizer_class(row):
+    """The cyoptim class of a row (resolved on use: see the module docstring)."""
+    from . import optimizers
+    return getattr(optimizers, row.name)
+
+
+def reference_class(row):
+    """The NumPy twin of a row (cyoptim.reference)."""
+    from . import reference
+    return getattr(reference, row.name)
+
+
+def demo_choices():
+    """(row, Choice) for every configuration the demo runs, in table order."""
+    return [(row, choice) for row in OPTIMIZERS for choice in row.demo]

@@ -13,26 +13,8 @@ lr near the minimum, so they run with an exponentially decaying rate
 lr_t = lr * gamma^t, written into param_groups[0]["lr"] before each step as a
 schedule would (gamma = 1 is a constant rate).
 
-Rates, decay and steps (Rosenbrock: float64 below 1e-3; least squares: float64
-and float32 within 1e-6 of the optimum):
-
-| optimizer        | Rosenbrock lr | gamma | steps | least sq. lr | gamma | steps |
-|------------------|---------------|-------|-------|--------------|-------|-------|
-| SGD              | 1e-3          | 1     | 12000 | 0.3          | 1     | 100   |
-| SGD momentum 0.9 | 1e-3          | 1     | 1500  | 0.1          | 1     | 300   |
-| SGD Nesterov 0.9 | 7e-4          | 1     | 2000  | 0.1          | 1     | 200   |
-| Adagrad          | 0.85          | 1     | 8000  | 1.0          | 1     | 100   |
-| RMSprop          | 0.1           | 0.998 | 3500  | 0.1          | 0.995 | 400   |
-| RMSprop centered | 0.03          | 0.998 | 3500  | 0.1          | 0.995 | 400   |
-| Adadelta         | 2.0           | 0.999 | 4000  | 0.5          | 1     | 1500  |
-| Adam             | 0.5           | 0.999 | 1200  | 0.1          | 0.995 | 300   |
-| AdamW            | 0.1 (wd 1e-2) | 0.999 | 3500  | 0.1 (wd 1e-4)| 0.995 | 400   |
-| Adam amsgrad     | 0.2           | 1     | 1000  | 0.1          | 1     | 300   |
-| Adamax           | 0.01          | 1     | 6000  | 0.3          | 0.995 | 300   |
-| NAdam            | 0.1           | 0.999 | 2000  | 0.1          | 0.995 | 300   |
-| RAdam            | 7e-3          | 1     | 9000  | 0.3          | 0.995 | 300   |
-| Lion             | 0.1           | 0.995 | 1500  | 0.03         | 0.995 | 1500  |
-| LAMB             | 0.2           | 0.995 | 2000  | 0.03         | 0.995 | 1500  |
+The rates, decay and steps of every configuration are the ``convergence``
+settings of its row in cyoptim.registry (lr, gamma, steps per problem).
 
 AdamW's decoupled decay moves its fixed point off the least-squares optimum by
 O(weight_decay) (about 2e-5 in loss at the default 1e-2), so that case uses 1e-4.
@@ -41,30 +23,15 @@ O(weight_decay) (about 2e-5 in loss at the default 1e-2), so that case uses 1e-4
 import numpy as np
 import pytest
 
-import cyoptim
+from cyoptim import registry
 
-# name: (class, constructor kwargs besides lr, Rosenbrock (lr, gamma, steps),
-#        least squares (lr, gamma, steps)), as in the table above.
-CASES = {
-    "SGD": (cyoptim.SGD, {}, (1e-3, 1.0, 12000), (0.3, 1.0, 100)),
-    "SGD-momentum": (cyoptim.SGD, dict(momentum=0.9), (1e-3, 1.0, 1500), (0.1, 1.0, 300)),
-    "SGD-nesterov": (cyoptim.SGD, dict(momentum=0.9, nesterov=True),
-                     (7e-4, 1.0, 2000), (0.1, 1.0, 200)),
-    "Adagrad": (cyoptim.Adagrad, {}, (0.85, 1.0, 8000), (1.0, 1.0, 100)),
-    "RMSprop": (cyoptim.RMSprop, {}, (0.1, 0.998, 3500), (0.1, 0.995, 400)),
-    "RMSprop-centered": (cyoptim.RMSprop, dict(centered=True),
-                         (0.03, 0.998, 3500), (0.1, 0.995, 400)),
-    "Adadelta": (cyoptim.Adadelta, {}, (2.0, 0.999, 4000), (0.5, 1.0, 1500)),
-    "Adam": (cyoptim.Adam, {}, (0.5, 0.999, 1200), (0.1, 0.995, 300)),
-    "AdamW": (cyoptim.AdamW, {}, (0.1, 0.999, 3500), (0.1, 0.995, 400)),
-    "Adam-amsgrad": (cyoptim.Adam, dict(amsgrad=True), (0.2, 1.0, 1000), (0.1, 1.0, 300)),
-    "Adamax": (cyoptim.Adamax, {}, (0.01, 1.0, 6000), (0.3, 0.995, 300)),
-    "NAdam": (cyoptim.NAdam, {}, (0.1, 0.999, 2000), (0.1, 0.995, 300)),
-    "RAdam": (cyoptim.RAdam, {}, (7e-3, 1.0, 9000), (0.3, 0.995, 300)),
-    "Lion": (cyoptim.Lion, {}, (0.1, 0.995, 1500), (0.03, 0.995, 1500)),
-    "LAMB": (cyoptim.LAMB, {}, (0.2, 0.995, 2000), (0.03, 0.995, 1500)),
-}
-LEAST_SQUARES_OPTIONS = {"AdamW": dict(weight_decay=1e-4)}
+# label: (class, constructor kwargs besides lr, Rosenbrock (lr, gamma, steps),
+#        least squares (lr, gamma, steps)), from each registry row's convergence settings.
+CASES = {label: (registry.optimizer_class(row), case.options, case.rosenbrock, case.least_squares)
+         for row in registry.OPTIMIZERS for label, case in row.testing.convergence.items()}
+LEAST_SQUARES_OPTIONS = {label: case.least_squares_options
+                         for row in registry.OPTIMIZERS
+                         for label, case in row.testing.convergence.items()}
 
 ROSENBROCK_THRESHOLD = 1e-3
 LEAST_SQUARES_GAP = 1e-6

@@ -1,4 +1,3 @@
-import itertools
 import math
 
 import numpy as np
@@ -6,21 +5,7 @@ import pytest
 
 import cyoptim
 import cyoptim.reference as ref
-from optim_harness import (TOLERANCE, assert_equals_reference, assert_state_dict_round_trip,
-                           assert_state_equal, assert_thread_and_variant_invariant,
-                           assert_unchanged,
-                           grad_sequence, make_params, max_relative_error, snapshot)
-
-FLAGS = [dict(maximize=m, weight_decay=wd)
-         for m, wd in itertools.product([False, True], [0.0, 0.1])]
-IDS = ["-".join(f"{k}={v}" for k, v in f.items()) for f in FLAGS]
-
-
-@pytest.mark.parametrize("flags", FLAGS, ids=IDS)
-def test_lamb_equals_numpy_reference(flags, dtype):
-    assert_equals_reference(cyoptim.LAMB, ref.LAMB, dict(flags, lr=1e-2, eps=1e-6),
-                            dtype, group_options=dict(lr=0.1, betas=(0.3, 0.5),
-                                                      weight_decay=0.05))
+from optim_harness import (TOLERANCE, assert_state_equal, grad_sequence, make_params, max_relative_error)
 
 
 def test_lamb_equals_numpy_reference_on_multi_chunk_tensors(dtype):
@@ -86,15 +71,6 @@ def test_lamb_float32_close_to_float64_formulas():
     expected = naive_lamb(start, seq64, 1e-3, (0.9, 0.999), 1e-6, 0.01)
     for ours, theirs in zip(params, expected):
         assert max_relative_error(ours, theirs) <= 1e-5
-
-
-def test_lamb_thread_and_variant_invariant(dtype):
-    assert_thread_and_variant_invariant(cyoptim.LAMB, dict(lr=1e-2, weight_decay=0.1), dtype)
-
-
-@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
-def test_lamb_state_dict_round_trip(weight_decay, dtype):
-    assert_state_dict_round_trip(cyoptim.LAMB, dict(lr=1e-2, weight_decay=weight_decay), dtype)
 
 
 def test_lamb_update_scratch_is_not_state(dtype):
@@ -238,26 +214,3 @@ def test_lamb_defaults_and_state_keys():
             group["maximize"]) == (1e-3, (0.9, 0.999), 1e-6, 0.0, False)
     opt.step([np.ones(2, np.float32)])
     assert sorted(opt.state_dict()["state"][0]) == ["exp_avg", "exp_avg_sq", "step"]
-
-
-@pytest.mark.parametrize("bad, error", [
-    (np.ones(3, np.float32), TypeError),
-    (np.ones(4), ValueError),
-    (np.ones(6)[::2], ValueError),
-    (None, None),
-])
-def test_lamb_bad_grad_changes_nothing(bad, error):
-    params = [np.arange(1.0, 5.0), np.arange(1.0, 4.0)]
-    opt = cyoptim.LAMB(params, lr=0.1)
-    opt.step([np.ones(4), np.ones(3)])
-    before = snapshot(opt)
-    if error is None:                 # a None grad: that param and its state stay put
-        opt.step([np.ones(4), None])
-        np.testing.assert_array_equal(params[1], before[0][1])
-        np.testing.assert_array_equal(opt.state[1]["exp_avg"],
-                                      before[1]["state"][1]["exp_avg"])
-        assert opt.state[1]["step"] == 1.0 and opt.state[0]["step"] == 2.0
-        return
-    with pytest.raises(error, match="grad 1"):
-        opt.step([np.ones(4), bad])
-    assert_unchanged(opt, before)

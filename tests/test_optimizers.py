@@ -1,0 +1,209 @@
+"""The generic test table: every property that holds for every optimizer, run for
+every row of cyoptim.registry (as torch's OptimizerInfo and optax's alias tests).
+
+A new optimizer gets all of these by adding its registry row: torch parity over
+its flag combinations, bitwise equality with its NumPy twin, bitwise invariance
+over thread counts and SIMD variants, state_dict round trips, bad grads and bad
+state_dicts that change nothing, and non-finite values that propagate as in
+torch. The per-optimizer test files keep only what is specific to one algorithm.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import cyoptim
+from conftest import torch_or_skip
+from cyoptim import registry
+from optim_harness import (assert_bad_grads_change_nothing, assert_equals_reference,
+                           assert_matches_torch, assert_state_dict_round_trip,
+                           assert_thread_and_variant_invariant, assert_unchanged, snapshot)
+
+ROWS = registry.OPTIMIZERS
+TORCH_ROWS = [row for row in ROWS if row.torch]
+
+
+def row_id(row):
+    return row.name
+
+
+def accepted(row, flags):
+    """Whether the class accepts this flag combination (nesterov needs momentum, ...)."""
+    try:
+        registry.optimizer_class(row)([np.zeros(1)], **flags)
+    except ValueError:
+        return False
+    return True
+
+
+def flag_combinations(rows):
+    """A pytest param (row, flags) for every accepted combination of each row's test flags."""
+    cases = []
+    for row in rows:
+        names = list(row.testing.flags)
+        for values in itertools.product(*row.testing.flags.values()):
+            flags = dict(zip(names, values))
+            if accepted(row, flags):
+                label = "-".join(f"{k}={v}" for k, v in flags.items())
+                cases.append(pytest.param(row, flags, id=f"{row.name}-{label}"))
+    return cases
+
+
+def torch_settings(row, dtype):
+    """The kwargs and second-group options of a row's torch comparison in this dtype."""
+    kwargs = dict(row.testing.torch)
+    lr_float64, lr_float32 = kwargs.pop("lr")
+    lr = lr_float32 if dtype == np.float32 else lr_float64
+    group = dict(row.testing.torch_group)
+    if "lr_scale" in group:
+        group["lr"] = group.pop("lr_scale") * lr
+    return dict(kwargs, lr=lr), group
+
+
+@pytest.mark.parametrize("row,flags", flag_combinations(TORCH_ROWS))
+def test_matches_torch(row, flags, dtype):
+    torch = torch_or_skip()
+    kwargs, group = torch_settings(row, dtype)
+    assert_matches_torch(registry.optimizer_class(row), getattr(torch.optim, row.name),
+                         dict(kwargs, **flags), dtype, group_options=group)
+
+
+@pytest.mark.parametrize("row,flags", flag_combinations(ROWS))
+def test_equals_numpy_reference(row, flags, dtype):
+    assert_equals_reference(registry.optimizer_class(row), registry.reference_class(row),
+                            dict(row.testing.reference, **flags), dtype,
+                            group_options=dict(row.testing.reference_group))
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_id)
+def test_thread_and_variant_invariant(row, dtype):
+    assert_thread_and_variant_invariant(registry.optimizer_class(row),
+                                        dict(row.testing.invariance), dtype)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_id)
+def test_state_dict_round_trip(row, dtype):
+    assert_state_dict_round_trip(registry.optimizer_class(row),
+                                 dict(row.testing.invariance), dtype)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_id)
+def test_bad_grads_change_nothing(row, dtype):
+    assert_bad_grads_change_nothing(registry.optimizer_class(row),
+                                    dict(row.testing.invariance), dtype)
+
+
+def trained(row):
+    """An optimizer over two groups that has taken a step (so it has state)."""
+    params = [np.ones((3, 4), np.float32), np.ones(5, np.float32), np.ones(2, np.float32)]
+    opt = registry.optimizer_class(row)(
+        [{"params": params[:2]}, {"params": params[2:], "lr": 0.5}],
+        **row.testing.invariance)
+    opt.step([np.full(p.shape, 0.1, np.float32) for p in params])
+    return opt
+
+
+def broken_state_dicts(opt):
+    """(state_dict, message) pairs that load_state_dict must refuse."""
+    good = opt.state_dict()
+    entry = good["state"][0]
+    name = sorted(k for k, v in entry.items() if isinstance(v, np.ndarray))[0]
+
+    def broken(edit):
+        sd = opt.state_dict()
+        edit(sd)
+        return sd
+
+    cases = [
+        (broken(lambda sd: sd["param_groups"].pop()), "parameter groups"),
+        (broken(lambda sd: sd["param_groups"][0]["params"].pop()), "doesn't match the size"),
+        (broken(lambda sd: sd["state"][0].__setitem__(name, np.zeros(7, np.float32))),
+         f"state '{name}' of param 0"),
+        (broken(lambda sd: sd["state"][0].__setitem__(
+            name, sd["state"][0][name].astype(np.float64))), f"state '{name}' of param 0"),
+        (broken(lambda sd: sd["state"][1].pop(name)), "state of param 1 has keys"),
+        (broken(lambda sd: sd["state"].__setitem__(9, {})), "param 9"),
+        (broken(lambda sd: sd["param_groups"][1].__setitem__("lr", -2.0)),
+         "Invalid learning rate: -2.0"),
+        ({"state": {}}, "keys 'state' and 'param_groups'"),
+    ]
+    if "step" in entry:
+        cases.append((broken(lambda sd: sd["state"][0].__setitem__("step", 1.5)),
+                      "step must be a non-negative whole number"))
+    for scalar in [k for k, v in entry.items() if k != "step" and not isinstance(v, np.ndarray)]:
+        cases.append((broken(lambda sd: sd["state"][0].__setitem__(scalar, "x")),
+                      f"{scalar} must be a number"))
+    return cases
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_id)
+def test_bad_state_dicts_change_nothing(row):
+    opt = trained(row)
+    good = opt.state_dict()
+    for bad, message in broken_state_dicts(opt):
+        before = snapshot(opt)
+        with pytest.raises((ValueError, TypeError), match=message):
+            opt.load_state_dict(bad)
+        assert_unchanged(opt, before)
+    opt.load_state_dict(good)
+
+
+def nonfinite_grads(dtype):
+    """Two steps; the second grad holds a NaN, +inf and -inf among ordinary values."""
+    rng = np.random.default_rng(3)
+    first = rng.standard_normal(8).astype(dtype)
+    second = rng.standard_normal(8).astype(dtype)
+    second[[1, 4, 6]] = [np.nan, np.inf, -np.inf]
+    return [first, second]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_id)
+def test_nonfinite_grads_propagate_like_the_reference(row, dtype):
+    """NaN and inf in a grad propagate exactly as the NumPy twin says: bitwise the
+    same params and state, NaN positions included."""
+    params = [np.linspace(-1, 1, 8).astype(dtype)]
+    twins = [params[0].copy()]
+    fast = registry.optimizer_class(row)(params, **row.testing.invariance)
+    slow = registry.reference_class(row)(twins, **row.testing.invariance)
+    with np.errstate(all="ignore"):
+        for g in nonfinite_grads(dtype):
+            fast.step([g])
+            slow.step([g.copy()])
+    assert not np.isfinite(params[0]).all(), "a non-finite grad was silently absorbed"
+    np.testing.assert_array_equal(params[0], twins[0])
+    for name, value in fast.state_dict()["state"][0].items():
+        np.testing.assert_array_equal(value, slow.state_dict()["state"][0][name])
+
+
+@pytest.mark.parametrize("row", TORCH_ROWS, ids=row_id)
+def test_nonfinite_grads_propagate_like_torch(row):
+    """Where the grad is NaN or inf, the param is NaN or inf exactly where torch's is."""
+    torch = torch_or_skip()
+    params = [np.linspace(-1, 1, 8)]
+    tensor = torch.tensor(params[0].copy(), requires_grad=True)
+    kwargs = dict(row.testing.invariance)
+    ours = registry.optimizer_class(row)(params, **kwargs)
+    theirs = getattr(torch.optim, row.name)([tensor], foreach=False, **kwargs)
+    with np.errstate(all="ignore"):
+        for g in nonfinite_grads(np.float64):
+            ours.step([g])
+            tensor.grad = torch.tensor(g)
+            theirs.step()
+    expected = tensor.detach().numpy()
+    np.testing.assert_array_equal(np.isnan(params[0]), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(params[0]), np.isinf(expected))
+
+
+def test_registry_names_every_public_optimizer_once():
+    assert len(set(registry.NAMES)) == len(registry.NAMES)
+    assert set(registry.NAMES) == set(cyoptim.optimizers.__all__)
+    assert set(registry.NAMES) <= set(cyoptim.__all__)
+    for row in ROWS:
+        cls = registry.optimizer_class(row)
+        assert issubclass(cls, cyoptim.Optimizer)
+        assert cls.kernel == row.kernel
+        assert cls.kernel in cyoptim._dispatch.kernels.KERNEL_HYPERPARAMETERS
+        assert issubclass(registry.reference_class(row), cls)
+        assert getattr(cyoptim.reference, row.name) is registry.reference_class(row)
+        assert getattr(cyoptim, row.name) is cls

@@ -203,7 +203,7 @@ def test_plateau_with_min_lr_list_refuses_the_cut_like_torch(torch):
     """torch raises RuntimeError at the first cut; cyoptim too, with nothing changed."""
     message = r"The number of param groups in the `optimizer` \(2\) differs"
     for module, side in ((S, "ours"), (torch.optim.lr_scheduler, "torch")):
-        opt, spare, opt_step = _optimizer(side, torch)
+        opt, spare, _ = _optimizer(side, torch)
         sched = module.ReduceLROnPlateau(opt, patience=1, min_lr=[1e-4])
         opt.add_param_group({"params": [spare], "lr": 0.03})
         sched.step(1.0)

@@ -34,7 +34,6 @@ import time
 import numpy as np
 
 from . import _threads
-from ._cli import HelpFormatter, int_at_least, positive_float
 from .buffer import ParamBuffer
 
 # name -> (cyoptim class name, kwargs, torch class name or None, torch has a fused
@@ -315,6 +314,7 @@ def bandwidth_warnings(bandwidth, rows, probe_mb, cache_bytes):
 
 def build_parser():
     """The argparse parser of ``python -m cyoptim bench``."""
+    from ._cli import HelpFormatter, int_at_least, positive_float
     parser = argparse.ArgumentParser(
         prog="python -m cyoptim bench", formatter_class=HelpFormatter,
         description="Optimizer step throughput, side by side: cyoptim against NumPy, "

@@ -14,6 +14,8 @@ threadpoolctl) only when it uses them.
 import argparse
 import sys
 
+from ._cli import HelpFormatter, int_at_least, positive_float
+
 
 def _optimizer_list(text):
     """An argparse type: comma-separated names of the demo's optimizers."""
@@ -23,49 +25,38 @@ def _optimizer_list(text):
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown optimizer(s) {', '.join(unknown) or repr(text)}; choose from "
-            + ",".join(BY_KEY))
+            + ", ".join(BY_KEY))
     return names
-
-
-def _int_at_least(minimum):
-    """An argparse type: an integer >= minimum."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
-        return value
-    return parse
 
 
 def build_parser():
     """The argparse parser of ``python -m cyoptim``."""
     from .demo import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_OUT, SCHEDULES
     from .examples.optimizers import BY_KEY
+    from .lr_finder import min_meaningful_iters
     parser = argparse.ArgumentParser(
-        prog="python -m cyoptim",
+        prog="python -m cyoptim", formatter_class=HelpFormatter,
         description="cyoptim: fast CPU neural-network optimizers for NumPy arrays.")
     commands = parser.add_subparsers(dest="command", metavar="{demo,lr-find,bench}")
     commands.required = True
 
     demo = commands.add_parser(
-        "demo", help="train an MLP on the 8x8 digits with every optimizer and compare",
+        "demo", formatter_class=HelpFormatter,
+        help="train an MLP on the 8x8 digits with every optimizer and compare",
         description="Train a 64-128-64-10 MLP on scikit-learn's 8x8 digits with each "
                     "optimizer (same initial weights, same batch order), print a table "
                     "and write results.json and demo.png.")
     demo.add_argument("--optimizers", type=_optimizer_list, default=None,
                       help="comma-separated, e.g. adam,sgd,momentum (default: all)")
-    demo.add_argument("--epochs", type=_int_at_least(1), default=DEFAULT_EPOCHS,
+    demo.add_argument("--epochs", type=int_at_least(1), default=DEFAULT_EPOCHS,
                       help="passes over the training set (default %(default)s)")
-    demo.add_argument("--batch-size", type=_int_at_least(1), default=DEFAULT_BATCH_SIZE,
+    demo.add_argument("--batch-size", type=int_at_least(1), default=DEFAULT_BATCH_SIZE,
                       help="minibatch size (default %(default)s)")
     demo.add_argument("--schedule", choices=("none", *SCHEDULES), default="none",
                       help="LR schedule stepped every batch (default %(default)s)")
-    demo.add_argument("--seed", type=int, default=0,
+    demo.add_argument("--seed", type=int_at_least(0), default=0,
                       help="fixes split, initial weights, batch order (default %(default)s)")
-    demo.add_argument("--threads", type=_int_at_least(0), default=None,
+    demo.add_argument("--threads", type=int_at_least(0), default=None,
                       help="kernel threads (default: OpenMP's maximum; 0 means the same)")
     demo.add_argument("--out", default=DEFAULT_OUT,
                       help="output directory (default %(default)s)")
@@ -73,21 +64,29 @@ def build_parser():
                       help="no progress bar and per-optimizer lines")
 
     lr_find = commands.add_parser(
-        "lr-find", help="LR range test of one optimizer on the digits MLP",
+        "lr-find", formatter_class=HelpFormatter,
+        help="LR range test of one optimizer on the digits MLP",
         description="Raise the learning rate exponentially over a short run and plot "
                     "the loss; writes lr_find.png with the suggested learning rate.")
     lr_find.add_argument("--optimizer", default="adam", type=str.lower, choices=list(BY_KEY),
-                         metavar="NAME", help="one of " + ",".join(BY_KEY)
+                         metavar="NAME", help="one of " + ", ".join(BY_KEY)
                          + " (default %(default)s)")
-    lr_find.add_argument("--start-lr", type=float, default=1e-6,
+    lr_find.add_argument("--start-lr", type=positive_float, default=1e-6,
                          help="first learning rate (default %(default)s)")
-    lr_find.add_argument("--end-lr", type=float, default=10.0,
+    lr_find.add_argument("--end-lr", type=positive_float, default=10.0,
                          help="last learning rate (default %(default)s)")
-    lr_find.add_argument("--num-iter", type=_int_at_least(2), default=100,
-                         help="steps of the test (default %(default)s)")
-    lr_find.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
+    lr_find.add_argument("--num-iter", type=int_at_least(2), default=100,
+                         help=f"steps of the test; fewer than {min_meaningful_iters()} give a "
+                              f"warning: too few for a meaningful suggestion (default "
+                              f"%(default)s)")
+    lr_find.add_argument("--seed", type=int_at_least(0), default=0,
+                         help="fixes the initial weights and batch order (default %(default)s)")
     lr_find.add_argument("--out", default=DEFAULT_OUT,
                          help="output directory (default %(default)s)")
+
+    # Each subcommand's own parser, for usage errors found after parsing.
+    demo.set_defaults(command_parser=demo)
+    lr_find.set_defaults(command_parser=lr_find)
 
     commands.add_parser("bench", add_help=False,
                         help="benchmarks (arguments go to cyoptim.bench; try bench --help)")
@@ -104,9 +103,13 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "lr-find" and not 0 < args.start_lr < args.end_lr:
-        parser.error(f"lr-find needs 0 < --start-lr < --end-lr, got {args.start_lr} "
-                     f"and {args.end_lr}")
-    from .demo import run_demo, run_lr_find
+        args.command_parser.error(f"lr-find needs 0 < --start-lr < --end-lr, got "
+                                  f"{args.start_lr} and {args.end_lr}")
+    from .demo import DEMO_FILES, LR_FIND_FILES, check_output_dir, run_demo, run_lr_find
+    try:        # before any training: a bad --out must not cost a whole run
+        check_output_dir(args.out, DEMO_FILES if args.command == "demo" else LR_FIND_FILES)
+    except ValueError as error:
+        args.command_parser.error(f"argument --out: {error}")
     if args.command == "demo":
         run_demo(optimizers=args.optimizers, epochs=args.epochs, batch_size=args.batch_size,
                  schedule=None if args.schedule == "none" else args.schedule, seed=args.seed,

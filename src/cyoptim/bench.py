@@ -13,11 +13,20 @@ Implementations:
 - ``torch-default``: ``torch.optim`` as constructed by default (on CPU: the
   single-tensor loop).
 - ``deepspeed``: ``DeepSpeedCPUAdam`` (Adam and AdamW only), when installed.
+
+The command shows a progress line per cell on stderr, names the peers it
+skipped and why (not installed), accepts the demo's optimizer names
+(``DEMO_ALIASES``), and warns when the bandwidth probe's figure cannot be the
+machine's memory bandwidth (:func:`bandwidth_warnings`). Bad arguments are
+usage errors (exit status 2).
 """
 
 import argparse
 import gc
+import glob
 import importlib
+import math
+import os
 import statistics
 import sys
 import time
@@ -46,13 +55,45 @@ LAYOUTS = {
 DEFAULT_LAYOUTS = tuple(LAYOUTS)
 IMPLEMENTATIONS = ("cyoptim", "numpy", "torch-fused", "torch-default", "deepspeed")
 
+# The demo's optimizer names (``python -m cyoptim demo --optimizers``, its table's
+# labels) that are not rows of OPTIMIZERS: the row they are measured as, and the
+# options that row adds. The bench's "sgd" row is SGD with momentum 0.9, the demo's
+# "momentum" (the demo's "sgd" has no momentum; it steps like the same kernel).
+DEMO_ALIASES = {
+    "momentum": ("sgd", {}),
+    "sgd+momentum": ("sgd", {}),
+    "nesterov": ("sgd", {"nesterov": True}),
+}
 
-def installed(module):
+# Sanity bounds of the bandwidth probe's figure and of the cells compared with it.
+PLAUSIBLE_MIN_GBS = 5.0        # a busy or throttled machine reads below this
+PLAUSIBLE_MAX_SHARE = 1.1      # out of cache a step cannot stream much faster than the probe
+
+
+def optimizer_spec(name):
+    """The OPTIMIZERS entry of a row, or of a demo alias that adds options to one."""
+    if name in OPTIMIZERS:
+        return OPTIMIZERS[name]
+    base, options = DEMO_ALIASES[name]
+    class_name, kwargs, torch_name, torch_fused, arrays = OPTIMIZERS[base]
+    return class_name, {**kwargs, **options}, torch_name, torch_fused, arrays
+
+
+def unavailable_reason(module):
+    """None when `module` imports, else why not ("not installed", or the import error)."""
     try:
         importlib.import_module(module)
-        return True
-    except Exception:
-        return False
+        return None
+    except ModuleNotFoundError as error:
+        if error.name and error.name.split(".")[0] == module.split(".")[0]:
+            return "not installed"
+        return f"import failed: {error}"
+    except Exception as error:
+        return f"import failed: {type(error).__name__}: {error}"
+
+
+def installed(module):
+    return unavailable_reason(module) is None
 
 
 def _arrays(sizes, in_buffer, dtype, seed):
@@ -72,7 +113,7 @@ def _arrays(sizes, in_buffer, dtype, seed):
 def make_stepper(implementation, optimizer, layout, dtype=np.float32, seed=0):
     """A zero-argument function that performs one optimizer step, or None if the
     implementation is not available for this optimizer."""
-    class_name, kwargs, torch_name, torch_fused, _ = OPTIMIZERS[optimizer]
+    class_name, kwargs, torch_name, torch_fused, _ = optimizer_spec(optimizer)
     sizes, in_buffer = LAYOUTS[layout]
     params, grads = _arrays(sizes, in_buffer, dtype, seed)
     if implementation in ("cyoptim", "numpy"):
@@ -143,20 +184,26 @@ def bandwidth_probe(megabytes=768, min_seconds=0.3):
 
 def bytes_per_param(optimizer, dtype):
     """Bytes an optimizer step must move per parameter (each array read or written once)."""
-    return OPTIMIZERS[optimizer][4] * np.dtype(dtype).itemsize
+    return optimizer_spec(optimizer)[4] * np.dtype(dtype).itemsize
 
 
 def measure(optimizers, layouts, implementations, dtype=np.float32, min_seconds=0.2,
-            rounds=5):
+            rounds=5, progress=None):
     """Rows of {"optimizer", "layout", "params", "bytes_per_param", impl: Mparam/s or None}.
 
     The implementations of one cell are timed in turns, round after round, and
     each keeps the median of its rounds: a slow spell of a noisy machine then
     hits all of them alike instead of whichever ran during it.
+
+    ``progress(done, total, optimizer, layout)``, if given, is called before
+    each cell is measured.
     """
     rows = []
+    total = len(optimizers) * len(layouts)
     for optimizer in optimizers:
         for layout in layouts:
+            if progress is not None:
+                progress(len(rows), total, optimizer, layout)
             n = sum(LAYOUTS[layout][0])
             steppers = {i: make_stepper(i, optimizer, layout, dtype) for i in implementations}
             times = {i: [] for i, step in steppers.items() if step is not None}
@@ -199,54 +246,177 @@ def format_table(rows, implementations, bandwidth=None):
     return "\n".join(out)
 
 
-def _choices(text, allowed, what):
-    """Names from a comma-separated list, matched case-insensitively."""
+def last_level_cache_bytes():
+    """Size of the largest CPU cache (Linux sysfs), or None when unknown."""
+    best = None
+    for index in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
+        try:
+            with open(os.path.join(index, "size")) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+        try:
+            size = int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+        except (ValueError, IndexError):
+            continue
+        best = size if best is None else max(best, size)
+    return best
+
+
+def bandwidth_warnings(bandwidth, rows, probe_mb, cache_bytes):
+    """Warnings about a bandwidth figure that cannot be the machine's memory bandwidth.
+
+    Args:
+        bandwidth: the probe's GB/s.
+        rows: measured rows (see :func:`measure`).
+        probe_mb: megabytes the probe streamed.
+        cache_bytes: size of the last-level cache, or None when unknown.
+
+    Returns:
+        A list of messages (empty when everything looks plausible).
+    """
+    warnings = []
+    if bandwidth < PLAUSIBLE_MIN_GBS:
+        warnings.append(
+            f"the bandwidth probe read only {bandwidth:.1f} GB/s, below what any current "
+            f"machine streams ({PLAUSIBLE_MIN_GBS:g} GB/s or more): it was probably slowed "
+            f"down (a busy or throttled machine); the 'of limit' column is not meaningful")
+    if cache_bytes is not None and probe_mb * 1e6 < 2 * cache_bytes:
+        warnings.append(
+            f"the bandwidth probe's {probe_mb} MB fit in the {cache_bytes / 2**20:.0f} MiB "
+            f"last-level cache: it measured cache, not memory, bandwidth (use --probe-mb "
+            f"{max(768, math.ceil(2 * cache_bytes / 1e6))} or more)")
+    for row in rows:
+        # Each array is read at least as often as written: its arrays hold at least
+        # half the bytes a step moves.
+        arrays = row["params"] * row["bytes_per_param"] / 2
+        if row["cyoptim"] is None or cache_bytes is None or arrays <= cache_bytes:
+            continue
+        share = row["cyoptim"] * row["bytes_per_param"] / 1e3 / bandwidth
+        if share > PLAUSIBLE_MAX_SHARE:
+            warnings.append(
+                f"{row['optimizer']} {row['layout']} works on {arrays / 1e6:,.0f} MB or more, "
+                f"beyond the {cache_bytes / 2**20:.0f} MiB cache, yet streams at {share:.0%} "
+                f"of the probe's figure: the probe underestimated the machine (run again, "
+                f"with the machine otherwise idle)")
+    return warnings
+
+
+def build_parser():
+    """The argparse parser of ``python -m cyoptim bench``."""
+    from ._cli import HelpFormatter, int_at_least, positive_float
+    parser = argparse.ArgumentParser(
+        prog="python -m cyoptim bench", formatter_class=HelpFormatter,
+        description="Optimizer step throughput, side by side: cyoptim against NumPy, "
+                    "torch and DeepSpeed (peers that are not installed are skipped).")
+    parser.add_argument("--optimizers", default=",".join(DEFAULT_OPTIMIZERS),
+                        help=f"comma-separated, from: {', '.join(OPTIMIZERS)}, or 'all'; "
+                             f"also the demo's names {', '.join(DEMO_ALIASES)} (sgd here is "
+                             f"SGD with momentum 0.9) (default: %(default)s)")
+    parser.add_argument("--layouts", default=",".join(DEFAULT_LAYOUTS),
+                        help=f"comma-separated, from: {', '.join(LAYOUTS)} "
+                             f"(default: %(default)s)")
+    parser.add_argument("--with", dest="implementations", default=",".join(IMPLEMENTATIONS),
+                        help="implementations to compare; those not installed are skipped "
+                             "(default: %(default)s)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                        help="(default: %(default)s)")
+    parser.add_argument("--threads", type=int_at_least(0), default=None,
+                        help="threads for cyoptim (default: OpenMP's maximum; 0 means the same)")
+    parser.add_argument("--seconds", type=positive_float, default=0.2,
+                        help="measuring time per cell (default: %(default)s)")
+    parser.add_argument("--probe-mb", type=int_at_least(1), default=768,
+                        help="megabytes streamed by the memory-bandwidth probe "
+                             "(default: %(default)s)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress lines on stderr")
+    return parser
+
+
+def _names(parser, text, allowed, what):
+    """Names from a comma-separated list, matched case-insensitively; usage error if unknown."""
     by_lower = {name.lower(): name for name in allowed}
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in by_lower]
-    if unknown:
-        raise SystemExit(f"unknown {what}: {', '.join(unknown)}; choose from {', '.join(allowed)}")
-    return [by_lower[n] for n in names]
+    if unknown or not names:
+        parser.error(f"unknown {what}: {', '.join(unknown) or repr(text)}; choose from "
+                     f"{', '.join(allowed)}")
+    return list(dict.fromkeys(by_lower[n] for n in names))
+
+
+def _optimizer_names(parser, text):
+    """Rows to measure: OPTIMIZERS names, "all", or the demo's names (DEMO_ALIASES)."""
+    if text.strip().lower() == "all":
+        return list(OPTIMIZERS)
+    return _names(parser, text, [*OPTIMIZERS, *DEMO_ALIASES], "optimizer")
+
+
+def _available_peers(implementations):
+    """(implementations that can run, notes on those skipped and why)."""
+    kept, notes = [], []
+    for implementation in implementations:
+        module = implementation.split("-")[0]
+        reason = None if implementation in ("cyoptim", "numpy") else unavailable_reason(module)
+        if reason is None:
+            kept.append(implementation)
+        else:
+            hint = " (pip install torch)" if module == "torch" and reason == "not installed" \
+                else ""
+            notes.append(f"skipped {implementation}: {module} {reason}{hint}")
+    return kept, notes
+
+
+def _check_probe_fits(parser, probe_mb):
+    """Usage error when the probe would need more than half the machine's memory."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if probe_mb * 1e6 > memory / 2:
+        parser.error(f"--probe-mb {probe_mb} needs more than half of this machine's "
+                     f"{memory / 1e9:.1f} GB of memory")
+
+
+def _print_progress(done, total, optimizer, layout):
+    print(f"[{done + 1}/{total}] measuring {optimizer} {layout} ...", file=sys.stderr,
+          flush=True)
 
 
 def main(argv=None):
+    """Run ``python -m cyoptim bench``; returns the exit status (usage errors exit 2)."""
     import cyoptim
 
-    parser = argparse.ArgumentParser(prog="python -m cyoptim bench",
-                                     description="Optimizer step throughput, side by side.")
-    parser.add_argument("--optimizers", default=",".join(DEFAULT_OPTIMIZERS),
-                        help=f"comma-separated, from: {', '.join(OPTIMIZERS)}, or 'all'")
-    parser.add_argument("--layouts", default=",".join(DEFAULT_LAYOUTS),
-                        help=f"comma-separated, from: {', '.join(LAYOUTS)}")
-    parser.add_argument("--with", dest="implementations", default=",".join(IMPLEMENTATIONS),
-                        help="implementations to compare (missing ones are skipped)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for cyoptim (default: OpenMP's maximum)")
-    parser.add_argument("--seconds", type=float, default=0.2,
-                        help="measuring time per cell (default 0.2)")
-    parser.add_argument("--probe-mb", type=int, default=768,
-                        help="size of the memory-bandwidth probe (default 768 MB)")
+    parser = build_parser()
     args = parser.parse_args(argv)
-    optimizers = (list(OPTIMIZERS) if args.optimizers == "all"
-                  else _choices(args.optimizers, OPTIMIZERS, "optimizer"))
-    layouts = _choices(args.layouts, LAYOUTS, "layout")
-    implementations = _choices(args.implementations, IMPLEMENTATIONS, "implementation")
+    optimizers = _optimizer_names(parser, args.optimizers)
+    layouts = _names(parser, args.layouts, LAYOUTS, "layout")
+    implementations = _names(parser, args.implementations, IMPLEMENTATIONS, "implementation")
+    _check_probe_fits(parser, args.probe_mb)
     if "cyoptim" not in implementations:
         implementations.insert(0, "cyoptim")
-    implementations = [i for i in implementations
-                       if i in ("cyoptim", "numpy") or installed(i.split("-")[0])]
+    implementations, skipped = _available_peers(implementations)
     if args.threads is not None:
         cyoptim.set_num_threads(args.threads)
     print(f"cyoptim {cyoptim.__version__}: SIMD {cyoptim.simd_info()}, "
           f"{_threads.get_num_threads()} threads, {args.dtype}; Mparam/s, median of "
           f"rounds that take turns between implementations")
+    if args.progress:
+        print(f"probing memory bandwidth ({args.probe_mb} MB) ...", file=sys.stderr, flush=True)
     bandwidth = bandwidth_probe(args.probe_mb)
     print(f"memory bandwidth probe (threaded stream like an Adam step, {args.probe_mb} MB): "
           f"{bandwidth:.1f} GB/s; GB/s below counts each param-sized array read or "
           f"written once")
-    rows = measure(optimizers, layouts, implementations, np.dtype(args.dtype), args.seconds)
+    for note in skipped:
+        print(note)
+    rows = measure(optimizers, layouts, implementations, np.dtype(args.dtype), args.seconds,
+                   progress=_print_progress if args.progress else None)
     print(format_table(rows, implementations, bandwidth))
+    if any(row[i] is None for row in rows for i in implementations):
+        print("-: not available (torch has no Lion or LAMB, and fused kernels for SGD, "
+              "Adam, AdamW and Adagrad only; DeepSpeed has Adam and AdamW only)")
+    for warning in bandwidth_warnings(bandwidth, rows, args.probe_mb, last_level_cache_bytes()):
+        print(f"warning: {warning}")
     return 0
 
 

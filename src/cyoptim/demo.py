@@ -19,6 +19,8 @@ import contextlib
 import gc
 import json
 import os
+import sys
+import tempfile
 
 import numpy as np
 
@@ -30,11 +32,14 @@ from .examples.optimizers import select_optimizers
 from .examples.optional import single_threaded_blas
 from .examples.plot import plot_lr_find, plot_training_curves
 from .examples.training import batch_order, minibatches, steps_per_epoch, train
+from .lr_finder import DEFAULT_SMOOTH, SKIP_END, min_meaningful_iters
 
 SCHEDULES = ("cosine", "onecycle")
 DEFAULT_EPOCHS = 20
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_OUT = "./cyoptim-demo"
+DEMO_FILES = ("results.json", "demo.png")
+LR_FIND_FILES = ("lr_find.png",)
 
 
 def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SIZE,
@@ -67,8 +72,10 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
         ... # doctest: +SKIP
     """
     _check_positive(epochs=epochs, batch_size=batch_size)
+    _check_seed(seed)
     choices = select_optimizers(optimizers)
     make_schedule = _schedule_factory(schedule)
+    check_output_dir(out, DEMO_FILES)          # before training, not after
     dataset = _load_dataset(seed)
     total_steps = epochs * steps_per_epoch(len(dataset.y_train), batch_size)
     model = MLP(seed=seed)           # every optimizer starts from these weights
@@ -102,7 +109,7 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
         "results": results,
     }
     print()
-    print(format_table(results))
+    print(format_table(results, title=table_title(doc)))
     _write_outputs(doc, out)
     return doc
 
@@ -162,6 +169,43 @@ def _check_positive(**values):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def _check_seed(seed):
+    """NumPy's generators take integer seeds >= 0."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+
+
+def check_output_dir(out, filenames=()):
+    """Make sure the folder ``out`` exists (creating it) and ``filenames`` can be written in it.
+
+    Called before any training, so that a bad ``--out`` fails at once instead
+    of after the run.
+
+    Raises:
+        ValueError: naming the folder and what is wrong (an existing file, a
+            parent that is a file, no permission, an output name taken by a folder).
+    """
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"the output folder {out!r} is an existing file, not a folder")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot create the output folder {out!r}: "
+                         f"{error.strerror or error}") from error
+    for name in filenames:
+        path = os.path.join(out, name)
+        if os.path.isdir(path):
+            raise ValueError(f"cannot write {path!r}: a folder of that name is in the way")
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise ValueError(f"cannot write {path!r}: permission denied")
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot write in the output folder {out!r}: "
+                         f"{error.strerror or error}") from error
+
+
 def _schedule_factory(schedule):
     """A function (optimizer, lr, total_steps) -> schedule or None, checked up front."""
     if schedule in (None, "none"):
@@ -207,11 +251,23 @@ def _summary_line(result):
             f"test accuracy {result['test_accuracy']:.3f} in {result['seconds']:.2f} s")
 
 
-def format_table(results):
-    """The comparison table printed by the demo, as text."""
+def table_title(doc):
+    """The line above the demo's table: the data and settings; loud when the data is synthetic."""
+    epochs = doc["epochs"]
+    settings = (f"MLP {'-'.join(map(str, doc['model']['sizes']))}, {doc['n_train']} train / "
+                f"{doc['n_test']} test, {epochs} epoch{'s' if epochs != 1 else ''}, "
+                f"batch {doc['batch_size']}, seed {doc['seed']}")
+    if doc["dataset"] == "synthetic":
+        return ("*** SYNTHETIC DATA, NOT THE 8x8 DIGITS: scikit-learn is not installed "
+                "(pip install scikit-learn) ***\n" + settings)
+    return f"8x8 digits (scikit-learn): {settings}"
+
+
+def format_table(results, title=None):
+    """The comparison table printed by the demo, as text (``title``: a line above it)."""
     header = (f"{'optimizer':<14}{'lr':>8}{'final loss':>12}{'test acc':>10}"
               f"{'time (s)':>10}{'in step':>9}")
-    lines = [header, "-" * len(header)]
+    lines = ([title] if title else []) + [header, "-" * len(header)]
     for r in results:
         share = r["step_seconds"] / r["seconds"] if r["seconds"] > 0 else 0.0
         lines.append(f"{r['optimizer']:<14}{r['lr']:>8.3g}{_format_loss(r['final_loss']):>12}"
@@ -226,7 +282,9 @@ def _write_outputs(doc, out):
         json.dump(doc, f, indent=2, allow_nan=False)
         f.write("\n")
     print(f"\nresults: {json_path}")
-    title = (f"cyoptim {doc['cyoptim_version']} on {doc['dataset']}: MLP "
+    dataset = "SYNTHETIC data (no scikit-learn)" if doc["dataset"] == "synthetic" \
+        else doc["dataset"]
+    title = (f"cyoptim {doc['cyoptim_version']} on {dataset}: MLP "
              f"{'-'.join(map(str, doc['model']['sizes']))}, {doc['epochs']} epochs, "
              f"batch {doc['batch_size']}, schedule {doc['schedule'] or 'none'}")
     _report_plot(plot_training_curves(doc["results"], os.path.join(out, "demo.png"), title),
@@ -260,7 +318,10 @@ def run_lr_find(optimizer="adam", out=DEFAULT_OUT, seed=0, batch_size=DEFAULT_BA
         The finder's result (``lrs``, ``losses``, ``suggestion``).
     """
     _check_positive(batch_size=batch_size, num_iter=num_iter)
+    _check_seed(seed)
     (choice,) = select_optimizers([optimizer])
+    check_output_dir(out, LR_FIND_FILES)       # before the run, not after
+    _warn_if_too_short(num_iter)
     dataset = _load_dataset(seed)
     model = MLP(seed=seed)
     batches = _endless_minibatches(len(dataset.y_train), batch_size, seed)
@@ -287,10 +348,22 @@ def run_lr_find(optimizer="adam", out=DEFAULT_OUT, seed=0, batch_size=DEFAULT_BA
     return result
 
 
+def _warn_if_too_short(num_iter):
+    """Say on stderr when the range test is too short for its suggestion to mean much."""
+    needed = min_meaningful_iters()
+    if num_iter < needed:
+        print(f"warning: --num-iter {num_iter} is too few for a meaningful suggestion: the "
+              f"loss is smoothed over about {1 / DEFAULT_SMOOTH:.0f} steps and the first "
+              f"{num_iter // 10} and last {SKIP_END} steps are ignored; use --num-iter "
+              f"{needed} or more (default 100)",
+              file=sys.stderr, flush=True)
+
+
 def _endless_minibatches(n, batch_size, seed):
     rng = batch_order(seed)
     while True:
         yield from minibatches(n, batch_size, rng)
 
 
-__all__ = ["SCHEDULES", "format_table", "run_demo", "run_lr_find"]
+__all__ = ["SCHEDULES", "check_output_dir", "format_table", "run_demo", "run_lr_find",
+           "table_title"]

@@ -12,6 +12,26 @@ import numpy as np
 from .optimizer import Optimizer
 from .schedules import exponential_decay, linear_schedule
 
+DEFAULT_SMOOTH = 0.05      # weight of the new loss in the moving average
+SKIP_END = 5               # steps before the end that the suggestions ignore (the blow-up)
+
+
+def min_meaningful_iters(smooth=DEFAULT_SMOOTH):
+    """Fewest steps of a range test whose suggestion means something.
+
+    The smoothed loss is a moving average that trails the raw loss by about
+    ``1/smooth`` steps (20 at the default), and the suggestions ignore the
+    first ``num_iter // 10`` and the last ``SKIP_END`` steps. With fewer than
+    three spans of the average (60 steps at the default) the smoothed curve is
+    mostly the average's start-up and its lag shifts the steepest point by a
+    large part of the range. Returns at least enough steps to leave 2 after
+    the skips.
+    """
+    if not 0 <= smooth < 1:
+        raise ValueError(f"smooth must be in [0, 1), got {smooth!r}")
+    spans = math.ceil(3 / smooth) if smooth > 0 else 0
+    return max(spans, SKIP_END + 3)
+
 
 def steepest_index(lrs, losses):
     """Index of the most negative slope of loss vs log10(lr); None with < 2 points."""
@@ -212,8 +232,8 @@ class LRFinder:
             return linear_schedule(start_lr, end_lr, num_iter - 1)
         raise ValueError(f"step_mode must be 'exp' or 'linear', got {step_mode!r}")
 
-    def run(self, start_lr=1e-7, end_lr=10, num_iter=100, step_mode="exp", smooth=0.05,
-            diverge_th=5):
+    def run(self, start_lr=1e-7, end_lr=10, num_iter=100, step_mode="exp",
+            smooth=DEFAULT_SMOOTH, diverge_th=5):
         """Run the range test and return an :class:`LRFinderResult`.
 
         Args:
@@ -262,4 +282,4 @@ class LRFinder:
         finally:
             snapshot.restore()
         return LRFinderResult(lrs, losses, raw, diverged, skip_start=num_iter // 10,
-                              skip_end=5)
+                              skip_end=SKIP_END)

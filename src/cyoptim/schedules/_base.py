@@ -43,6 +43,10 @@ class LRScheduler:
 
     # attributes left out of state_dict (callables, the optimizer)
     _unsaved = ("optimizer",)
+    # Whether param groups added after construction are carried along, as torch's
+    # recursive form of the same scheduler does (subclasses that can say True and
+    # implement _added_group_lr).
+    _follows_added_groups = False
 
     def __init__(self, optimizer, last_epoch=-1):
         self.optimizer = check_optimizer(optimizer)
@@ -56,6 +60,8 @@ class LRScheduler:
                     raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] "
                                    f"when resuming scheduler with last_epoch >= 0")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        # (rate when first seen, step when first seen) of each group added later
+        self._added_groups = []
         self.last_epoch = last_epoch
         self._initial_step()
 
@@ -67,25 +73,78 @@ class LRScheduler:
         """The pure schedule (step -> lr) of param group ``index``."""
         raise NotImplementedError
 
+    def _added_group_lr(self, lr, since, step):
+        """The rate at ``step`` of a group added later, whose rate was ``lr`` at step
+        ``since``: torch's recursive update applied to it from ``since + 1`` on."""
+        raise NotImplementedError
+
+    def _check_added_groups_step(self, step):
+        """Raise ValueError if torch cannot carry added groups to ``step``."""
+
     def get_lr(self):
         """The rates of all groups at ``last_epoch`` (use ``get_last_lr()`` to read them)."""
-        return [self._schedule(base_lr, i)(self.last_epoch)
-                for i, base_lr in enumerate(self.base_lrs)]
+        rates = [self._schedule(base_lr, i)(self.last_epoch)
+                 for i, base_lr in enumerate(self.base_lrs)]
+        rates += [self._added_group_lr(lr, since, self.last_epoch)
+                  for lr, since in self._added_groups]
+        return rates
 
     def step(self):
         """Advance one step and write the new rates to the param groups.
 
-        Call it after ``optimizer.step(grads)``, as with torch.
+        Call it after ``optimizer.step(grads)``, as with torch. A step the
+        scheduler cannot take (see the module docstring on added param groups)
+        raises ValueError and changes nothing.
         """
-        self._step_count += 1
         self._update_lr()
+        self._step_count += 1
 
     def _update_lr(self, epoch=None):
-        """Go to step ``epoch`` (the next step when None) and write its rates."""
-        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+        """Go to step ``epoch`` (the next step when None) and write its rates.
+
+        Everything is checked and computed before anything is written: on an
+        error the param groups and the scheduler are as before.
+        """
+        step = self.last_epoch + 1 if epoch is None else epoch
+        added = self._groups_for_step(step, restart=epoch is not None)
+        previous = self.last_epoch, self._added_groups
+        self.last_epoch, self._added_groups = step, added
+        try:
+            rates = self.get_lr()
+        except BaseException:
+            self.last_epoch, self._added_groups = previous
+            raise
+        for group, lr in zip(self.optimizer.param_groups, rates, strict=True):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def _groups_for_step(self, step, restart):
+        """The added groups to carry to ``step``, the new ones included.
+
+        Raises ValueError (nothing changed yet) when the optimizer has fewer
+        groups than before, or groups this scheduler cannot carry along.
+        """
+        groups = self.optimizer.param_groups
+        known = len(self.base_lrs) + len(self._added_groups)
+        if not self._added_groups and len(groups) == len(self.base_lrs):
+            return []
+        name = type(self).__name__
+        if len(groups) < known:
+            raise ValueError(f"{name}: the optimizer has {len(groups)} param groups, fewer "
+                             f"than the {known} this scheduler drives; build a new scheduler")
+        if not self._follows_added_groups:
+            raise ValueError(
+                f"{name} was built for {len(self.base_lrs)} param group(s) and the optimizer "
+                f"now has {len(groups)}: {name} cannot carry along param groups added "
+                f"after it was built (neither can torch 2.13's); build the scheduler after "
+                f"add_param_group, resuming with last_epoch and each group's initial_lr")
+        if restart:
+            raise ValueError(f"{name} cannot restart (as SequentialLR does at a milestone) "
+                             f"with param groups added after it was built: it needs their "
+                             f"base rates (torch 2.13 fails there too); build the schedulers "
+                             f"after add_param_group")
+        self._check_added_groups_step(step)
+        return self._added_groups + [(group["lr"], self.last_epoch) for group in groups[known:]]
 
     def get_last_lr(self):
         """The rates written by the last ``step()``, one per param group."""

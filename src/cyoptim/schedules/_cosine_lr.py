@@ -1,5 +1,7 @@
 """Cosine schedulers: CosineAnnealingLR and CosineAnnealingWarmRestarts (SGDR)."""
 
+import math
+
 from ._base import LRScheduler
 from ._checks import check_int, check_real
 from ._cosine import cosine_decay, cosine_warm_restarts
@@ -31,6 +33,8 @@ class CosineAnnealingLR(LRScheduler):
         self.eta_min = check_real(eta_min, "eta_min")
         super().__init__(optimizer, last_epoch)
 
+    _follows_added_groups = True
+
     def _schedule(self, base_lr, index):
         cosine = cosine_decay(base_lr, self.T_max, end_value=self.eta_min)
         period = 2 * self.T_max
@@ -39,6 +43,24 @@ class CosineAnnealingLR(LRScheduler):
             t = step % period
             return cosine(min(t, period - t))
         return schedule
+
+    def _cosine_term(self, step):
+        return 1 + math.cos(math.pi * step / self.T_max)
+
+    def _added_group_lr(self, lr, since, step):
+        # torch's recursion: (lr - eta_min) scales by the ratio of the cosine terms
+        return (self.eta_min + (lr - self.eta_min) * self._cosine_term(step)
+                / self._cosine_term(since))
+
+    def _check_added_groups_step(self, step):
+        # After each minimum torch climbs back with each group's base rate, which a
+        # group added later does not have: torch 2.13 fails there (zip, strict).
+        if (step - 1 - self.T_max) % (2 * self.T_max) == 0:
+            raise ValueError(
+                f"CosineAnnealingLR cannot take step {step} with param groups added after it "
+                f"was built: past the minimum at step {step - 1} the rate climbs back towards "
+                f"each group's base rate, which an added group does not have (torch 2.13 "
+                f"fails there too); build a new scheduler after add_param_group")
 
 
 class CosineAnnealingWarmRestarts(LRScheduler):

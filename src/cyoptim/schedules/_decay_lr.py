@@ -4,9 +4,15 @@ Each class builds the pure schedule of a group from its base rate
 (``group["initial_lr"]``) and evaluates it at ``last_epoch``. torch computes
 most of these recursively (``lr * gamma`` from the current rate); the closed
 form gives the same sequence to rounding (~1e-15 relative after 300 steps).
+
+A param group added to the optimizer later has no base rate: as torch's
+recursion does, each class carries it along from the rate it had when the
+scheduler first saw it (``_added_group_lr``: that rate times the product of
+torch's per-step factors since then, in closed form).
 """
 
 import types
+from bisect import bisect_right
 
 from ._base import LRScheduler
 from ._basic import (exponential_decay, linear_schedule, multistep_decay,
@@ -43,8 +49,13 @@ class StepLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
+    _follows_added_groups = True
+
     def _schedule(self, base_lr, index):
         return step_decay(base_lr, self.step_size, self.gamma)
+
+    def _added_group_lr(self, lr, since, step):
+        return lr * self.gamma ** (step // self.step_size - since // self.step_size)
 
 
 class MultiStepLR(LRScheduler):
@@ -68,8 +79,14 @@ class MultiStepLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
+    _follows_added_groups = True
+
     def _schedule(self, base_lr, index):
         return multistep_decay(base_lr, self.milestones, self.gamma)
+
+    def _added_group_lr(self, lr, since, step):
+        passed = bisect_right(self.milestones, step) - bisect_right(self.milestones, since)
+        return lr * self.gamma ** passed
 
 
 class ExponentialLR(LRScheduler):
@@ -91,8 +108,13 @@ class ExponentialLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
+    _follows_added_groups = True
+
     def _schedule(self, base_lr, index):
         return exponential_decay(base_lr, 1, self.gamma)
+
+    def _added_group_lr(self, lr, since, step):
+        return lr * self.gamma ** (step - since)
 
 
 class ConstantLR(LRScheduler):
@@ -117,8 +139,14 @@ class ConstantLR(LRScheduler):
         self.total_iters = check_int(total_iters, "total_iters", 1)
         super().__init__(optimizer, last_epoch)
 
+    _follows_added_groups = True
+
     def _schedule(self, base_lr, index):
         return piecewise_constant([self.total_iters], [base_lr * self.factor, base_lr])
+
+    def _added_group_lr(self, lr, since, step):
+        # torch divides by the factor at total_iters, whatever the group's rate
+        return lr * (1.0 / self.factor) if since < self.total_iters <= step else lr
 
 
 class LinearLR(LRScheduler):
@@ -151,9 +179,20 @@ class LinearLR(LRScheduler):
         self.total_iters = check_int(total_iters, "total_iters", 1)
         super().__init__(optimizer, last_epoch)
 
+    _follows_added_groups = True
+
     def _schedule(self, base_lr, index):
         return linear_schedule(base_lr * self.start_factor, base_lr * self.end_factor,
                                self.total_iters)
+
+    def _added_group_lr(self, lr, since, step):
+        if since >= self.total_iters:
+            return lr
+        # torch's factors telescope to factor(min(step, T)) / factor(since), with
+        # factor(t) proportional to T * start + t * (end - start)
+        slope = self.end_factor - self.start_factor
+        start = self.total_iters * self.start_factor
+        return lr * (start + min(step, self.total_iters) * slope) / (start + since * slope)
 
 
 class PolynomialLR(LRScheduler):
@@ -177,8 +216,16 @@ class PolynomialLR(LRScheduler):
         self.power = power
         super().__init__(optimizer, last_epoch)
 
+    _follows_added_groups = True
+
     def _schedule(self, base_lr, index):
         return polynomial_schedule(base_lr, 0.0, self.power, self.total_iters)
+
+    def _added_group_lr(self, lr, since, step):
+        if since >= self.total_iters:
+            return lr
+        left = (self.total_iters - min(step, self.total_iters)) / (self.total_iters - since)
+        return lr * left ** self.power
 
 
 class LambdaLR(LRScheduler):

@@ -48,6 +48,10 @@ class ReduceLROnPlateau:
             if len(min_lr) != len(optimizer.param_groups):
                 raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, "
                                  f"got {len(min_lr)}")
+            # torch's attributes: a list gives no default for groups added later
+            self.default_min_lr = None
+        else:
+            self.default_min_lr = check_nonnegative(min_lr, "min_lr")
         self.min_lrs = [check_nonnegative(m, "min_lr")
                         for m in format_param("min_lr", optimizer, min_lr)]
         self.patience = check_int(patience, "patience", 0)
@@ -81,22 +85,42 @@ class ReduceLROnPlateau:
         return a > best + self.threshold
 
     def step(self, metrics):
-        """Record this step's metric (e.g. the validation loss) and cut the rates if due."""
+        """Record this step's metric (e.g. the validation loss) and cut the rates if due.
+
+        Param groups added to the optimizer since construction get ``min_lr``
+        when it was one number (torch's ``default_min_lr``); with a list of
+        min_lrs a due cut raises torch's RuntimeError, before anything changes
+        (set ``min_lrs`` to one value per group to go on).
+        """
         current = float(metrics)
+        best, bad, cooldown = self.best, self.num_bad_epochs + 1, self.cooldown_counter
+        if self.is_better(current, best):
+            best, bad = current, 0
+        if cooldown > 0:
+            cooldown, bad = cooldown - 1, 0
+        cut = bad > self.patience
+        min_lrs = self._min_lrs_for_groups() if cut else self.min_lrs
         self.last_epoch += 1
-        if self.is_better(current, self.best):
-            self.best = current
-            self.num_bad_epochs = 0
-        else:
-            self.num_bad_epochs += 1
-        if self.in_cooldown:
-            self.cooldown_counter -= 1
-            self.num_bad_epochs = 0
-        if self.num_bad_epochs > self.patience:
+        self.best, self.num_bad_epochs, self.cooldown_counter = best, bad, cooldown
+        if cut:
+            self.min_lrs = min_lrs
             self._reduce_lr()
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def _min_lrs_for_groups(self):
+        """One min_lr per current param group (torch 2.13's rule for added groups)."""
+        n_groups = len(self.optimizer.param_groups)
+        if n_groups == len(self.min_lrs):
+            return self.min_lrs
+        if self.default_min_lr is None:
+            raise RuntimeError(
+                f"The number of param groups in the `optimizer` ({n_groups}) differs from "
+                f"when `ReduceLROnPlateau` was initialized ({len(self.min_lrs)}), usually "
+                f"due to a new param group being added to the optimizer. Please modify the "
+                f"`min_lrs` field to match the length of the `optimizer` param groups.")
+        return [self.default_min_lr] * n_groups
 
     def _reduce_lr(self):
         for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs, strict=True):

@@ -62,14 +62,19 @@ class SequentialLR:
         self._last_lr = schedulers[idx].get_last_lr()
 
     def step(self):
-        """Advance one step with the scheduler in charge (restarting it at a milestone)."""
-        self.last_epoch += 1
-        idx = bisect_right(self._milestones, self.last_epoch)
+        """Advance one step with the scheduler in charge (restarting it at a milestone).
+
+        If that scheduler refuses the step (param groups added to the optimizer
+        that it cannot carry along), the ValueError leaves everything unchanged.
+        """
+        epoch = self.last_epoch + 1
+        idx = bisect_right(self._milestones, epoch)
         scheduler = self._schedulers[idx]
-        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+        if idx > 0 and self._milestones[idx - 1] == epoch:
             scheduler._update_lr(0)
         else:
             scheduler.step()
+        self.last_epoch = epoch
         self._last_lr = scheduler.get_last_lr()
 
     def get_last_lr(self):

@@ -1,7 +1,7 @@
 # Deterministic reductions (norms for gradient clipping and LAMB) and the
 # in-place scale/clamp of gradient clipping.
 #
-# SPEC §4: a reduction must give bitwise the same result for any thread count
+# docs/contract.md §4: a reduction must give bitwise the same result for any thread count
 # and in every SIMD variant. So the work is cut into CHUNKS of REDUCE_CHUNK
 # elements of one tensor (a fixed size, independent of the thread count), each
 # chunk's partial result is stored in an array, and the partials of a tensor

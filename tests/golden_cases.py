@@ -261,7 +261,7 @@ def run_case(case, dtype, layout, threads):
 
 def compute_case(case, threads=THREADS):
     """{key: array} of every run of a case. Each run goes on every thread count
-    in `threads`; results that differ between them raise (SPEC §4: results do
+    in `threads`; results that differ between them raise (docs/contract.md §4: results do
     not depend on the thread count). Note that runs this small stay below the
     kernels' parallel threshold, so this guards the thread plumbing only."""
     out = {}

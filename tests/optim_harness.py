@@ -13,7 +13,7 @@ import pytest
 import cyoptim
 from cyoptim import _dispatch
 
-# SPEC §1: agreement with torch after 100 steps, relative to max(|x|, 1e-3).
+# docs/contract.md §1: agreement with torch after 100 steps, relative to max(|x|, 1e-3).
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 STEPS = 100
 SHAPES = [(17, 9), (5,), (3000,), (2, 3, 4)]     # group 0: first two; group 1: the rest

@@ -1,4 +1,4 @@
-"""SPEC §3: bad input raises a clear error naming the param, and changes nothing."""
+"""docs/contract.md §3: bad input raises a clear error naming the param, and changes nothing."""
 
 import numpy as np
 import pytest

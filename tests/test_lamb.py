@@ -46,7 +46,7 @@ def naive_lamb(params, grads_seq, lr, betas, eps, weight_decay):
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 def test_lamb_matches_optax_formulas(weight_decay):
-    """100 steps, skipped grads, float64: within SPEC's float64 tolerance."""
+    """100 steps, skipped grads, float64: within the tolerance of docs/contract.md §1."""
     params = make_params(np.float64)
     start = [p.copy() for p in params]
     seq = grad_sequence(params)

@@ -10,7 +10,7 @@ and writes ``lr_find.png``.
 
 Reproducibility: a seed fixes the split, the initial weights and the
 minibatch order; the kernels are deterministic for any thread count
-(SPEC section 4), and BLAS runs on one thread when threadpoolctl is installed,
+(docs/contract.md §4), and BLAS runs on one thread when threadpoolctl is installed,
 so a seed gives the same numbers on every run and every ``threads`` value
 (timings aside).
 """

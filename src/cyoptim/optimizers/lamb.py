@@ -26,7 +26,7 @@ class LAMB(Optimizer):
     computed in double and cast to the param's precision. The
     :math:`\lambda\theta` term is skipped when :math:`\lambda = 0`.
 
-    Both norms are deterministic reductions (SPEC §4): fixed chunks of 4096
+    Both norms are deterministic reductions (docs/contract.md §4): fixed chunks of 4096
     elements, each summed in double over 8 interleaved lanes, the chunks'
     sums combined in order, so the result is bitwise the same for any thread
     count. A step makes two passes over the group (moments, direction and

@@ -12,11 +12,14 @@
 #
 # Design: an optimizer step over a param group is ONE call into this module.
 # The group's runs are treated as one virtual flat buffer (prefix offsets of
-# their sizes); each thread takes an equal, contiguous slice of that buffer,
-# rounded to whole cache lines, and walks the runs the slice covers, calling
-# the piece function once per piece it meets. The function pointer is called
-# once per piece, never per element, so the element loops stay simple enough
-# to vectorize.
+# their sizes), cut into slices of whole cache lines, several per thread.
+# The slices are tasks of the work-sharing pool (pool.h): the calling thread
+# and the pool's helpers take them one by one, and the caller never waits
+# for a helper that has not started, so a step on a busy machine runs at the
+# speed of the threads it gets instead of waiting for a descheduled one.
+# Each slice calls the piece function once per run it covers: the function
+# pointer is called once per piece, never per element, so the element loops
+# stay simple enough to vectorize.
 #
 # Element-wise updates do not depend on how the work is split, so results are
 # bitwise identical for any thread count.
@@ -27,11 +30,17 @@
 # constant in a typed `floating` local first (see lerp below).
 
 from libc.stdint cimport int64_t, intptr_t
-from libc.math cimport sqrt, sqrtf, fabs, fabsf
 from cython.parallel cimport prange
+from libc.math cimport sqrt, sqrtf, fabs, fabsf
 
 cdef extern from "compat.h":
     int cyoptim_omp_max_threads() nogil
+
+cdef extern from "pool.h":
+    ctypedef void (*cyoptim_task_fn)(void* ctx, int64_t task) noexcept nogil
+    void cyoptim_pool_run(cyoptim_task_fn fn, void* ctx, int64_t n_tasks,
+                          int n_threads) nogil
+    int cyoptim_pool_helpers() nogil
 
 ctypedef fused floating:
     float
@@ -40,6 +49,11 @@ ctypedef fused floating:
 # Slices handed to threads start on multiples of this many elements (64 bytes
 # of float32), so two threads never write the same cache line of one tensor.
 cdef int64_t SPLIT_ALIGN = 16
+# Slices per thread, and the smallest slice (elements): enough slices that a
+# late thread's share is taken by the others, each large enough that taking
+# one (an atomic compare-and-swap and a binary search) costs nothing next to it.
+cdef int64_t SLICES_PER_THREAD = 8
+cdef int64_t SLICE_MIN = 8192
 
 # A step runs on one thread when its work is below PARALLEL_MIN_WORK. Work is
 # elements times a cost: COST_LIGHT for loops of adds and multiplies (memory
@@ -118,13 +132,6 @@ cdef int _effective_threads(int64_t n_elements, int requested, int cost) noexcep
     return n
 
 
-cdef inline int64_t _split_point(int64_t total, int n_parts, int part) noexcept nogil:
-    if part >= n_parts:
-        return total
-    cdef int64_t point = (total // n_parts) * part
-    return point - point % SPLIT_ALIGN
-
-
 cdef void _run_range(piece_fn fn, const void* args, const int64_t* offsets,
                      Py_ssize_t n_runs, int64_t lo, int64_t hi) noexcept nogil:
     """Call fn on every piece of the runs that the flat range [lo, hi) covers."""
@@ -150,15 +157,41 @@ cdef void _run_range(piece_fn fn, const void* args, const int64_t* offsets,
         k += 1
 
 
+cdef struct SliceJob:
+    piece_fn fn
+    const void* args
+    const int64_t* offsets
+    Py_ssize_t n_runs
+    int64_t size                 # elements per slice (the last may be shorter)
+    int64_t total
+
+
+cdef void _run_slice(void* job_, int64_t s) noexcept nogil:
+    cdef const SliceJob* job = <const SliceJob*> job_
+    cdef int64_t hi = (s + 1) * job.size
+    _run_range(job.fn, job.args, job.offsets, job.n_runs, s * job.size,
+               job.total if hi > job.total else hi)
+
+
 cdef void run_pieces(piece_fn fn, const void* args, const int64_t* offsets,
                      Py_ssize_t n_runs, int n_threads) noexcept nogil:
-    """Run fn over every element of the runs, split over n_threads threads."""
-    cdef int64_t total = offsets[n_runs]
-    cdef int t
+    """Run fn over every element of the runs, shared by up to n_threads threads."""
+    cdef SliceJob job
+    job.fn = fn
+    job.args = args
+    job.offsets = offsets
+    job.n_runs = n_runs
+    job.total = offsets[n_runs]
     if n_threads <= 1:
-        _run_range(fn, args, offsets, n_runs, 0, total)
+        _run_range(fn, args, offsets, n_runs, 0, job.total)
         return
-    for t in prange(n_threads, schedule="static", num_threads=n_threads):
-        _run_range(fn, args, offsets, n_runs,
-                   _split_point(total, n_threads, t),
-                   _split_point(total, n_threads, t + 1))
+    job.size = job.total // (n_threads * SLICES_PER_THREAD)
+    if job.size < SLICE_MIN:
+        job.size = SLICE_MIN
+    job.size -= job.size % SPLIT_ALIGN
+    cyoptim_pool_run(_run_slice, &job, (job.total + job.size - 1) // job.size, n_threads)
+
+
+def pool_helpers():
+    """Helper threads the work-sharing pool has started (for tests)."""
+    return cyoptim_pool_helpers()

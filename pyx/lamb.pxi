@@ -15,7 +15,7 @@
 #
 # The trust ratio needs the norms of the whole tensor before any element of it
 # moves, so a step is two passes over the group's chunks, each threaded
-# (prange over chunks, static schedule):
+# (the chunks are tasks of the work-sharing pool, pool.h):
 #   pass 1: update m and v, compute u and STORE it in the group's param-sized
 #           scratch block `update` (LAMB's scratch block; not state), store the
 #           chunk's sum p*p and sum u*u (u is read back while the chunk is
@@ -127,6 +127,14 @@ cdef void _lamb_pass2(const LambArgs* a, Py_ssize_t c) noexcept nogil:
                     a.scale[k])
 
 
+cdef void _lamb_pass1_task(void* args, int64_t c) noexcept nogil:
+    _lamb_pass1(<const LambArgs*> args, c)
+
+
+cdef void _lamb_pass2_task(void* args, int64_t c) noexcept nogil:
+    _lamb_pass2(<const LambArgs*> args, c)
+
+
 cdef inline double trust_ratio(double param_sq, double update_sq) noexcept nogil:
     """||p|| / ||u||, or 1 when either norm is 0 (optax's scale_by_trust_ratio)."""
     cdef double pn = sqrt(param_sq), un = sqrt(update_sq)
@@ -147,7 +155,7 @@ def lamb(GroupPlan plan, *, exp_avg, exp_avg_sq, update, double lr, double beta1
     tensors without a grad this step).
     """
     cdef LambArgs a
-    cdef Py_ssize_t n = plan.n_tensors, k, c
+    cdef Py_ssize_t n = plan.n_tensors, k
     cdef double r
     ratios = np.full(n, np.nan)
     cdef double[::1] ratio = ratios
@@ -181,8 +189,7 @@ def lamb(GroupPlan plan, *, exp_avg, exp_avg_sq, update, double lr, double beta1
         a.u_sq = a.p_sq + a.chunks.n
         n_threads = _effective_threads(plan.active_elements, n_threads, COST_HEAVY)
         with nogil:
-            for c in prange(a.chunks.n, schedule="static", num_threads=n_threads):
-                _lamb_pass1(&a, c)
+            cyoptim_pool_run(_lamb_pass1_task, &a, a.chunks.n, n_threads)
             for k in range(n):
                 if plan.c_grads[k] == NULL:
                     continue
@@ -191,8 +198,7 @@ def lamb(GroupPlan plan, *, exp_avg, exp_avg_sq, update, double lr, double beta1
                     combine_chunks(a.u_sq, a.chunks.first[k], a.chunks.first[k + 1], False))
                 ratio[k] = r
                 scale[k] = -(lr * r)
-            for c in prange(a.chunks.n, schedule="static", num_threads=n_threads):
-                _lamb_pass2(&a, c)
+            cyoptim_pool_run(_lamb_pass2_task, &a, a.chunks.n, n_threads)
     finally:
         free(scale)
         free(<void*> a.runs)

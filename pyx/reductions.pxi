@@ -239,6 +239,22 @@ cdef class _ArrayList:
             self.is_double[k] = typenum == cnp.NPY_DOUBLE
 
 
+cdef struct NormJob:
+    char** ptrs                 # per array: its data
+    const unsigned char* is_double
+    const Chunks* chunks
+    double* partial             # per chunk: its partial result
+    int kind
+    double norm_type
+
+
+cdef void _norm_task(void* job_, int64_t c) noexcept nogil:
+    cdef const NormJob* job = <const NormJob*> job_
+    cdef Py_ssize_t k = job.chunks.tensor[c]
+    job.partial[c] = reduce_span(job.ptrs[k], job.is_double[k], job.chunks.start[c],
+                                 job.chunks.count[c], job.kind, job.norm_type)
+
+
 def grad_norms(list arrays, double norm_type, int n_threads):
     """The norm_type-norm of every array, computed in double, deterministically.
 
@@ -248,8 +264,9 @@ def grad_norms(list arrays, double norm_type, int n_threads):
     """
     cdef _ArrayList lst = _ArrayList(arrays, False)
     cdef Chunks ch
+    cdef NormJob job
     cdef int kind
-    cdef Py_ssize_t c, k
+    cdef Py_ssize_t k
     cdef double* partial
     cdef double s
     out = np.zeros(lst.n, dtype=np.float64)
@@ -268,12 +285,15 @@ def grad_norms(list arrays, double norm_type, int n_threads):
         chunks_free(&ch)
         raise MemoryError()
     n_threads = _effective_threads(lst.offsets[lst.n], n_threads, COST_LIGHT)
+    job.ptrs = lst.ptrs
+    job.is_double = lst.is_double
+    job.chunks = &ch
+    job.partial = partial
+    job.kind = kind
+    job.norm_type = norm_type
     try:
         with nogil:
-            for c in prange(ch.n, schedule="static", num_threads=n_threads):
-                k = ch.tensor[c]
-                partial[c] = reduce_span(lst.ptrs[k], lst.is_double[k], ch.start[c],
-                                         ch.count[c], kind, norm_type)
+            cyoptim_pool_run(_norm_task, &job, ch.n, n_threads)
             for k in range(lst.n):
                 s = combine_chunks(partial, ch.first[k], ch.first[k + 1], kind == MAX_ABS)
                 if kind == SUM_SQ:
@@ -304,28 +324,46 @@ cdef inline void _clamp_typed(floating* x, int64_t n, double low, double high) n
         x[i] = hi if xi > hi else xi
 
 
+cdef struct ElementwiseJob:
+    char** ptrs                 # per array: its data
+    const unsigned char* is_double
+    const Chunks* chunks
+    int op                      # 0: scale by a; 1: clamp to [a, b]
+    double a, b
+
+
+cdef void _elementwise_task(void* job_, int64_t c) noexcept nogil:
+    cdef const ElementwiseJob* job = <const ElementwiseJob*> job_
+    cdef Py_ssize_t k = job.chunks.tensor[c]
+    cdef int64_t start = job.chunks.start[c], n = job.chunks.count[c]
+    cdef char* data = job.ptrs[k]
+    if job.is_double[k]:
+        if job.op == 0:
+            _scale_typed(<double*> data + start, n, job.a)
+        else:
+            _clamp_typed(<double*> data + start, n, job.a, job.b)
+    else:
+        if job.op == 0:
+            _scale_typed(<float*> data + start, n, job.a)
+        else:
+            _clamp_typed(<float*> data + start, n, job.a, job.b)
+
+
 def _elementwise(list arrays, int op, double a, double b, int n_threads):
     cdef _ArrayList lst = _ArrayList(arrays, True)
     cdef Chunks ch
-    cdef Py_ssize_t c, k
-    cdef char* data
+    cdef ElementwiseJob job
     chunks_init(&ch, lst.offsets, lst.ptrs, lst.n)
     n_threads = _effective_threads(lst.offsets[lst.n], n_threads, COST_LIGHT)
+    job.ptrs = lst.ptrs
+    job.is_double = lst.is_double
+    job.chunks = &ch
+    job.op = op
+    job.a = a
+    job.b = b
     try:
         with nogil:
-            for c in prange(ch.n, schedule="static", num_threads=n_threads):
-                k = ch.tensor[c]
-                data = lst.ptrs[k]
-                if lst.is_double[k]:
-                    if op == 0:
-                        _scale_typed(<double*> data + ch.start[c], ch.count[c], a)
-                    else:
-                        _clamp_typed(<double*> data + ch.start[c], ch.count[c], a, b)
-                else:
-                    if op == 0:
-                        _scale_typed(<float*> data + ch.start[c], ch.count[c], a)
-                    else:
-                        _clamp_typed(<float*> data + ch.start[c], ch.count[c], a, b)
+            cyoptim_pool_run(_elementwise_task, &job, ch.n, n_threads)
     finally:
         chunks_free(&ch)
 

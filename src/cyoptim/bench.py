@@ -329,6 +329,10 @@ def build_parser():
     parser.add_argument("--probe-mb", type=int_at_least(1), default=768,
                         help="megabytes streamed by the memory-bandwidth probe "
                              "(default: %(default)s)")
+    parser.add_argument("--background-load", type=int_at_least(0), default=0, metavar="N",
+                        help="also measure cyoptim beside N busy processes (and on one "
+                             "thread), against its own one-thread figure (default: "
+                             "%(default)s, none)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress lines on stderr")
     return parser
@@ -417,6 +421,13 @@ def main(argv=None):
               "Adam, AdamW and Adagrad only; DeepSpeed has Adam and AdamW only)")
     for warning in bandwidth_warnings(bandwidth, rows, args.probe_mb, last_level_cache_bytes()):
         print(f"warning: {warning}")
+    if args.background_load:
+        from .loadbench import format_load_table, measure_under_load
+        load_rows = measure_under_load(optimizers, layouts, args.background_load,
+                                       np.dtype(args.dtype), max(args.seconds, 0.2),
+                                       progress=_print_progress if args.progress else None)
+        print()
+        print(format_load_table(load_rows, args.background_load, _threads.get_num_threads()))
     return 0
 
 

@@ -3,14 +3,23 @@
 # Per element, in the param's precision, in torch's order of operations:
 #   g = -g if maximize
 #   g = g + wd*p                                  if wd != 0
-#   b = g                                         first step of this tensor
+#   b = g                                         when the tensor has no buffer yet
 #   b = b*momentum + (1 - dampening)*g            later steps
 #   g = g + momentum*b  (nesterov)  or  g = b     if momentum != 0
 #   p = p + (-lr)*g
 
 
 cdef inline void sgd_run(const SGDHyper* h, double step, SGDRun* r) noexcept nogil:
-    r.first = step == 1        # the buffer starts from the grad
+    pass                       # nothing depends on the step count
+
+
+cdef inline void sgd_tensor(const SGDHyper* h, SGDRun* r,
+                            double* momentum_started) noexcept nogil:
+    """As torch: a tensor's buffer starts from its grad the first time it steps
+    with momentum, whenever that is (momentum may be switched on mid-run)."""
+    r.first = momentum_started[0] == 0
+    if h.momentum != 0:
+        momentum_started[0] = 1
 
 
 cdef inline void sgd_elements(floating* p, const floating* g, floating* buf, int64_t n,

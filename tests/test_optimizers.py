@@ -16,9 +16,11 @@ import pytest
 import cyoptim
 from conftest import torch_or_skip
 from cyoptim import registry
-from optim_harness import (assert_bad_grads_change_nothing, assert_equals_reference,
-                           assert_matches_torch, assert_state_dict_round_trip,
-                           assert_thread_and_variant_invariant, assert_unchanged, snapshot)
+from optim_harness import (TOLERANCE, assert_bad_grads_change_nothing,
+                           assert_equals_reference, assert_matches_torch,
+                           assert_state_dict_round_trip, assert_thread_and_variant_invariant,
+                           assert_unchanged, grad_sequence, groups_of, make_params,
+                           max_relative_error, snapshot)
 
 ROWS = registry.OPTIMIZERS
 TORCH_ROWS = [row for row in ROWS if row.torch]
@@ -122,12 +124,15 @@ def broken_state_dicts(opt):
          f"state '{name}' of param 0"),
         (broken(lambda sd: sd["state"][0].__setitem__(
             name, sd["state"][0][name].astype(np.float64))), f"state '{name}' of param 0"),
-        (broken(lambda sd: sd["state"][1].pop(name)), "state of param 1 has keys"),
+        (broken(lambda sd: sd["state"][1].__setitem__("bogus", np.zeros(5, np.float32))),
+         "state of param 1 has keys"),
         (broken(lambda sd: sd["state"].__setitem__(9, {})), "param 9"),
         (broken(lambda sd: sd["param_groups"][1].__setitem__("lr", -2.0)),
          "Invalid learning rate: -2.0"),
         ({"state": {}}, "keys 'state' and 'param_groups'"),
     ]
+    if name in opt._required_state_names(opt.param_groups[1]):
+        cases.append((broken(lambda sd: sd["state"][1].pop(name)), "state of param 1 has keys"))
     if "step" in entry:
         cases.append((broken(lambda sd: sd["state"][0].__setitem__("step", 1.5)),
                       "step must be a non-negative whole number"))
@@ -207,3 +212,52 @@ def test_registry_names_every_public_optimizer_once():
         assert issubclass(registry.reference_class(row), cls)
         assert getattr(cyoptim.reference, row.name) is registry.reference_class(row)
         assert getattr(cyoptim, row.name) is cls
+
+
+SWITCH_ROWS = [row for row in TORCH_ROWS if row.testing.switches]
+PHASE_STEPS = 6
+
+
+def phases(row):
+    """Group 0's hyperparameters in each phase: every switch takes its values in turn."""
+    switches = row.testing.switches
+    for i in range(max(len(values) for values in switches.values())):
+        yield {key: values[min(i, len(values) - 1)] for key, values in switches.items()}
+
+
+@pytest.mark.parametrize("row", SWITCH_ROWS, ids=row_id)
+def test_hyperparameters_switched_mid_run_match_torch(row):
+    """Flags changed between steps (momentum switched on with dampening, off and on
+    again, ...): params, the keys of every state entry, and a run resumed from a
+    state_dict taken at each switch all follow torch."""
+    torch = torch_or_skip()
+    dtype = np.float64
+    kwargs, group = torch_settings(row, dtype)
+    first = next(phases(row))
+    params = make_params(dtype)
+    tensors = [torch.tensor(p.copy(), requires_grad=True) for p in params]
+    ours = registry.optimizer_class(row)(groups_of(params, first), **kwargs)
+    theirs = getattr(torch.optim, row.name)(groups_of(tensors, first), foreach=False, **kwargs)
+    seq = grad_sequence(params, steps=PHASE_STEPS * len(list(phases(row))))
+    resumed = None
+    for i, values in enumerate(phases(row)):
+        for opt in (ours, theirs) + ((resumed[0],) if resumed else ()):
+            opt.param_groups[0].update(values)
+        saved = ours.state_dict()
+        twins = [p.copy() for p in params]
+        resumed = (registry.optimizer_class(row)(groups_of(twins, first), **kwargs), twins)
+        resumed[0].load_state_dict(saved)
+        for grads in seq[i * PHASE_STEPS:(i + 1) * PHASE_STEPS]:
+            for t, g in zip(tensors, grads):
+                t.grad = None if g is None else torch.tensor(g)
+            ours.step(grads)
+            resumed[0].step(grads)
+            theirs.step()
+        for k, (p, t) in enumerate(zip(params, tensors)):
+            err = max_relative_error(p, t.detach().numpy())
+            assert err <= TOLERANCE[dtype], f"phase {i} {values}, param {k}: {err:.3g}"
+        for k, p in enumerate(resumed[1]):
+            np.testing.assert_array_equal(p, params[k], err_msg=f"resumed, phase {i}")
+        torch_keys = {k: sorted(v) for k, v in theirs.state_dict()["state"].items()}
+        our_keys = {k: sorted(v) for k, v in ours.state_dict()["state"].items()}
+        assert our_keys == {k: v for k, v in torch_keys.items() if v}, f"phase {i} {values}"

@@ -15,11 +15,20 @@ Subclasses describe their algorithm with a few class attributes and hooks:
   hyperparameters, read from the group under the same names (``betas`` gives
   ``beta1`` and ``beta2``).
 - ``_validate_hyperparameters(group)``: raise ValueError with torch's wording.
-- ``_state_names(group)``: the state buffers the group needs.
+- ``_state_names(group)``: the state buffers the group's flags need now. A
+  buffer made under other flags (momentum since set to 0, ...) stays, is
+  still saved, and may be loaded, as torch keeps it; the kernel's blocks in
+  the registry are every buffer the class can have.
+- ``_required_state_names(group)``: the buffers a loaded entry must hold
+  (default: ``_state_names``).
+- ``_exports_block(name, blocks, k)``: whether param k's entry shows that
+  buffer (default: yes, once it exists).
 - ``_state_fill(name, group)``: their initial value (0 unless overridden).
 - ``_tensor_state``: per-param scalar state (NAdam's ``mu_product``): name ->
-  ``TensorState(initial, low, high)``; kept in one float64 array per group,
-  shown in ``state`` as floats, saved and restored by ``state_dict``.
+  ``TensorState(initial, low, high, exported)``; kept in one float64 array per
+  group. An exported one is shown in ``state`` as a float, saved and restored
+  by ``state_dict``; an internal one (SGD's ``momentum_started``) is derived
+  from a loaded entry by ``_loaded_tensor_state(name, entry)``.
 - ``_scratch_names(group)``: internal param-sized work blocks (none unless
   overridden); kept with the state blocks but never part of the state.
 - ``_exports_step``: whether ``state_dict`` shows the per-param ``step``.
@@ -36,7 +45,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import _dispatch, _threads
+from . import _dispatch, _threads, registry
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -44,9 +53,12 @@ SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _GRAD_NOT_ARRAY, _GRAD_DTYPE, _GRAD_SHAPE, _GRAD_LAYOUT = 1, 2, 3, 4
 
 
-# Per-param scalar state: its value before the first step, and the closed
-# range a loaded value must lie in.
-TensorState = namedtuple("TensorState", "initial low high")
+# kernel name -> the names of its state blocks (registry.KERNELS).
+_KERNEL_BLOCKS = {k.name: tuple(b.name for b in k.blocks) for k in registry.KERNELS}
+
+# Per-param scalar state: its value before the first step, the closed range a
+# loaded value must lie in, and whether state_dict shows it.
+TensorState = namedtuple("TensorState", "initial low high exported", defaults=(True,))
 
 
 def aligned_empty(n, dtype, alignment=64):
@@ -179,6 +191,20 @@ class Optimizer:
     def _state_fill(self, name, group):
         return 0.0
 
+    def _all_state_names(self):
+        """Every state buffer this class can have: its kernel's blocks, in order."""
+        return _KERNEL_BLOCKS.get(self.kernel, ())
+
+    def _required_state_names(self, group):
+        return self._state_names(group)
+
+    def _exports_block(self, name, blocks, k):
+        return True
+
+    def _loaded_tensor_state(self, name, entry):
+        """The value of an internal (not exported) tensor state for a loaded entry."""
+        return self._tensor_state[name].initial
+
     def _scratch_names(self, group):
         """Internal work blocks the group's kernel needs, besides its state.
 
@@ -279,16 +305,18 @@ class Optimizer:
         state = {}
         index = 0
         for group, plan, blocks in zip(self.param_groups, self._plans, self._blocks):
-            names = [n for n in self._state_names(group) if n in blocks]
+            names = [n for n in self._all_state_names() if n in blocks]
             views = {name: self._views(plan, blocks[name]) for name in names}
-            scalars = [n for n in self._tensor_state if n in blocks]
+            scalars = [n for n, spec in self._tensor_state.items()
+                       if spec.exported and n in blocks]
             for k in range(plan.n_tensors):
                 if plan.steps[k] > 0:
                     entry = {"step": float(plan.steps[k])} if self._exports_step else {}
                     for name in scalars:
                         entry[name] = float(blocks[name][k])
                     for name in names:
-                        entry[name] = views[name][k]
+                        if self._exports_block(name, blocks, k):
+                            entry[name] = views[name][k]
                     if entry:
                         state[index + k] = entry
             index += plan.n_tensors
@@ -320,14 +348,20 @@ class Optimizer:
             blocks.clear()
             plan.steps[:] = 0
             self._ensure_blocks(group, plan, blocks)
+            # Buffers the flags no longer need but the saved state holds.
+            for name in self._all_state_names():
+                if name not in blocks and any(name in e for e in per_param[g].values()):
+                    blocks[name] = aligned_zeros(plan.total_elements, plan.dtype,
+                                                 self._state_fill(name, group))
             views = {name: self._views(plan, blocks[name])
-                     for name in self._state_names(group)}
+                     for name in self._all_state_names() if name in blocks}
             for k, entry in per_param[g].items():
                 plan.steps[k] = entry.get("step", 1.0)
+                for name, spec in self._tensor_state.items():
+                    blocks[name][k] = (entry[name] if spec.exported
+                                       else self._loaded_tensor_state(name, entry))
                 for name, value in entry.items():
-                    if name in self._tensor_state:
-                        blocks[name][k] = value
-                    elif name != "step":
+                    if name != "step" and name not in self._tensor_state:
                         np.copyto(views[name][k], value)
 
     def _check_state_dict(self, state_dict):
@@ -366,12 +400,16 @@ class Optimizer:
     def _check_param_state(self, entry, index, group, param):
         if not isinstance(entry, dict):
             raise ValueError(f"state of param {index} must be a dict")
-        names = set(self._state_names(group))
-        expected = (names | set(self._tensor_state)
+        required = (set(self._required_state_names(group))
+                    | {n for n, spec in self._tensor_state.items() if spec.exported}
                     | ({"step"} if self._exports_step else set()))
-        if set(entry) != expected:
-            raise ValueError(f"state of param {index} has keys {sorted(entry)}; "
-                             f"expected {sorted(expected)} for this group's settings")
+        allowed = required | set(self._all_state_names())
+        if not required <= set(entry) <= allowed:
+            raise ValueError(f"state of param {index} has keys {sorted(entry)}; expected "
+                             f"{sorted(required)}" + (f" and any of {sorted(allowed - required)}"
+                                                     if allowed != required else "")
+                             + " for this group's settings")
+        names = set(entry) & set(self._all_state_names())
         if "step" in entry:
             # Step 0: a param that has not stepped yet (torch's Adagrad saves
             # those); its arrays are restored and it still counts as not stepped.
@@ -381,6 +419,8 @@ class Optimizer:
                                  f"whole number, got {entry['step']!r}")
         scalars = {}
         for name, spec in self._tensor_state.items():
+            if not spec.exported:
+                continue
             value = _real_number(entry[name])
             if value is None or not spec.low <= value <= spec.high:
                 raise ValueError(f"state of param {index}: {name} must be a number in "

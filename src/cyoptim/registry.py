@@ -84,6 +84,7 @@ KERNELS = (
            hyper=(("lr", D), ("momentum", D), ("dampening", D), ("weight_decay", D),
                   ("nesterov", B), ("maximize", B)),
            run_scalars=(("first", B),),
+           tensor_state=("momentum_started",),
            cost="COST_LIGHT"),
     Kernel("adam", "Adam", "Adam and AdamW (torch.optim.Adam)",
            blocks=(Block("exp_avg"), Block("exp_avg_sq"), Block("max_exp_avg_sq", "amsgrad")),
@@ -161,9 +162,11 @@ Choice = namedtuple("Choice", "key label lr options", defaults=({},))
 #   reference, reference_group: the same for the comparison with the NumPy twin;
 #   invariance   kwargs of the thread-count, SIMD-variant and state_dict checks;
 #   convergence  label -> Convergence: the configurations that must minimize
-#                Rosenbrock and a least-squares problem (tests/test_convergence.py).
+#                Rosenbrock and a least-squares problem (tests/test_convergence.py);
+#   switches     hyperparameter -> the values group 0 takes in turn, a few steps
+#                each, compared with torch (state_dict and resumed runs too).
 Testing = namedtuple("Testing", "flags torch torch_group reference reference_group "
-                                "invariance convergence")
+                                "invariance convergence switches", defaults=({},))
 # options: constructor arguments besides lr; rosenbrock, least_squares: (lr,
 # gamma, steps) with lr_t = lr * gamma^t; least_squares_options: extra
 # constructor arguments of the least-squares run.
@@ -195,6 +198,7 @@ OPTIMIZERS = (
                   torch=dict(lr=(1e-2, 1e-4)), torch_group=dict(lr_scale=2),
                   reference=dict(lr=1e-2), reference_group=dict(lr=0.1, momentum=0.5),
                   invariance=dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+                  switches={"momentum": (0.0, 0.9, 0.0, 0.9), "dampening": (0.3, 0.3, 0.0, 0.3)},
                   convergence={
                       "SGD": Convergence({}, (1e-3, 1.0, 12000), (0.3, 1.0, 100)),
                       "SGD-momentum": Convergence({"momentum": 0.9}, (1e-3, 1.0, 1500),
@@ -208,7 +212,8 @@ OPTIMIZERS = (
                   flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1),
                              lr_decay=(0.0, 0.01), initial_accumulator_value=(0.0, 0.1)),
                   torch=dict(lr=(1e-2, 3e-3)),
-                  torch_group=dict(lr_scale=3, lr_decay=0.05, weight_decay=0.05),
+                  torch_group=dict(lr_scale=3, lr_decay=0.05, weight_decay=0.05,
+                                   initial_accumulator_value=0.5),
                   reference=dict(lr=0.1), reference_group=dict(lr=0.3, lr_decay=0.5, eps=1e-3),
                   invariance=dict(lr=0.1, lr_decay=0.01, weight_decay=0.1,
                                   initial_accumulator_value=0.1),
@@ -224,6 +229,7 @@ OPTIMIZERS = (
                   reference=dict(lr=1e-2),
                   reference_group=dict(lr=0.1, alpha=0.3, momentum=0.5, eps=1e-3),
                   invariance=dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1),
+                  switches={"momentum": (0.9, 0.0, 0.9), "centered": (True, False, True)},
                   convergence={
                       "RMSprop": Convergence({}, (0.1, 0.998, 3500), (0.1, 0.995, 400)),
                       "RMSprop-centered": Convergence({"centered": True}, (0.03, 0.998, 3500),
@@ -246,6 +252,7 @@ OPTIMIZERS = (
                   torch_group=dict(lr=3e-3, weight_decay=0.05),
                   reference=dict(lr=1e-2), reference_group=dict(lr=0.1, betas=(0.3, 0.5)),
                   invariance=dict(amsgrad=True, weight_decay=0.1),
+                  switches={"weight_decay": (0.0, 0.1, 0.0), "maximize": (False, True)},
                   convergence={
                       "Adam": Convergence({}, (0.5, 0.999, 1200), (0.1, 0.995, 300)),
                       "Adam-amsgrad": Convergence({"amsgrad": True}, (0.2, 1.0, 1000),

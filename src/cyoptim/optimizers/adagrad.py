@@ -22,7 +22,9 @@ class Adagrad(Optimizer):
         lr_decay (float): :math:`\eta` (default 0).
         weight_decay (float): L2 penalty :math:`\lambda` added to the gradient (default 0).
         initial_accumulator_value (float): :math:`s_{\text{init}}`, the starting
-            value of every element of ``sum`` (default 0).
+            value of every element of ``sum`` (default 0). As in torch, the
+            constructor's value fills every group's ``sum``; a per-group
+            override is kept in the group but not used.
         eps (float): :math:`\epsilon`, added outside the square root (default 1e-10).
         maximize (bool): maximize the objective instead of minimizing it.
 
@@ -77,4 +79,5 @@ class Adagrad(Optimizer):
         return ("sum",)
 
     def _state_fill(self, name, group):
-        return group["initial_accumulator_value"]
+        # As torch: the constructor's value, whatever a group says.
+        return self.defaults["initial_accumulator_value"]

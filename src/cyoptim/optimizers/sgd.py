@@ -1,6 +1,6 @@
 """Stochastic gradient descent with momentum, dampening and Nesterov momentum."""
 
-from ..optimizer import Optimizer
+from ..optimizer import Optimizer, TensorState
 
 
 class SGD(Optimizer):
@@ -41,6 +41,9 @@ class SGD(Optimizer):
     """
 
     kernel = "sgd"
+    # Whether a param's momentum buffer has started (torch: whether its state
+    # holds "momentum_buffer"); the first step with momentum copies the grad.
+    _tensor_state = {"momentum_started": TensorState(0.0, 0.0, 1.0, exported=False)}
 
     _exports_step = False
 
@@ -62,3 +65,12 @@ class SGD(Optimizer):
 
     def _state_names(self, group):
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
+
+    def _required_state_names(self, group):
+        return ()           # a param that has not stepped with momentum has no buffer
+
+    def _exports_block(self, name, blocks, k):
+        return blocks["momentum_started"][k] != 0
+
+    def _loaded_tensor_state(self, name, entry):
+        return 1.0 if "momentum_buffer" in entry else 0.0

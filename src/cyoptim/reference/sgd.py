@@ -12,12 +12,14 @@ class SGD(ReferenceMixin, fast.SGD):
     def _update(self, group, plan, blocks, grads, n_threads):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         names = self._state_names(group)
-        for _, p, g, state, step, (a, b, _) in self._tensors(plan, blocks, grads, names):
+        started = blocks["momentum_started"]
+        for k, p, g, state, step, (a, b, _) in self._tensors(plan, blocks, grads, names):
             g = effective_grad(g, p, group["weight_decay"], group["maximize"], a, b)
             if momentum != 0:
                 buf = state["momentum_buffer"]
-                if step == 1:
+                if not started[k]:
                     np.copyto(buf, g)
+                    started[k] = 1
                 else:
                     buf *= momentum
                     np.multiply(g, 1 - dampening, out=b)

@@ -22,5 +22,5 @@ from .optimizer import Optimizer
 __version__ = "0.1.0"
 
 __all__ = [*optimizers.__all__, "Optimizer", "ParamBuffer", "clip_grad_norm_", "clip_grad_value_",
-           "EarlyStopping", "LRFinder", "schedules", "reference",
+           "EarlyStopping", "LRFinder", "schedules", "reference", "registry",
            "get_num_threads", "set_num_threads", "simd_info"]

@@ -13,9 +13,13 @@ process start-up is paid once per round, and a slow spell of this shared
 machine hits both builds alike instead of whichever ran during it.
 
 Per cell it reports the median Mparam/s of each build over the rounds, their
-ratio, and the noise: the larger relative interquartile range of the two
-builds' rounds. A cell is SLOWER when the base is faster by more than both
-the noise and the floor --factor (default 1.10); the tool then exits 1.
+ratio, the ratio of each build's best round, and the noise: the larger
+relative interquartile range of the two builds' rounds. A cell is SLOWER when
+both ratios say the base is faster by more than the noise and the floor
+--factor (default 1.10). Cells that look slower are measured again in
+--confirm-rounds more rounds of their own before the verdict; if any is still
+slower, the tool exits 1. It also reports how much CPU other processes took
+during the rounds, the usual cause of noise on a shared machine.
 
 Progress goes to stderr, the table to stdout. The measuring code uses only
 what cyoptim.bench has had since it exists (OPTIMIZERS, LAYOUTS,
@@ -27,6 +31,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,8 +48,9 @@ DEFAULT_LAYOUTS = "10k,1M,500x2k,500x2k-buffer,16M"
 NOT_IN_WHEEL = ("tests", "tools", "docs", "benchmarks", ".ci")
 
 # Runs inside each venv's python, from an empty directory (so the installed
-# cyoptim is imported). argv[1]: JSON {optimizers, layouts, seconds, repeats,
-# threads}. Prints JSON {"info": ..., "seconds": {"opt layout": s/step}}.
+# cyoptim is imported). argv[1]: JSON {cells: [[optimizer, layout], ...],
+# seconds, repeats, threads}. Prints JSON {"info": ..., "seconds": {"optimizer
+# layout": seconds per step}}. One stepper at a time: 16M cells are big.
 MEASURE_SCRIPT = r'''
 import gc, json, sys
 import numpy as np
@@ -55,17 +61,14 @@ args = json.loads(sys.argv[1])
 if args["threads"] is not None:
     cyoptim.set_num_threads(args["threads"])
 seconds = {}
-for optimizer in args["optimizers"]:
-    for layout in args["layouts"]:
-        step = bench.make_stepper("cyoptim", optimizer, layout)
-        seconds[f"{optimizer} {layout}"] = bench.time_per_step(step, args["seconds"],
-                                                               args["repeats"])
-        del step
-        gc.collect()
+for optimizer, layout in args["cells"]:
+    step = bench.make_stepper("cyoptim", optimizer, layout)
+    seconds[f"{optimizer} {layout}"] = bench.time_per_step(step, args["seconds"], args["repeats"])
+    del step
+    gc.collect()
 info = {"version": cyoptim.__version__, "simd": str(cyoptim.simd_info()),
         "threads": cyoptim.get_num_threads(), "numpy": np.__version__,
-        "params": {layout: sum(bench.LAYOUTS[layout][0]) for layout in args["layouts"]},
-        "optimizers": list(bench.OPTIMIZERS), "layouts": list(bench.LAYOUTS)}
+        "params": {layout: sum(bench.LAYOUTS[layout][0]) for _, layout in args["cells"]}}
 print(json.dumps({"info": info, "seconds": seconds}))
 '''
 
@@ -209,20 +212,49 @@ def round_order(rounds):
     return [("base", "new") if r % 2 == 0 else ("new", "base") for r in range(rounds)]
 
 
-def measure(builds, argument, rounds):
-    """{side: {cell: [seconds per step, one per round]}} and each side's info."""
-    times = {side: {} for side in builds}
-    info = {}
+def _cpu_seconds():
+    """(CPU seconds the whole machine has been busy, incl. time stolen by the
+    hypervisor; CPU seconds of our finished children), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return busy, children.ru_utime + children.ru_stime
+
+
+def run_round(build, argument, workdir):
+    """One measuring subprocess; its result and the share of all CPUs that other
+    processes used meanwhile (what makes a shared machine's timings noisy)."""
+    before, start = _cpu_seconds(), time.perf_counter()
+    result = build.run_script(MEASURE_SCRIPT, argument, workdir)
+    wall, after = time.perf_counter() - start, _cpu_seconds()
+    others = None
+    if before and after:
+        busy, ours = (a - b for a, b in zip(after, before))
+        others = max(0.0, (busy - ours) / (wall * (os.cpu_count() or 1)))
+    return result, wall, others
+
+
+def measure(builds, cells, settings, rounds, times, info, loads):
+    """Add `rounds` rounds per build of these cells to times[side][cell] (seconds
+    per step, one per round), info[side] and loads (others' CPU share per round)."""
+    argument = json.dumps(dict(settings, cells=cells))
     with tempfile.TemporaryDirectory(prefix="cyoptim-perf-") as workdir:
         for r, pair in enumerate(round_order(rounds)):
             for side in pair:
-                start = time.perf_counter()
-                result = builds[side].run_script(MEASURE_SCRIPT, argument, workdir)
-                info[side] = result["info"]
+                result, wall, others = run_round(builds[side], argument, workdir)
+                params = {**info.get(side, {}).get("params", {}), **result["info"]["params"]}
+                info[side] = dict(result["info"], params=params)
                 for cell, seconds in result["seconds"].items():
                     times[side].setdefault(cell, []).append(seconds)
-                log(f"round {r + 1}/{rounds} {side}: {time.perf_counter() - start:.0f} s")
-    return times, info
+                if others is not None:
+                    loads.append(others)
+                load = "" if others is None else f", other processes {others:.0%} of the CPUs"
+                log(f"round {r + 1}/{rounds} {side}: {len(cells)} cells in {wall:.0f} s{load}")
 
 
 def relative_iqr(values):
@@ -234,7 +266,13 @@ def relative_iqr(values):
 
 
 def verdicts(times, info, factor):
-    """One row per cell: base and new Mparam/s (median over rounds), ratio, noise, verdict."""
+    """One row per cell: base and new Mparam/s (median over rounds), their ratio,
+    the ratio of the best rounds, noise, verdict.
+
+    Interference from other processes only ever slows a round down, so the best
+    rounds are the least disturbed ones: a cell is SLOWER (or faster) only when
+    the medians and the best rounds both say so, beyond max(factor, 1 + noise).
+    """
     rows = []
     for cell in times["base"]:
         params = info["base"]["params"][cell.split(" ", 1)[1]]
@@ -242,17 +280,20 @@ def verdicts(times, info, factor):
         base, new = (statistics.median(speed[s]) for s in ("base", "new"))
         noise = max(relative_iqr(speed["base"]), relative_iqr(speed["new"]))
         limit = max(factor, 1 + noise)
-        ratio = new / base
-        verdict = "SLOWER" if ratio < 1 / limit else "faster" if ratio > limit else "same"
-        rows.append(dict(cell=cell, base=base, new=new, ratio=ratio, noise=noise,
-                         limit=limit, verdict=verdict))
+        ratio, best = new / base, max(speed["new"]) / max(speed["base"])
+        verdict = ("SLOWER" if max(ratio, best) < 1 / limit else
+                   "faster" if min(ratio, best) > limit else "same")
+        rows.append(dict(cell=cell, base=base, new=new, ratio=ratio, best=best, noise=noise,
+                         limit=limit, rounds=len(speed["base"]), verdict=verdict))
     return rows
 
 
 def format_table(rows):
-    header = ["cell", "base Mp/s", "new Mp/s", "new/base", "noise", "limit", "verdict"]
+    header = ["cell", "base Mp/s", "new Mp/s", "new/base", "best new/base", "noise", "limit",
+              "rounds", "verdict"]
     lines = [[r["cell"], f"{r['base']:,.0f}", f"{r['new']:,.0f}", f"{r['ratio']:.3f}",
-              f"{r['noise']:.1%}", f"{1 / r['limit']:.3f}", r["verdict"]] for r in rows]
+              f"{r['best']:.3f}", f"{r['noise']:.1%}", f"{1 / r['limit']:.3f}",
+              str(r["rounds"]), r["verdict"]] for r in rows]
     widths = [max(len(c) for c in column) for column in zip(header, *lines)]
     fmt = "  ".join(f"{{:{'<' if k == 0 else '>'}{w}}}" for k, w in enumerate(widths))
     return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))]
@@ -269,14 +310,17 @@ def parse_args(argv):
     parser.add_argument("--layouts", default=DEFAULT_LAYOUTS,
                         help=f"comma-separated names from cyoptim.bench.LAYOUTS "
                              f"(default {DEFAULT_LAYOUTS})")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="rounds per build (default 5; at least 3 for a noise estimate)")
-    parser.add_argument("--seconds", type=float, default=0.15,
-                        help="measuring time per cell and round (default 0.15)")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="rounds per build (default 7; at least 3 for a noise estimate)")
+    parser.add_argument("--seconds", type=float, default=0.2,
+                        help="measuring time per cell and round (default 0.2)")
     parser.add_argument("--repeats", type=int, default=5,
                         help="timed batches per cell and round; their median counts (default 5)")
     parser.add_argument("--threads", type=int, default=None,
                         help="cyoptim threads (default: OpenMP's maximum)")
+    parser.add_argument("--confirm-rounds", type=int, default=5,
+                        help="extra rounds of only the cells found slower, before the "
+                             "verdict (default 5; 0: none)")
     parser.add_argument("--factor", type=float, default=1.10,
                         help="a cell fails only if base is faster by more than this factor "
                              "and than the noise (default 1.10)")
@@ -293,39 +337,62 @@ def parse_args(argv):
 def prepare_builds(args):
     commit = git("rev-parse", "--verify", f"{args.base}^{{commit}}", text=True).strip()
     files = working_tree_files()
-    builds = {"base": Build(f"base {args.base} ({commit[:10]})", f"commit-{commit}",
+    python = f"py{sys.version_info.major}{sys.version_info.minor}"   # venvs are per interpreter
+    builds = {"base": Build(f"base {args.base} ({commit[:10]})", f"commit-{commit}-{python}",
                             args.cache_dir),
-              "new": Build("new (working tree)", working_tree_key(files), args.cache_dir)}
+              "new": Build("new (working tree)", f"{working_tree_key(files)}-{python}",
+                           args.cache_dir)}
     spec = numpy_spec()
     builds["base"].make(lambda dest: export_revision(commit, dest), spec)
     builds["new"].make(lambda dest: export_working_tree(files, dest), spec)
     return builds
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    builds = prepare_builds(args)
+def select_cells(args, builds):
+    """(optimizer, layout) pairs from the options, among those both builds know."""
     with tempfile.TemporaryDirectory() as workdir:
         known = [builds[side].run_script(NAMES_SCRIPT, "", workdir) for side in builds]
-    optimizers = choose(args.optimizers, [o for o in known[0]["optimizers"]
-                                          if o in known[1]["optimizers"]], "optimizers")
-    layouts = choose(args.layouts, [l for l in known[0]["layouts"] if l in known[1]["layouts"]],
-                     "layouts")
-    argument = json.dumps(dict(optimizers=optimizers, layouts=layouts, seconds=args.seconds,
-                               repeats=args.repeats, threads=args.threads))
-    log(f"measuring {len(optimizers) * len(layouts)} cells, {args.rounds} rounds per build")
-    start = time.perf_counter()
-    times, info = measure(builds, argument, args.rounds)
-    rows = verdicts(times, info, args.factor)
+    both = {what: [n for n in known[0][what] if n in known[1][what]]
+            for what in ("optimizers", "layouts")}
+    optimizers = choose(args.optimizers, both["optimizers"], "optimizers")
+    layouts = choose(args.layouts, both["layouts"], "layouts")
+    return [[o, layout] for o in optimizers for layout in layouts]
+
+
+def report(args, builds, rows, info, loads, seconds):
     for side in ("base", "new"):
         i = info[side]
         print(f"{side}: {builds[side].label}: cyoptim {i['version']}, SIMD {i['simd']}, "
               f"{i['threads']} threads, numpy {i['numpy']}")
-    print(f"float32 Mparam/s, median of {args.rounds} rounds per build "
-          f"({time.perf_counter() - start:.0f} s of measuring); noise = larger relative IQR "
-          f"of the two builds' rounds; SLOWER when new/base < limit = 1/max({args.factor}, "
-          f"1 + noise)")
+    print(f"float32 Mparam/s, median of the rounds per build ({seconds:.0f} s of measuring); "
+          f"best = ratio of the fastest rounds; noise = larger relative IQR of the two builds' "
+          f"rounds; SLOWER when both ratios < limit = 1/max({args.factor}, 1 + noise)")
+    if loads:
+        print(f"other processes used {statistics.median(loads):.0%} of the CPUs in the median "
+              f"round, {max(loads):.0%} at most")
+        if max(loads) > 0.2:
+            print("warning: the machine was busy during the measurement; the noise column "
+                  "shows how much that blurs each cell")
     print(format_table(rows))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    builds = prepare_builds(args)
+    cells = select_cells(args, builds)
+    settings = dict(seconds=args.seconds, repeats=args.repeats, threads=args.threads)
+    times, info, loads = {"base": {}, "new": {}}, {}, []
+    log(f"measuring {len(cells)} cells, {args.rounds} rounds per build")
+    start = time.perf_counter()
+    measure(builds, cells, settings, args.rounds, times, info, loads)
+    rows = verdicts(times, info, args.factor)
+    suspects = [r["cell"].split(" ", 1) for r in rows if r["verdict"] == "SLOWER"]
+    if suspects and args.confirm_rounds:
+        log(f"{len(suspects)} cell(s) look slower; measuring them again "
+            f"({args.confirm_rounds} more rounds)")
+        measure(builds, suspects, settings, args.confirm_rounds, times, info, loads)
+        rows = verdicts(times, info, args.factor)
+    report(args, builds, rows, info, loads, time.perf_counter() - start)
     slower = [r["cell"] for r in rows if r["verdict"] == "SLOWER"]
     if slower:
         print(f"FAIL: {len(slower)} cell(s) slower than base: {', '.join(slower)}")

@@ -206,3 +206,13 @@ def lamb(GroupPlan plan, *, exp_avg, exp_avg_sq, update, double lr, double beta1
         if a.chunks.first != NULL:
             chunks_free(&a.chunks)
     return ratios
+
+
+def lamb_group(GroupPlan plan, dict group, dict blocks, int n_threads):
+    """lamb() with its hyperparameters read from a param group (``betas`` gives
+    beta1 and beta2) and its blocks from a dict: what cyoptim.LAMB calls."""
+    beta1, beta2 = group["betas"]
+    return lamb(plan, exp_avg=blocks["exp_avg"], exp_avg_sq=blocks["exp_avg_sq"],
+                update=blocks["update"], lr=group["lr"], beta1=beta1, beta2=beta2,
+                eps=group["eps"], weight_decay=group["weight_decay"],
+                maximize=group["maximize"], n_threads=n_threads)

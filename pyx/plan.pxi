@@ -188,6 +188,19 @@ cdef class GroupPlan:
         return <char*> cnp.PyArray_DATA(<cnp.ndarray> block)
 
 
+cdef double* tensor_state_data(GroupPlan plan, object values, str name) except NULL:
+    """The data of a per-tensor scalar state array (float64[n_tensors], checked).
+
+    A plain pointer, not a memoryview: acquiring a buffer costs more than a
+    small step's whole kernel call."""
+    if (not cnp.PyArray_Check(values) or cnp.PyArray_TYPE(<cnp.ndarray> values) != cnp.NPY_FLOAT64
+            or cnp.PyArray_SIZE(<cnp.ndarray> values) != plan.n_tensors
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> values)
+            or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray> values)):
+        raise ValueError(f"{name} does not match its param group: float64[{plan.n_tensors}] expected")
+    return <double*> cnp.PyArray_DATA(<cnp.ndarray> values)
+
+
 def gather_all(list plans, list grads):
     """Check and gather the grads of every plan from one list (the groups' params in order).
 

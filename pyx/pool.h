@@ -53,9 +53,13 @@ static int cyoptim_pool_helpers(void) { return 0; }
 #include <pthread.h>
 #include <sched.h>
 
+#include <stdlib.h>
+
 #define CYOPTIM_POOL_MAX_HELPERS 255
-/* Spins (each a pause instruction, tens of ns) before a helper sleeps. */
-#define CYOPTIM_POOL_SPINS 20000
+/* Spins (each a pause instruction: tens to a hundred cycles) before a helper
+ * sleeps, unless the environment variable CYOPTIM_POOL_SPINS says otherwise
+ * (read when the first helper starts; 0: sleep at once). */
+#define CYOPTIM_POOL_DEFAULT_SPINS 20000
 
 #if defined(__x86_64__) || defined(__i386__)
 #define CYOPTIM_PAUSE() __builtin_ia32_pause()
@@ -77,8 +81,10 @@ static struct {
     int joined;                    /* helpers that joined it (atomic) */
     int64_t done;                  /* tasks finished (atomic) */
     uint64_t next;                 /* generation << 32 | next task (atomic) */
+    long spins;                    /* spins before sleeping (helpers and the waiting caller) */
 } cyoptim_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                  PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+                  PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                  CYOPTIM_POOL_DEFAULT_SPINS};
 
 static uint32_t cyoptim_generation(uint64_t word) { return (uint32_t)(word >> 32); }
 
@@ -106,10 +112,10 @@ static void* cyoptim_pool_helper(void* unused) {
     (void)unused;
     for (;;) {
         uint32_t gen;
-        int spins = 0;
+        long spins = 0;
         while ((gen = cyoptim_generation(__atomic_load_n(&cyoptim_pool.next,
                                                          __ATOMIC_ACQUIRE))) == seen) {
-            if (++spins < CYOPTIM_POOL_SPINS) {
+            if (++spins < cyoptim_pool.spins) {
                 CYOPTIM_PAUSE();
                 continue;
             }
@@ -149,6 +155,9 @@ static int cyoptim_pool_grow(int wanted) {
         wanted = CYOPTIM_POOL_MAX_HELPERS;
     pthread_mutex_lock(&cyoptim_pool.lock);
     if (!fork_handler) {
+        const char* spins = getenv("CYOPTIM_POOL_SPINS");
+        if (spins != NULL && *spins != '\0')
+            cyoptim_pool.spins = strtol(spins, NULL, 10);
         pthread_atfork(NULL, NULL, cyoptim_pool_after_fork);
         fork_handler = 1;
     }
@@ -165,7 +174,7 @@ static int cyoptim_pool_grow(int wanted) {
 static void cyoptim_pool_run(cyoptim_task_fn fn, void* ctx, int64_t n_tasks, int n_threads) {
     int64_t t;
     uint32_t gen;
-    int spins = 0;
+    long spins = 0;
     if (n_threads <= 1 || n_tasks <= 1 || pthread_mutex_trylock(&cyoptim_pool.submit) != 0) {
         for (t = 0; t < n_tasks; t++)
             fn(ctx, t);
@@ -189,7 +198,7 @@ static void cyoptim_pool_run(cyoptim_task_fn fn, void* ctx, int64_t n_tasks, int
     cyoptim_pool_work(gen);
     /* Every task is claimed; wait for the ones other threads are running. */
     while (__atomic_load_n(&cyoptim_pool.done, __ATOMIC_ACQUIRE) < n_tasks) {
-        if (++spins < CYOPTIM_POOL_SPINS)
+        if (++spins < cyoptim_pool.spins)
             CYOPTIM_PAUSE();
         else
             sched_yield();

@@ -126,9 +126,7 @@ class Optimizer:
         self._n_params = 0
         self._kernels = _dispatch.kernels
         if self.kernel is not None:
-            names = self._kernels.KERNEL_HYPERPARAMETERS[self.kernel]
-            self._betas = "beta1" in names
-            self._hyper_names = tuple(n for n in names if n not in ("beta1", "beta2"))
+            self._kernel_group = getattr(self._kernels, self.kernel + "_group")
         groups = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -218,12 +216,8 @@ class Optimizer:
         return ()
 
     def _update(self, group, plan, blocks, grads, n_threads):
-        """One kernel call for the group: its blocks and hyperparameters as keywords."""
-        hyper = {name: group[name] for name in self._hyper_names}
-        if self._betas:
-            hyper["beta1"], hyper["beta2"] = group["betas"]
-        return getattr(self._kernels, self.kernel)(plan, n_threads=n_threads,
-                                                   **blocks, **hyper)
+        """One kernel call for the group (its hyperparameters read from the group)."""
+        return self._kernel_group(plan, group, blocks, n_threads)
 
     # ------------------------------------------------------------------ step
     def step(self, grads):

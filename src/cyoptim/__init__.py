@@ -14,6 +14,7 @@ from .optimizers import *  # noqa: F403  (every optimizer of the registry)
 from ._dispatch import simd_info
 from ._threads import get_num_threads, set_num_threads
 from .buffer import ParamBuffer
+from .checkpoint import load_state, save_state
 from .clip import clip_grad_norm_, clip_grad_value_
 from .early_stopping import EarlyStopping
 from .lr_finder import LRFinder
@@ -23,4 +24,4 @@ __version__ = "0.1.0"
 
 __all__ = [*optimizers.__all__, "Optimizer", "ParamBuffer", "clip_grad_norm_", "clip_grad_value_",
            "EarlyStopping", "LRFinder", "schedules", "reference", "registry",
-           "get_num_threads", "set_num_threads", "simd_info"]
+           "get_num_threads", "set_num_threads", "simd_info", "save_state", "load_state"]

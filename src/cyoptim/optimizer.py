@@ -443,3 +443,48 @@ class Optimizer:
                     lines.append(f"    {name}: {group[name]}")
         lines.append(")")
         return "\n".join(lines)
+
+    # ------------------------------------------------------------------ pickle, copy
+    # Attributes rebuilt on unpickling, not pickled: the compiled plans (raw
+    # pointers), the state blocks (pickled as a state_dict instead), the kernel
+    # module, and the NumPy twins' scratch cache.
+    _unpickled = ("param_groups", "_plans", "_blocks", "_n_params", "_kernels",
+                  "_reference_cache")
+
+    def __getstate__(self):
+        """What pickle and copy.deepcopy save: the param groups with their arrays, a
+        ``state_dict()``, and the other attributes as they are.
+
+        Unpickling (``__setstate__``) builds the optimizer again over the
+        unpickled param arrays, then loads the state: the copy steps bitwise as
+        the original would. A deep copy owns copies of the params (a view into
+        a ParamBuffer becomes an array of its own); ``copy.copy`` gives a new
+        optimizer over the same param arrays, with a copy of the state.
+
+        Example:
+            >>> import copy, pickle
+            >>> import numpy as np, cyoptim
+            >>> w = np.ones(3)
+            >>> opt = cyoptim.Adam([w], lr=0.1)
+            >>> opt.step([np.ones(3)])
+            >>> twin = copy.deepcopy(opt)
+            >>> twin.param_groups[0]["params"][0] is w
+            False
+            >>> pickle.loads(pickle.dumps(opt)).state[0]["step"]
+            1.0
+        """
+        state = {name: value for name, value in self.__dict__.items()
+                 if name not in self._unpickled}
+        state["param_groups"] = [dict(group) for group in self.param_groups]
+        state["state_dict"] = self.state_dict()
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        groups, state_dict = state.pop("param_groups"), state.pop("state_dict")
+        self.__dict__.update(state)
+        self.param_groups, self._plans, self._blocks, self._n_params = [], [], [], 0
+        self._kernels = _dispatch.kernels
+        for group in groups:
+            self.add_param_group(group)
+        self.load_state_dict(state_dict)

@@ -7,6 +7,10 @@ and writes the value to ``group["lr"]``. Subclasses implement
 base rate) or, when torch's sequence is not a closed form, ``get_lr()``.
 """
 
+import pickle
+import sys
+import types
+
 from ..optimizer import Optimizer
 from ._checks import check_int
 
@@ -28,6 +32,55 @@ def format_param(name, optimizer, param):
                              f"{len(optimizer.param_groups)}.")
         return list(param)
     return [param] * len(optimizer.param_groups)
+
+
+def _pickled_by_name(fn):
+    """Whether pickle can save function ``fn``: by its module and qualified name."""
+    target = sys.modules.get(fn.__module__)
+    for part in fn.__qualname__.split("."):
+        target = getattr(target, part, None)
+    return target is fn
+
+
+class _UnpicklableFunction:
+    """Stands in the pickled state of a scheduler for a lambda or nested function.
+
+    Pickling it raises a PicklingError that says which attribute of which
+    scheduler is the problem (pickle saves functions by name, so a lambda or a
+    closure, such as the pure schedules of cyoptim.schedules, cannot be
+    saved). ``copy.deepcopy`` and ``copy.copy`` get the function itself back:
+    they need no pickling.
+    """
+
+    def __init__(self, fn, owner, attribute):
+        self.fn, self.owner, self.attribute = fn, owner, attribute
+
+    def __reduce__(self):
+        raise pickle.PicklingError(
+            f"{self.owner} cannot be pickled: its function {self.fn.__qualname__!r} (in "
+            f"{self.attribute}) is a lambda or a nested function, which pickle cannot save "
+            f"(it saves functions by name; the pure schedules of cyoptim.schedules are "
+            f"nested functions too). Use a function defined at module level or a callable "
+            f"object, or save the scheduler's state_dict() instead; copy.deepcopy works as "
+            f"it is")
+
+    def __deepcopy__(self, memo):
+        return self.fn
+
+
+def _guard_functions(value, owner, attribute):
+    """``value`` with each function pickle cannot save replaced by a stand-in."""
+    if isinstance(value, list):
+        return [_guard_functions(v, owner, attribute) for v in value]
+    if isinstance(value, types.FunctionType) and not _pickled_by_name(value):
+        return _UnpicklableFunction(value, owner, attribute)
+    return value
+
+
+def _unguard_functions(value):
+    if isinstance(value, list):
+        return [_unguard_functions(v) for v in value]
+    return value.fn if isinstance(value, _UnpicklableFunction) else value
 
 
 class LRScheduler:
@@ -165,3 +218,25 @@ class LRScheduler:
 
     def __repr__(self):
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self._last_lr})"
+
+    def __getstate__(self):
+        """Every attribute, the optimizer included (pickling a scheduler pickles its
+        optimizer, as torch's do; ``copy.deepcopy((opt, sched))`` gives a copied
+        scheduler that drives the copied optimizer).
+
+        A user function among the attributes (``LambdaLR``'s ``lr_lambda``,
+        ``CyclicLR``'s ``scale_fn``) that is a lambda or a nested function
+        makes ``pickle.dumps`` raise a PicklingError naming it; deep copies
+        work with any function.
+        """
+        state = dict(self.__dict__)
+        for name in self._unsaved:
+            if name != "optimizer" and name in state:
+                state[name] = _guard_functions(state[name], type(self).__name__, name)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        for name in self._unsaved:      # copy.copy hands the stand-ins back
+            if name != "optimizer" and name in state:
+                self.__dict__[name] = _unguard_functions(state[name])

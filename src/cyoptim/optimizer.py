@@ -124,9 +124,7 @@ class Optimizer:
         self._plans = []
         self._blocks = []
         self._n_params = 0
-        self._kernels = _dispatch.kernels
-        if self.kernel is not None:
-            self._kernel_group = getattr(self._kernels, self.kernel + "_group")
+        self._bind_kernels()
         groups = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -134,6 +132,12 @@ class Optimizer:
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
+
+    def _bind_kernels(self):
+        """Use the SIMD variant selected now (cyoptim._dispatch) for every step."""
+        self._kernels = _dispatch.kernels
+        if self.kernel is not None:
+            self._kernel_group = getattr(self._kernels, self.kernel + "_group")
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, param_group):
@@ -449,7 +453,7 @@ class Optimizer:
     # pointers), the state blocks (pickled as a state_dict instead), the kernel
     # module, and the NumPy twins' scratch cache.
     _unpickled = ("param_groups", "_plans", "_blocks", "_n_params", "_kernels",
-                  "_reference_cache")
+                  "_kernel_group", "_reference_cache")
 
     def __getstate__(self):
         """What pickle and copy.deepcopy save: the param groups with their arrays, a
@@ -484,7 +488,7 @@ class Optimizer:
         groups, state_dict = state.pop("param_groups"), state.pop("state_dict")
         self.__dict__.update(state)
         self.param_groups, self._plans, self._blocks, self._n_params = [], [], [], 0
-        self._kernels = _dispatch.kernels
+        self._bind_kernels()
         for group in groups:
             self.add_param_group(group)
         self.load_state_dict(state_dict)

@@ -39,6 +39,11 @@
 # u is stored in the param's precision, the value pass 2 recomputed before.
 # Cost: one more param-sized array per group (the scratch block `update`).
 
+# Pool tasks per thread in each pass: consecutive chunks per task, so that the
+# thread that computed u for a stretch in pass 1 usually applies it in pass 2
+# while it is still in its cache (one task per chunk measured 20% slower).
+cdef int64_t LAMB_TASKS_PER_THREAD = 1
+
 cdef struct LambArgs:
     LambHyper h
     const LambRun* runs           # per tensor: bias corrections
@@ -52,6 +57,7 @@ cdef struct LambArgs:
     Chunks chunks
     double* p_sq                  # per chunk: sum p*p
     double* u_sq                  # per chunk: sum u*u
+    int64_t chunks_per_task       # a pool task is this many consecutive chunks
     int element_type
 
 
@@ -127,12 +133,20 @@ cdef void _lamb_pass2(const LambArgs* a, Py_ssize_t c) noexcept nogil:
                     a.scale[k])
 
 
-cdef void _lamb_pass1_task(void* args, int64_t c) noexcept nogil:
-    _lamb_pass1(<const LambArgs*> args, c)
+cdef void _lamb_pass1_task(void* args, int64_t task) noexcept nogil:
+    cdef const LambArgs* a = <const LambArgs*> args
+    cdef int64_t c
+    for c in range(task * a.chunks_per_task,
+                   min((task + 1) * a.chunks_per_task, <int64_t> a.chunks.n)):
+        _lamb_pass1(a, c)
 
 
-cdef void _lamb_pass2_task(void* args, int64_t c) noexcept nogil:
-    _lamb_pass2(<const LambArgs*> args, c)
+cdef void _lamb_pass2_task(void* args, int64_t task) noexcept nogil:
+    cdef const LambArgs* a = <const LambArgs*> args
+    cdef int64_t c
+    for c in range(task * a.chunks_per_task,
+                   min((task + 1) * a.chunks_per_task, <int64_t> a.chunks.n)):
+        _lamb_pass2(a, c)
 
 
 cdef inline double trust_ratio(double param_sq, double update_sq) noexcept nogil:
@@ -156,6 +170,7 @@ def lamb(GroupPlan plan, *, exp_avg, exp_avg_sq, update, double lr, double beta1
     """
     cdef LambArgs a
     cdef Py_ssize_t n = plan.n_tensors, k
+    cdef int64_t n_tasks
     cdef double r
     ratios = np.full(n, np.nan)
     cdef double[::1] ratio = ratios
@@ -188,8 +203,11 @@ def lamb(GroupPlan plan, *, exp_avg, exp_avg_sq, update, double lr, double beta1
             raise MemoryError()
         a.u_sq = a.p_sq + a.chunks.n
         n_threads = _effective_threads(plan.active_elements, n_threads, COST_HEAVY)
+        a.chunks_per_task = max(1, (a.chunks.n + LAMB_TASKS_PER_THREAD * n_threads - 1)
+                                // (LAMB_TASKS_PER_THREAD * n_threads))
+        n_tasks = (a.chunks.n + a.chunks_per_task - 1) // a.chunks_per_task
         with nogil:
-            cyoptim_pool_run(_lamb_pass1_task, &a, a.chunks.n, n_threads)
+            cyoptim_pool_run(_lamb_pass1_task, &a, n_tasks, n_threads)
             for k in range(n):
                 if plan.c_grads[k] == NULL:
                     continue
@@ -198,7 +216,7 @@ def lamb(GroupPlan plan, *, exp_avg, exp_avg_sq, update, double lr, double beta1
                     combine_chunks(a.u_sq, a.chunks.first[k], a.chunks.first[k + 1], False))
                 ratio[k] = r
                 scale[k] = -(lr * r)
-            cyoptim_pool_run(_lamb_pass2_task, &a, a.chunks.n, n_threads)
+            cyoptim_pool_run(_lamb_pass2_task, &a, n_tasks, n_threads)
     finally:
         free(scale)
         free(<void*> a.runs)

@@ -58,8 +58,12 @@ static int cyoptim_pool_helpers(void) { return 0; }
 #define CYOPTIM_POOL_MAX_HELPERS 255
 /* Spins (each a pause instruction: tens to a hundred cycles) before a helper
  * sleeps, unless the environment variable CYOPTIM_POOL_SPINS says otherwise
- * (read when the first helper starts; 0: sleep at once). */
-#define CYOPTIM_POOL_DEFAULT_SPINS 20000
+ * (read when the first helper starts; 0: sleep at once). A spinning helper
+ * takes a core from whatever else runs between steps: measured on 2 cores
+ * with one busy process (docs/performance.md), the README's Quickstart loop
+ * took 0.28 s with 2000 spins and 0.32-0.40 s with 20000; idle, 0.25 s and
+ * 0.23-0.25 s. */
+#define CYOPTIM_POOL_DEFAULT_SPINS 2000
 
 #if defined(__x86_64__) || defined(__i386__)
 #define CYOPTIM_PAUSE() __builtin_ia32_pause()

@@ -5,6 +5,8 @@
 #   group  one param group: one kernel call per step;
 #   run    a contiguous stretch of params the kernel walks: one tensor, or the
 #          whole group when it lives in one ParamBuffer (plan.pxi);
+#   slice  a cache-line-aligned stretch of the group's flat buffer: one task
+#          of the work-sharing pool (pool.h), covering one or more pieces;
 #   piece  the part of one run a thread updates in one call of the
 #          algorithm's piece function (the element loop on raw pointers);
 #   chunk  a fixed-size unit of a reduction (reductions.pxi), never dependent
@@ -65,7 +67,9 @@ cdef int64_t SLICE_MIN = 8192
 # pass) holds a core, that thread may wait a whole scheduler slice: measured
 # on a busy machine, a 17k-element Adam step had a p95 of 14 ms on 2 threads
 # against 62 us on one. So a step goes parallel only when each thread gets
-# tens of microseconds of work: Adam from 65k elements, SGD from 131k.
+# tens of microseconds of work: Adam from 65k elements, SGD from 131k. (Those
+# figures are from the OpenMP loops the pool replaced, whose barrier waited
+# for every thread; the threshold has not been measured again since.)
 cdef int64_t PARALLEL_MIN_WORK = 131072
 cdef int COST_LIGHT = 1
 cdef int COST_HEAVY = 2

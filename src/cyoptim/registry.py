@@ -36,8 +36,9 @@ What stays hand-written, in ``pyx/<name>.pxi``, is the math:
 
 Vocabulary (pyx/common.pxi): a *group* is one param group; a *run* is one
 contiguous stretch of params the kernel walks (a tensor, or the whole group
-when it lives in one ParamBuffer); a *piece* is the part of a run one thread
-updates in one call; a *chunk* is a fixed-size unit of a reduction.
+when it lives in one ParamBuffer); a *slice* is one task of the work-sharing
+pool; a *piece* is the part of a run one thread updates in one call; a
+*chunk* is a fixed-size unit of a reduction.
 
 The element-type axis: ``ELEMENT_TYPES`` lists the (param, grad, state)
 storage types a kernel can be instantiated for, keyed by the NumPy type

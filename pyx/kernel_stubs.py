@@ -19,7 +19,6 @@ GRAD_NOT_ARRAY: Final[int]
 GRAD_DTYPE: Final[int]
 GRAD_SHAPE: Final[int]
 GRAD_LAYOUT: Final[int]
-KERNEL_HYPERPARAMETERS: Final[dict[str, tuple[str, ...]]]
 
 Array = npt.NDArray[np.floating]
 
@@ -27,7 +26,6 @@ Array = npt.NDArray[np.floating]
 class GroupPlan:
     """The compiled form of one param group (pyx/plan.pxi)."""
     n_tensors: int
-    is_double: bool
     element_type: int
     dtype: np.dtype
     params: tuple[Array, ...]

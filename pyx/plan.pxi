@@ -28,7 +28,6 @@ GRAD_LAYOUT = 4
 
 cdef class GroupPlan:
     cdef readonly Py_ssize_t n_tensors
-    cdef readonly bint is_double
     cdef readonly int element_type     # the NumPy type number of params, grads and states
     cdef readonly object dtype
     cdef readonly tuple params
@@ -63,7 +62,6 @@ cdef class GroupPlan:
         self.params = tuple(params)
         self.n_tensors = len(self.params)
         self.dtype = np.dtype(dtype)
-        self.is_double = self.dtype == np.float64
         self.element_type = self.dtype.num
         self.itemsize = self.dtype.itemsize
         sizes = np.array([p.size for p in self.params], dtype=np.int64)

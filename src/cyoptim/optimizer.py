@@ -278,11 +278,18 @@ class Optimizer:
         return ValueError(f"grad {index} is not C-contiguous (or not aligned); pass "
                           f"np.ascontiguousarray(grad)")
 
-    def _ensure_blocks(self, group, plan, blocks):
+    def _new_state_block(self, name, group, plan):
+        return aligned_zeros(plan.total_elements, plan.dtype, self._state_fill(name, group))
+
+    def _ensure_blocks(self, group, plan, blocks, also=()):
+        """Allocate the group's missing blocks: state (the flags' names and
+        ``also``), tensor state and scratch."""
         for name in self._state_names(group):
             if name not in blocks:
-                blocks[name] = aligned_zeros(plan.total_elements, plan.dtype,
-                                             self._state_fill(name, group))
+                blocks[name] = self._new_state_block(name, group, plan)
+        for name in also:
+            if name not in blocks:
+                blocks[name] = self._new_state_block(name, group, plan)
         for name, spec in self._tensor_state.items():
             if name not in blocks:
                 blocks[name] = np.full(plan.n_tensors, spec.initial, dtype=np.float64)
@@ -345,12 +352,10 @@ class Optimizer:
             group.update(new_groups[g])
             blocks.clear()
             plan.steps[:] = 0
-            self._ensure_blocks(group, plan, blocks)
-            # Buffers the flags no longer need but the saved state holds.
-            for name in self._all_state_names():
-                if name not in blocks and any(name in e for e in per_param[g].values()):
-                    blocks[name] = aligned_zeros(plan.total_elements, plan.dtype,
-                                                 self._state_fill(name, group))
+            # Also the buffers the flags no longer need but the saved state holds.
+            self._ensure_blocks(group, plan, blocks, also=[
+                name for name in self._all_state_names()
+                if any(name in entry for entry in per_param[g].values())])
             views = {name: self._views(plan, blocks[name])
                      for name in self._all_state_names() if name in blocks}
             for k, entry in per_param[g].items():

@@ -119,6 +119,15 @@ cdef inline floating lerp(floating start, floating end, floating weight) noexcep
     return end - (end - start) * (one - weight)
 
 
+cdef inline void unscale(floating* g, int64_t n, double scale) noexcept nogil:
+    """g = g / scale in place: torch's fused grad_scale (AMP), applied piece by
+    piece while the piece is in cache, just before the math reads it."""
+    cdef floating s = <floating> scale
+    cdef int64_t i
+    for i in range(n):
+        g[i] = g[i] / s
+
+
 def effective_threads(int64_t n_elements, int requested, int cost=COST_LIGHT):
     """Threads a step over n_elements will use; requested <= 0 means OpenMP's max."""
     return _effective_threads(n_elements, requested, cost)

@@ -23,22 +23,42 @@ GRAD_LAYOUT: Final[int]
 Array = npt.NDArray[np.floating]
 
 
-class GroupPlan:
-    """The compiled form of one param group (pyx/plan.pxi)."""
+class Plan:
+    """What a kernel reads of one param group (pyx/plan.pxi)."""
     n_tensors: int
     element_type: int
+    active_elements: int
+    n_active: int
+    fused: bool
+    grad_scale: float
+    @property
+    def total_elements(self) -> int: ...
+
+
+class GroupPlan(Plan):
+    """The compiled form of one group of NumPy arrays (pyx/plan.pxi)."""
     dtype: np.dtype
     params: tuple[Array, ...]
     offsets: npt.NDArray[np.int64]
     steps: npt.NDArray[np.float64]
-    active_elements: int
-    n_active: int
     params_contiguous: bool
-    fused: bool
     def __init__(self, params: list[Array], dtype: npt.DTypeLike) -> None: ...
-    @property
-    def total_elements(self) -> int: ...
     def advance(self) -> None: ...
+
+
+class TensorPlan(Plan):
+    """One torch param group, gathered at every step (pyx/tensor_plan.pxi)."""
+    steps: npt.NDArray[np.float64]
+    scalars: npt.NDArray[np.float64]
+    missing: list[tuple[int, Any, str]]
+    dtype: Any
+    def gather(self, params: list[Any], state: Any, slot_names: tuple[Optional[str], ...],
+               scalar_names: tuple[str, ...], has_step: bool, tensor_type: type,
+               strided: Any, dtypes: dict[Any, tuple[int, int]]
+               ) -> Optional[tuple[int, int, int]]: ...
+    def advance(self, has_step: bool) -> None: ...
+    def store_scalars(self) -> None: ...
+    def scalar_values(self, s: int) -> npt.NDArray[np.float64]: ...
 
 
 def gather_all(plans: list[GroupPlan], grads: list[Optional[Array]]) -> Optional[tuple[int, int]]: ...
@@ -51,7 +71,7 @@ def first_overlap(arrays: list[Array]) -> Optional[tuple[int, int]]: ...
 def stream_update(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32],
                   c: npt.NDArray[np.float32], d: npt.NDArray[np.float32],
                   s: float, n_threads: int) -> None: ...
-def lamb(plan: GroupPlan, *, exp_avg: Array, exp_avg_sq: Array, update: Array, lr: float,
+def lamb(plan: Plan, *, exp_avg: Array, exp_avg_sq: Array, update: Array, lr: float,
          beta1: float, beta2: float, eps: float, weight_decay: float, maximize: bool,
          n_threads: int = 0) -> npt.NDArray[np.float64]: ...
 '''
@@ -59,14 +79,14 @@ def lamb(plan: GroupPlan, *, exp_avg: Array, exp_avg_sq: Array, update: Array, l
 
 def group_stub(kernel):
     """The stub of a kernel's entry that reads a param group and a dict of blocks."""
-    return (f"def {kernel.name}_group(plan: GroupPlan, group: dict[str, Any], "
+    return (f"def {kernel.name}_group(plan: Plan, group: dict[str, Any], "
             f"blocks: dict[str, Any], n_threads: int) -> Any:\n"
             f"    \"\"\"{kernel.doc}, hyperparameters read from a param group.\"\"\"\n")
 
 
 def kernel_stub(kernel, py_types):
     """The stub line of one generated kernel."""
-    args = ["plan: GroupPlan", "*"]
+    args = ["plan: Plan", "*"]
     args += [f"{b.name}: Optional[Array] = None" if b.when else f"{b.name}: Array"
              for b in kernel.blocks]
     args += [f"{name}: npt.NDArray[np.float64]" for name in kernel.tensor_state]

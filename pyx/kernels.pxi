@@ -1,6 +1,6 @@
 # The kernel module, compiled once per SIMD variant (_kernels_<variant>.pyx).
 #
-# One kernel per algorithm; each is a def function taking a GroupPlan, the
+# One kernel per algorithm; each is a def function taking a plan, the
 # group's state blocks and its hyperparameters (keyword-only), and runs the
 # whole group in one call with the GIL released. _optimizers.pxi is generated
 # by setup.py from optimizers.pxi.tp and src/cyoptim/registry.py; it includes each
@@ -10,6 +10,7 @@ import numpy as np
 
 include "common.pxi"
 include "plan.pxi"
+include "tensor_plan.pxi"
 include "reductions.pxi"
 include "_optimizers.pxi"
 include "bandwidth.pxi"

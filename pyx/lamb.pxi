@@ -22,7 +22,7 @@
 #           still in cache);
 #   then:   per tensor, combine its chunks' sums in order -> s;
 #   pass 2: p = p + s*u, u read from the scratch block.
-# Chunks never straddle tensors: the per-tensor tables of the GroupPlan are
+# Chunks never straddle tensors: the per-tensor tables of the plan are
 # used, never its fused run.
 #
 # Why store u rather than recompute it in pass 2 (as this kernel once did):
@@ -49,10 +49,10 @@ cdef struct LambArgs:
     const LambRun* runs           # per tensor: bias corrections
     char** params
     char** grads
-    char* exp_avg
-    char* exp_avg_sq
-    char* update                  # scratch block: u, from pass 1 to pass 2
-    const int64_t* offsets        # per tensor: its position in the state blocks
+    char** exp_avg                # per tensor: the state's data
+    char** exp_avg_sq
+    char** update                 # per tensor: the scratch block's u, from pass 1 to pass 2
+    double grad_scale             # grads are divided by it first, unless it is 1
     const double* scale           # per tensor: -(lr * trust ratio), for pass 2
     Chunks chunks
     double* p_sq                  # per chunk: sum p*p
@@ -106,30 +106,32 @@ cdef inline void _lamb_apply(floating* p, const floating* u, int64_t n,
 cdef void _lamb_pass1(const LambArgs* a, Py_ssize_t c) noexcept nogil:
     cdef Py_ssize_t k = a.chunks.tensor[c]
     cdef int64_t start = a.chunks.start[c], n = a.chunks.count[c]
-    cdef int64_t at = a.offsets[k] + start
     if a.element_type == cnp.NPY_FLOAT64:
+        if a.grad_scale != 1:
+            unscale(<double*> a.grads[k] + start, n, a.grad_scale)
         lamb_elements(<const double*> a.params[k] + start, <const double*> a.grads[k] + start,
-                      <double*> a.exp_avg + at, <double*> a.exp_avg_sq + at,
-                      <double*> a.update + at, n, &a.h, &a.runs[k])
+                      <double*> a.exp_avg[k] + start, <double*> a.exp_avg_sq[k] + start,
+                      <double*> a.update[k] + start, n, &a.h, &a.runs[k])
         a.p_sq[c] = sum_sq(<const double*> a.params[k] + start, n)
-        a.u_sq[c] = sum_sq(<const double*> a.update + at, n)
+        a.u_sq[c] = sum_sq(<const double*> a.update[k] + start, n)
     else:
+        if a.grad_scale != 1:
+            unscale(<float*> a.grads[k] + start, n, a.grad_scale)
         lamb_elements(<const float*> a.params[k] + start, <const float*> a.grads[k] + start,
-                      <float*> a.exp_avg + at, <float*> a.exp_avg_sq + at,
-                      <float*> a.update + at, n, &a.h, &a.runs[k])
+                      <float*> a.exp_avg[k] + start, <float*> a.exp_avg_sq[k] + start,
+                      <float*> a.update[k] + start, n, &a.h, &a.runs[k])
         a.p_sq[c] = sum_sq(<const float*> a.params[k] + start, n)
-        a.u_sq[c] = sum_sq(<const float*> a.update + at, n)
+        a.u_sq[c] = sum_sq(<const float*> a.update[k] + start, n)
 
 
 cdef void _lamb_pass2(const LambArgs* a, Py_ssize_t c) noexcept nogil:
     cdef Py_ssize_t k = a.chunks.tensor[c]
     cdef int64_t start = a.chunks.start[c], n = a.chunks.count[c]
-    cdef int64_t at = a.offsets[k] + start
     if a.element_type == cnp.NPY_FLOAT64:
-        _lamb_apply(<double*> a.params[k] + start, <const double*> a.update + at, n,
+        _lamb_apply(<double*> a.params[k] + start, <const double*> a.update[k] + start, n,
                     a.scale[k])
     else:
-        _lamb_apply(<float*> a.params[k] + start, <const float*> a.update + at, n,
+        _lamb_apply(<float*> a.params[k] + start, <const float*> a.update[k] + start, n,
                     a.scale[k])
 
 
@@ -157,7 +159,7 @@ cdef inline double trust_ratio(double param_sq, double update_sq) noexcept nogil
     return pn / un
 
 
-def lamb(GroupPlan plan, *, exp_avg, exp_avg_sq, update, double lr, double beta1,
+def lamb(Plan plan, *, exp_avg, exp_avg_sq, update, double lr, double beta1,
          double beta2, double eps, double weight_decay, bint maximize, int n_threads=0):
     """One LAMB step over every tensor of plan that has a grad.
 
@@ -180,12 +182,13 @@ def lamb(GroupPlan plan, *, exp_avg, exp_avg_sq, update, double lr, double beta1
     a.h.eps = eps
     a.h.weight_decay = weight_decay
     a.h.maximize = maximize
+    # Chunks are per tensor: the per-tensor tables, never the fused run.
     a.params = plan.c_params
     a.grads = plan.c_grads
-    a.offsets = plan.c_offsets
-    a.exp_avg = plan.block_data(exp_avg)
-    a.exp_avg_sq = plan.block_data(exp_avg_sq)
-    a.update = plan.block_data(update)
+    a.exp_avg = plan.state_table(0, exp_avg, True)
+    a.exp_avg_sq = plan.state_table(1, exp_avg_sq, True)
+    a.update = plan.state_table(2, update, True)
+    a.grad_scale = plan.grad_scale
     a.element_type = plan.element_type
     cdef double* scale = <double*> malloc(max(n, 1) * sizeof(double))
     if scale == NULL:
@@ -226,11 +229,11 @@ def lamb(GroupPlan plan, *, exp_avg, exp_avg_sq, update, double lr, double beta1
     return ratios
 
 
-def lamb_group(GroupPlan plan, dict group, dict blocks, int n_threads):
+def lamb_group(Plan plan, dict group, dict blocks, int n_threads):
     """lamb() with its hyperparameters read from a param group (``betas`` gives
     beta1 and beta2) and its blocks from a dict: what cyoptim.LAMB calls."""
     beta1, beta2 = group["betas"]
-    return lamb(plan, exp_avg=blocks["exp_avg"], exp_avg_sq=blocks["exp_avg_sq"],
+    return lamb(plan, exp_avg=blocks.get("exp_avg"), exp_avg_sq=blocks.get("exp_avg_sq"),
                 update=blocks["update"], lr=group["lr"], beta1=beta1, beta2=beta2,
                 eps=group["eps"], weight_decay=group["weight_decay"],
                 maximize=group["maximize"], n_threads=n_threads)

@@ -1,6 +1,7 @@
-# GroupPlan: the compiled form of one param group.
+# Plans: what a kernel reads of one param group. GroupPlan (here) serves the
+# NumPy optimizers; TensorPlan (tensor_plan.pxi) serves cyoptim.torch.
 #
-# Built once per group when the optimizer is constructed. It holds raw pointers
+# A GroupPlan is built once per group when the optimizer is constructed. It holds raw pointers
 # to the group's params, the prefix offsets of their sizes (the virtual flat
 # buffer of common.pxi), one step count per tensor, and the state blocks: each
 # state buffer (exp_avg, ...) of the group is ONE contiguous array, and the
@@ -26,25 +27,28 @@ GRAD_SHAPE = 3
 GRAD_LAYOUT = 4
 
 
-cdef class GroupPlan:
+# The most state blocks a kernel addresses (its blocks and scratch blocks).
+cdef enum:
+    MAX_STATE_SLOTS = 6
+
+
+cdef class Plan:
+    """What a kernel reads of one param group: the runs it walks and, per run,
+    the data of the param, the grad and each state block.
+
+    Two kinds fill it: GroupPlan (NumPy arrays, built once per group, state in
+    contiguous blocks) and TensorPlan (torch tensors, gathered at every step,
+    each state tensor where it lives: tensor_plan.pxi).
+    """
     cdef readonly Py_ssize_t n_tensors
     cdef readonly int element_type     # the NumPy type number of params, grads and states
-    cdef readonly object dtype
-    cdef readonly tuple params
-    cdef readonly object offsets       # int64[n + 1], prefix sums of sizes
-    cdef readonly object steps         # float64[n], the per-tensor step count
+    cdef int itemsize
     cdef readonly int64_t active_elements   # elements with a grad this step
     cdef readonly Py_ssize_t n_active
-    cdef object _param_ptrs, _grad_ptrs, _dims, _ndims
-    cdef int itemsize
-    cdef int64_t* c_offsets
+    cdef int64_t* c_offsets            # prefix sums of the tensors' sizes
     cdef char** c_params
     cdef char** c_grads
     cdef double* c_steps
-    cdef const int64_t* c_dims        # all shapes, concatenated
-    cdef const int64_t* c_ndims       # ndim of tensor k; its dims start at c_dims[k * max_ndim]
-    cdef int max_ndim
-    cdef readonly bint params_contiguous   # params back to back in memory
     cdef readonly bint fused               # this step runs the group as one run
     # The runs of this step (see above): either the per-tensor tables or the
     # single fused entry.
@@ -56,6 +60,73 @@ cdef class GroupPlan:
     cdef int64_t fused_offsets[2]
     cdef char* fused_param
     cdef char* fused_grad
+    # Per state slot (a kernel's blocks in registry order, then its scratch
+    # blocks): one pointer per tensor, or the fused run's one pointer.
+    cdef char** c_state
+    cdef char* fused_state[MAX_STATE_SLOTS]
+    # Grads are divided by this in place, piece by piece, just before the math
+    # reads them (torch's fused grad_scale); 1 means not at all.
+    cdef public double grad_scale
+
+    cdef void _use_tensor_runs(self):
+        self.fused = False
+        self.run_n = self.n_tensors
+        self.run_offsets = self.c_offsets
+        self.run_params = self.c_params
+        self.run_grads = self.c_grads
+        self.run_steps = self.c_steps
+
+    cdef void _use_fused_run(self):
+        self.fused = True
+        self.run_n = 1
+        self.run_offsets = self.fused_offsets
+        self.fused_grad = self.c_grads[0]
+        self.run_params = &self.fused_param
+        self.run_grads = &self.fused_grad
+        self.run_steps = self.c_steps
+
+    @property
+    def total_elements(self):
+        return int(self.c_offsets[self.n_tensors]) if self.c_offsets != NULL else 0
+
+    cdef char* block_data(self, object block) except NULL:
+        """The data pointer of a block of this group (checked): one element per
+        element of the group's tensors, back to back."""
+        if (not cnp.PyArray_Check(block) or cnp.PyArray_TYPE(<cnp.ndarray> block) != self.element_type
+                or cnp.PyArray_SIZE(<cnp.ndarray> block) != self.c_offsets[self.n_tensors]
+                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> block)):
+            raise ValueError("state block does not match its param group")
+        return <char*> cnp.PyArray_DATA(<cnp.ndarray> block)
+
+    cdef char** state_table(self, int slot, object block, bint per_tensor=False) except NULL:
+        """The per-run data pointers of one state slot for this step's runs
+        (per tensor, whatever the runs, with per_tensor), from a block (one
+        contiguous array for the group). Call it after the runs are chosen."""
+        if slot < 0 or slot >= MAX_STATE_SLOTS:
+            raise ValueError(f"state slot {slot} out of range")
+        cdef char* base = self.block_data(block)
+        cdef Py_ssize_t k
+        cdef char** table
+        if self.fused and not per_tensor:
+            self.fused_state[slot] = base
+            return &self.fused_state[slot]
+        table = self.c_state + slot * self.n_tensors
+        for k in range(self.n_tensors):
+            table[k] = base + self.c_offsets[k] * self.itemsize
+        return table
+
+
+cdef class GroupPlan(Plan):
+    """The plan of a group of NumPy arrays: built once, grads gathered each step."""
+    cdef readonly object dtype
+    cdef readonly tuple params
+    cdef readonly object offsets       # int64[n + 1], prefix sums of sizes
+    cdef readonly object steps         # float64[n], the per-tensor step count
+    cdef object _param_ptrs, _grad_ptrs, _dims, _ndims, _state_ptrs
+    cdef const int64_t* c_dims        # all shapes, concatenated
+    cdef const int64_t* c_ndims       # ndim of tensor k; its dims start at c_dims[k * max_ndim]
+    cdef int max_ndim
+    cdef readonly bint params_contiguous   # params back to back in memory
 
     def __init__(self, params, dtype):
         """params: C-contiguous, aligned, writeable arrays of one dtype (checked by the caller)."""
@@ -70,6 +141,9 @@ cdef class GroupPlan:
         self.steps = np.zeros(self.n_tensors, dtype=np.float64)
         self._param_ptrs = np.array([p.ctypes.data for p in self.params], dtype=np.intp)
         self._grad_ptrs = np.zeros(self.n_tensors, dtype=np.intp)
+        self._state_ptrs = np.zeros(MAX_STATE_SLOTS * max(self.n_tensors, 1), dtype=np.intp)
+        self.c_state = <char**> cnp.PyArray_DATA(self._state_ptrs)
+        self.grad_scale = 1
         self.max_ndim = max([p.ndim for p in self.params] + [1])
         dims = np.zeros((self.n_tensors, self.max_ndim), dtype=np.int64)
         for k, p in enumerate(self.params):
@@ -91,23 +165,6 @@ cdef class GroupPlan:
         self.fused_param = self.c_params[0] if self.n_tensors else NULL
         self._use_tensor_runs()
 
-    cdef void _use_tensor_runs(self):
-        self.fused = False
-        self.run_n = self.n_tensors
-        self.run_offsets = self.c_offsets
-        self.run_params = self.c_params
-        self.run_grads = self.c_grads
-        self.run_steps = self.c_steps
-
-    cdef void _use_fused_run(self):
-        self.fused = True
-        self.run_n = 1
-        self.run_offsets = self.fused_offsets
-        self.fused_grad = self.c_grads[0]
-        self.run_params = &self.fused_param
-        self.run_grads = &self.fused_grad
-        self.run_steps = self.c_steps
-
     cdef bint _grads_fusable(self):
         """Every tensor has a grad, grads are back to back, steps are equal."""
         cdef Py_ssize_t k
@@ -119,10 +176,6 @@ cdef class GroupPlan:
                     or self.c_steps[k] != self.c_steps[0]):
                 return False
         return True
-
-    @property
-    def total_elements(self):
-        return int(self.offsets[self.n_tensors])
 
     cdef Py_ssize_t _gather(self, list grads, Py_ssize_t first, int* code) except -2:
         """Check grads[first:first + n_tensors] and record their pointers.
@@ -177,16 +230,8 @@ cdef class GroupPlan:
             if self.c_grads[k] != NULL:
                 self.c_steps[k] += 1
 
-    cdef char* block_data(self, object block) except NULL:
-        """The data pointer of one of this group's state blocks (checked)."""
-        if (not cnp.PyArray_Check(block) or cnp.PyArray_TYPE(<cnp.ndarray> block) != self.element_type
-                or cnp.PyArray_SIZE(<cnp.ndarray> block) != self.c_offsets[self.n_tensors]
-                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> block)):
-            raise ValueError("state block does not match its param group")
-        return <char*> cnp.PyArray_DATA(<cnp.ndarray> block)
 
-
-cdef double* tensor_state_data(GroupPlan plan, object values, str name) except NULL:
+cdef double* tensor_state_data(Plan plan, object values, str name) except NULL:
     """The data of a per-tensor scalar state array (float64[n_tensors], checked).
 
     A plain pointer, not a memoryview: acquiring a buffer costs more than a

@@ -1,0 +1,290 @@
+# TensorPlan: the plan of one torch param group, gathered at every step.
+#
+# cyoptim.torch keeps no pointer from one step to the next: at every step
+# TensorPlan.gather() reads the params, their grads and their state tensors
+# from the live objects (param_groups and optimizer.state, which the outside
+# world may have swapped, reassigned or replaced since the last step), checks
+# each, and records their data pointers. So a stale pointer is never written.
+# Torch is never imported here (the build does not need it): tensors are used
+# through their Python methods, and the few torch objects compared against
+# (the Tensor type, the strided layout, the supported dtypes) are handed in.
+#
+# A gathered plan covers the params that have a grad this step (torch skips the
+# others); each run is one tensor. Scalar state (step, NAdam's mu_product) is
+# read from its 0-d tensors into float64 arrays and written back after the
+# kernel, in the tensor's own dtype, as torch's in-place ops would.
+
+from libc.stdint cimport uintptr_t
+
+# The gather result codes; cyoptim.torch turns them into messages.
+TENSOR_OK = 0
+TENSOR_NOT_TENSOR = 1     # not a torch.Tensor
+TENSOR_DEVICE = 2         # not on the CPU
+TENSOR_LAYOUT = 3         # sparse or another non-strided layout
+TENSOR_DTYPE = 4          # unsupported dtype, or not the dtype it must share
+TENSOR_SHAPE = 5          # not the param's shape
+TENSOR_CONTIGUOUS = 6     # not contiguous
+TENSOR_NOT_SCALAR = 7     # a scalar state that is not a one-element float tensor
+TENSOR_MISSING = 8        # a state entry this step needs is not there yet
+
+# What an error is about (the second field of a gather error).
+WHAT_PARAM = 0
+WHAT_GRAD = 1
+WHAT_STATE = 2            # + the slot: the kernel's block of that index
+WHAT_SCALAR = 100         # + the index in scalar_names ("step" is -1: WHAT_STEP)
+WHAT_STEP = 99
+
+# Where a zero-element tensor's data pointer is NULL: a kernel reads no
+# element of it, but a NULL grad would mean "no grad".
+cdef char _EMPTY[64]
+
+
+cdef class TensorPlan(Plan):
+    """One torch param group, for one step (see above)."""
+    cdef object _ptrs                  # intp[...]: the pointer tables' memory
+    cdef object _offsets               # int64[n + 1]
+    cdef readonly object steps         # float64[n]: this step's count per tensor
+    cdef readonly object scalars       # float64[n_scalars, n]: scalar state values
+    cdef object _step_ptrs, _scalar_ptrs, _step_double, _scalar_double
+    cdef int _gathered                 # bit s: state slot s was gathered
+    cdef Py_ssize_t capacity
+    cdef readonly list missing         # (tensor index k, param, name): state entries to create
+    cdef readonly object dtype         # the torch dtype of the group this step
+    cdef readonly list stepped         # the params this step updates
+
+    def __cinit__(self):
+        self.capacity = -1
+
+    cdef _reserve(self, Py_ssize_t n, Py_ssize_t n_scalars):
+        """Tables for n tensors (kept between steps, grown when needed)."""
+        if n <= self.capacity and self.scalars.shape[0] == n_scalars:
+            return
+        cdef Py_ssize_t cap = max(n, 2 * self.capacity, 8)
+        self._ptrs = np.zeros((3 + MAX_STATE_SLOTS) * cap, dtype=np.intp)
+        self._offsets = np.zeros(cap + 1, dtype=np.int64)
+        self.steps = np.zeros(cap, dtype=np.float64)
+        self.scalars = np.zeros((n_scalars, cap), dtype=np.float64)
+        self._step_ptrs = np.zeros(cap, dtype=np.intp)
+        self._step_double = np.zeros(cap, dtype=np.uint8)
+        self._scalar_ptrs = np.zeros((max(n_scalars, 1), cap), dtype=np.intp)
+        self._scalar_double = np.zeros((max(n_scalars, 1), cap), dtype=np.uint8)
+        cdef char** base = <char**> cnp.PyArray_DATA(self._ptrs)
+        self.c_params = base
+        self.c_grads = base + cap
+        self.c_state = base + 2 * cap
+        self.c_offsets = <int64_t*> cnp.PyArray_DATA(self._offsets)
+        self.c_steps = <double*> cnp.PyArray_DATA(self.steps)
+        self.capacity = cap
+
+    def gather(self, list params, object state, tuple slot_names, tuple scalar_names,
+               bint has_step, object tensor_type, object strided, dict dtypes):
+        """Check one group and record its pointers; write nothing but this plan.
+
+        params: the group's params. state: optimizer.state (read with .get,
+        never written). slot_names: per state slot of the kernel, the state
+        name this step needs, or None. scalar_names: per-tensor scalar states
+        (one-element tensors in the state, as NAdam's mu_product). has_step:
+        whether the state holds "step". dtypes: torch dtype -> (NumPy type
+        number, itemsize) of the supported dtypes.
+
+        Returns None when every tensor is usable (self.missing then lists the
+        state entries to create), else (param index in the group, what, code):
+        what is WHAT_PARAM, WHAT_GRAD, WHAT_STEP, WHAT_STATE + slot or
+        WHAT_SCALAR + index.
+        """
+        cdef Py_ssize_t n_params = len(params), i, k = 0, s
+        cdef Py_ssize_t n_scalars = len(scalar_names)
+        cdef int code
+        cdef int64_t size, total = 0
+        cdef object p, g, entry, t, first_dtype = None
+        cdef char** table
+        self._reserve(n_params, n_scalars)
+        self.n_tensors = 0
+        self.missing = []
+        self.stepped = []
+        self._gathered = 0
+        self.grad_scale = 1
+        for s in range(len(slot_names)):
+            if slot_names[s] is not None:
+                self._gathered |= 1 << s
+        cdef double[:, ::1] scalars = self.scalars
+        cdef intptr_t[:, ::1] scalar_ptrs = self._scalar_ptrs
+        cdef unsigned char[:, ::1] scalar_double = self._scalar_double
+        cdef intptr_t[::1] step_ptrs = self._step_ptrs
+        cdef unsigned char[::1] step_double = self._step_double
+        for i in range(n_params):
+            p = params[i]
+            if not isinstance(p, tensor_type):
+                return i, WHAT_PARAM, TENSOR_NOT_TENSOR
+            g = p.grad
+            if g is None:
+                continue
+            code = _check_tensor(p, strided, dtypes, None, None)
+            if code == TENSOR_OK and first_dtype is not None and p.dtype is not first_dtype:
+                code = TENSOR_DTYPE
+            if code != TENSOR_OK:
+                return i, WHAT_PARAM, code
+            if first_dtype is None:
+                first_dtype = p.dtype
+                self.element_type, self.itemsize = dtypes[first_dtype]
+            if not isinstance(g, tensor_type):
+                return i, WHAT_GRAD, TENSOR_NOT_TENSOR
+            code = _check_tensor(g, strided, dtypes, first_dtype, p.shape)
+            if code != TENSOR_OK:
+                return i, WHAT_GRAD, code
+            entry = state.get(p)
+            for s in range(len(slot_names)):
+                if slot_names[s] is None:
+                    continue
+                t = entry.get(slot_names[s]) if entry is not None else None
+                if t is None:
+                    self.missing.append((k, p, slot_names[s]))
+                    continue
+                if not isinstance(t, tensor_type):
+                    return i, WHAT_STATE + s, TENSOR_NOT_TENSOR
+                code = _check_tensor(t, strided, dtypes, first_dtype, p.shape)
+                if code != TENSOR_OK:
+                    return i, WHAT_STATE + s, code
+                self.c_state[s * self.capacity + k] = _data(t)
+            if has_step:
+                t = entry.get("step") if entry is not None else None
+                if t is None:
+                    step_ptrs[k] = 0
+                    self.missing.append((k, p, "step"))
+                else:
+                    code = _check_scalar(t, tensor_type, strided)
+                    if code != TENSOR_OK:
+                        return i, WHAT_STEP, code
+                    step_ptrs[k] = <intptr_t> _data(t)
+                    step_double[k] = t.dtype.itemsize == 8
+            for s in range(n_scalars):
+                t = entry.get(scalar_names[s]) if entry is not None else None
+                if t is None:
+                    self.missing.append((k, p, scalar_names[s]))
+                    continue
+                code = _check_scalar(t, tensor_type, strided)
+                if code != TENSOR_OK:
+                    return i, WHAT_SCALAR + s, code
+                scalar_ptrs[s, k] = <intptr_t> _data(t)
+                scalar_double[s, k] = t.dtype.itemsize == 8
+                scalars[s, k] = _load(<char*> scalar_ptrs[s, k], scalar_double[s, k])
+            size = p.numel()
+            self.stepped.append(p)
+            self.c_params[k] = _data(p)
+            self.c_grads[k] = _data(g)
+            self.c_offsets[k] = total
+            total += size
+            k += 1
+        self.c_offsets[k] = total
+        self.n_tensors = k
+        self.n_active = k
+        self.active_elements = total
+        self.dtype = first_dtype
+        self._use_tensor_runs()
+        if not self.missing:
+            self._read_steps()
+        return None
+
+    cdef void _read_steps(self):
+        cdef Py_ssize_t k
+        cdef intptr_t[::1] step_ptrs = self._step_ptrs
+        cdef unsigned char[::1] step_double = self._step_double
+        for k in range(self.n_tensors):
+            self.c_steps[k] = _load(<char*> step_ptrs[k], step_double[k]) if step_ptrs[k] else 0
+
+    def advance(self, bint has_step):
+        """Count one more step per tensor: in its step tensor (torch's
+        ``step += 1``, in the tensor's dtype) and in this plan."""
+        cdef Py_ssize_t k
+        cdef intptr_t[::1] step_ptrs = self._step_ptrs
+        cdef unsigned char[::1] step_double = self._step_double
+        cdef float f
+        if not has_step:
+            for k in range(self.n_tensors):
+                self.c_steps[k] += 1
+            return
+        for k in range(self.n_tensors):
+            if step_double[k]:
+                (<double*> step_ptrs[k])[0] += 1
+                self.c_steps[k] = (<double*> step_ptrs[k])[0]
+            else:
+                f = (<float*> step_ptrs[k])[0] + <float> 1
+                (<float*> step_ptrs[k])[0] = f
+                self.c_steps[k] = f
+
+    def store_scalars(self):
+        """Write the scalar states back into their tensors (in their dtype)."""
+        cdef Py_ssize_t s, k
+        cdef double[:, ::1] scalars = self.scalars
+        cdef intptr_t[:, ::1] scalar_ptrs = self._scalar_ptrs
+        cdef unsigned char[:, ::1] scalar_double = self._scalar_double
+        for s in range(scalars.shape[0]):
+            for k in range(self.n_tensors):
+                if scalar_double[s, k]:
+                    (<double*> scalar_ptrs[s, k])[0] = scalars[s, k]
+                else:
+                    (<float*> scalar_ptrs[s, k])[0] = <float> scalars[s, k]
+
+    def scalar_values(self, Py_ssize_t s):
+        """float64[n_tensors]: a view of scalar state s for the kernel."""
+        return self.scalars[s, :self.n_tensors]
+
+    cdef char** state_table(self, int slot, object block, bint per_tensor=False) except NULL:
+        """A gathered slot's table; or, for a scratch block of the group (an
+        array with one element per element of this step's tensors), its
+        per-tensor pointers."""
+        if slot < 0 or slot >= MAX_STATE_SLOTS:
+            raise ValueError(f"state slot {slot} out of range")
+        cdef char** table = self.c_state + slot * self.capacity
+        cdef char* base
+        cdef Py_ssize_t k
+        if cnp.PyArray_Check(block):
+            base = self.block_data(block)
+            for k in range(self.n_tensors):
+                table[k] = base + self.c_offsets[k] * self.itemsize
+            self._gathered |= 1 << slot
+        elif not (self._gathered >> slot & 1):
+            raise ValueError(f"state slot {slot} was not gathered for this step")
+        return table
+
+
+cdef inline char* _data(object t) except? NULL:
+    cdef uintptr_t address = t.data_ptr()
+    return <char*> address if address else _EMPTY
+
+
+cdef inline double _load(char* address, bint is_double) noexcept:
+    return (<double*> address)[0] if is_double else (<float*> address)[0]
+
+
+cdef int _check_tensor(object t, object strided, dict dtypes, object dtype,
+                       object shape) except -1:
+    """A dense contiguous CPU tensor of a supported dtype (and of dtype and
+    shape, when given)."""
+    if t.layout is not strided:
+        return TENSOR_LAYOUT
+    if not t.is_cpu:
+        return TENSOR_DEVICE
+    if dtype is None:
+        if t.dtype not in dtypes:
+            return TENSOR_DTYPE
+    elif t.dtype is not dtype:
+        return TENSOR_DTYPE
+    if shape is not None and t.shape != shape:
+        return TENSOR_SHAPE
+    if not t.is_contiguous():
+        return TENSOR_CONTIGUOUS
+    return TENSOR_OK
+
+
+cdef int _check_scalar(object t, object tensor_type, object strided) except -1:
+    """A one-element float32 or float64 CPU tensor (torch's step, mu_product)."""
+    if not isinstance(t, tensor_type):
+        return TENSOR_NOT_SCALAR
+    if t.layout is not strided:
+        return TENSOR_LAYOUT
+    if not t.is_cpu:
+        return TENSOR_DEVICE
+    if not t.is_floating_point() or t.element_size() not in (4, 8) or t.numel() != 1:
+        return TENSOR_NOT_SCALAR
+    return TENSOR_OK

@@ -1,0 +1,308 @@
+"""The base class of cyoptim.torch: torch.optim.Optimizer over cyoptim's kernels.
+
+Everything torch's base class does stays torch's: param groups (mutable, and
+replaceable as a whole), ``state`` keyed by param, ``state_dict`` /
+``load_state_dict``, hooks, ``zero_grad``. What changes is ``step``: one
+kernel call per group, on the tensors' own memory.
+
+No pointer is kept from one step to the next. At every step each group's
+params, grads and state tensors are read from ``param_groups`` and ``state``
+as they are then, checked, and their data pointers gathered in C
+(pyx/tensor_plan.pxi): a state entry replaced by assignment, a ``p.data``
+reassigned or ``param_groups`` swapped between steps is honoured at the next
+step. Every check of every group runs before the first write, so a bad input
+raises and changes nothing. Missing state entries are created as torch
+creates them (same names, dtypes and layout), after the checks.
+
+Each class names the cyoptim class of its algorithm (``_spec``); the hooks of
+that class (cyoptim/optimizer.py: ``_state_names``, ``_state_fill``,
+``_tensor_state``, ``_scratch_names``, ``_exports_step``,
+``_validate_hyperparameters``) describe its state here too.
+"""
+
+import numpy as np
+import torch
+from torch.autograd.graph import increment_version
+from torch.optim.optimizer import _get_scalar_dtype
+
+from .. import _dispatch, _threads, registry
+
+# torch dtype -> (NumPy type number, itemsize): what the kernels are built for.
+DTYPES = {torch.float32: (np.dtype(np.float32).num, 4),
+          torch.float64: (np.dtype(np.float64).num, 8)}
+NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+# TensorPlan.gather() codes and subjects (pyx/tensor_plan.pxi).
+(_OK, _NOT_TENSOR, _DEVICE, _LAYOUT, _DTYPE, _SHAPE, _CONTIGUOUS, _NOT_SCALAR,
+ _MISSING) = range(9)
+_WHAT_PARAM, _WHAT_GRAD, _WHAT_STATE, _WHAT_STEP, _WHAT_SCALAR = 0, 1, 2, 99, 100
+
+# kernel name -> the names of its state blocks, in slot order.
+_KERNEL_BLOCKS = {k.name: tuple(b.name for b in k.blocks) for k in registry.KERNELS}
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base class of cyoptim.torch's optimizers (see the module docstring)."""
+
+    _spec = None                      # the cyoptim class of the algorithm
+    # torch.amp.GradScaler sets ``grad_scale`` and ``found_inf`` on the
+    # optimizer and lets step() apply them (fused into the kernel).
+    _step_supports_amp_scaling = True
+
+    def __init__(self, params, defaults):
+        self._bind_kernels()
+        super().__init__(params, defaults)
+
+    def _bind_kernels(self):
+        spec = self._spec
+        self._kernels = _dispatch.kernels
+        self._kernel_group = getattr(self._kernels, spec.kernel + "_group")
+        self._plans = []
+        self._scratch = {}
+        self._slot_blocks = _KERNEL_BLOCKS[spec.kernel]
+        self._scalar_names = tuple(n for n, s in spec._tensor_state.items() if s.exported)
+        self._internal_names = tuple(n for n, s in spec._tensor_state.items() if not s.exported)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._bind_kernels()
+
+    def __getstate__(self):
+        return {name: value for name, value in super().__getstate__().items()}
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, param_group):
+        """torch's add_param_group, plus cyoptim's checks of the hyperparameters
+        and of the params (dense, contiguous CPU tensors of one supported dtype)."""
+        index = len(self.param_groups)
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        try:
+            self._check_group(group, index)
+            dtypes = set()
+            for k, p in enumerate(group["params"]):
+                problem = _tensor_problem(p)
+                if problem:
+                    raise ValueError(f"{self._name(group, index, k)} {problem}")
+                dtypes.add(p.dtype)
+            if len(dtypes) > 1:
+                raise TypeError(f"{type(self).__name__}: the params of param group {index} "
+                                f"have dtypes {sorted(str(d) for d in dtypes)}; one kernel "
+                                f"call updates a group, so put each dtype in its own group")
+        except Exception:
+            self.param_groups.pop()
+            raise
+
+    def _check_group(self, group, index):
+        for flag in ("capturable", "differentiable"):
+            if group.get(flag):
+                raise ValueError(f"{type(self).__name__} does not support {flag}=True "
+                                 f"(param group {index}): {_REFUSED[flag]}")
+        try:
+            self._spec._validate_hyperparameters(self, group)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"param group {index}: {error}") from None
+
+    @staticmethod
+    def _name(group, g, k):
+        names = group.get("param_names")
+        if names is not None and k < len(names):
+            return f"param {names[k]!r} (group {g}, index {k})"
+        return f"param {k} of param group {g}"
+
+    # ------------------------------------------------------------------ step
+    def step(self, closure=None):
+        """One kernel call per param group, on the params' own memory.
+
+        Reads each param's ``.grad`` (params whose grad is None are skipped, as
+        in torch) and returns the closure's loss. Every param, grad and state
+        tensor of every group is checked before anything is written. With
+        ``grad_scale`` / ``found_inf`` set on the optimizer (torch.amp.GradScaler
+        does that), grads are divided by the scale inside the kernel (in place,
+        as torch's fused optimizers do) and a step with found_inf != 0 changes
+        nothing.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        found_inf = getattr(self, "found_inf", None)
+        if found_inf is not None and float(found_inf) != 0:
+            return loss
+        grad_scale = getattr(self, "grad_scale", None)
+        scale = 1.0 if grad_scale is None else float(grad_scale)
+        work = self._gather()
+        spec = self._spec
+        has_step = spec._exports_step
+        n_threads = _threads._requested
+        stepped = []
+        for group, plan, blocks in work:
+            plan.grad_scale = scale
+            plan.advance(has_step)
+            self._kernel_group(plan, group, blocks, n_threads)
+            plan.store_scalars()
+            stepped += plan.stepped
+        if stepped:
+            # As torch's in-place updates do: autograd then refuses a backward
+            # through a graph that saved a param this step changed.
+            increment_version(stepped)
+        return loss
+
+    def _gather(self):
+        """Check every group and gather its pointers; create missing state.
+
+        Returns (group, plan, blocks) for each group with something to step."""
+        groups = self.param_groups
+        while len(self._plans) < len(groups):
+            self._plans.append(self._kernels.TensorPlan())
+        names, missing = [], []
+        for g, group in enumerate(groups):
+            self._check_group(group, g)
+            slot_names = self._slot_names(group)
+            names.append(slot_names)
+            missing.append(self._gather_group(g, group, slot_names))
+        work = []
+        for g, group in enumerate(groups):
+            plan = self._plans[g]
+            if missing[g]:
+                self._create_state(group, missing[g])
+                self._gather_group(g, group, names[g])
+            if plan.n_tensors:
+                work.append((group, plan, self._blocks(g, group, plan, missing[g])))
+        return work
+
+    def _slot_names(self, group):
+        needed = self._spec._state_names(self, group)
+        return tuple(name if name in needed else None for name in self._slot_blocks)
+
+    def _gather_group(self, g, group, slot_names):
+        plan = self._plans[g]
+        params = group["params"]
+        if type(params) is not list:
+            params = list(params)
+        bad = plan.gather(params, self.state, slot_names, self._scalar_names,
+                          self._spec._exports_step, torch.Tensor, torch.strided, DTYPES)
+        if bad is not None:
+            raise self._gather_error(group, g, params, *bad)
+        return plan.missing
+
+    def _create_state(self, group, missing):
+        """The entries torch would create at a param's first step."""
+        spec = self._spec
+        for _, p, name in missing:
+            entry = self.state[p]
+            if name == "step":
+                entry["step"] = torch.zeros((), dtype=_get_scalar_dtype())
+            elif name in spec._tensor_state:
+                entry[name] = torch.full((), spec._tensor_state[name].initial,
+                                         dtype=_get_scalar_dtype())
+            else:
+                fill = spec._state_fill(self, name, group)
+                entry[name] = (torch.zeros_like(p, memory_format=torch.contiguous_format)
+                               if fill == 0 else
+                               torch.full_like(p, fill, memory_format=torch.contiguous_format))
+
+    def _blocks(self, g, group, plan, missing):
+        """The kernel's non-tensor arguments: per-tensor scalars, scratch blocks."""
+        spec = self._spec
+        blocks = {}
+        for s, name in enumerate(self._scalar_names):
+            blocks[name] = plan.scalar_values(s)
+        for name in self._internal_names:
+            # As after a load: derived from which entries existed before this step.
+            complete = {n: None for n in self._slot_blocks}
+            values = np.full(plan.n_tensors, spec._loaded_tensor_state(self, name, complete))
+            before = {}
+            for k, p, entry_name in missing:
+                before.setdefault(k, set()).add(entry_name)
+            for k, absent in before.items():
+                values[k] = spec._loaded_tensor_state(
+                    self, name, {n: None for n in self._slot_blocks if n not in absent})
+            blocks[name] = values
+        for name in spec._scratch_names(self, group):
+            blocks[name] = self._scratch_block(g, name, plan)
+        return blocks
+
+    def _scratch_block(self, g, name, plan):
+        dtype = NUMPY_DTYPES[plan.dtype]
+        key = (g, name)
+        block = self._scratch.get(key)
+        if block is None or block.dtype != dtype or block.size < plan.total_elements:
+            block = np.empty(plan.total_elements, dtype=dtype)
+            self._scratch[key] = block
+        return block[:plan.total_elements]
+
+    def _gather_error(self, group, g, params, k, what, code):
+        name = self._name(group, g, k)
+        p = params[k]
+        if what == _WHAT_PARAM:
+            subject, tensor = name, p
+        elif what == _WHAT_GRAD:
+            subject, tensor = f"the grad of {name}", p.grad
+        elif what == _WHAT_STEP:
+            subject, tensor = f"state['step'] of {name}", self.state[p]["step"]
+        elif what >= _WHAT_SCALAR:
+            key = self._scalar_names[what - _WHAT_SCALAR]
+            subject, tensor = f"state[{key!r}] of {name}", self.state[p][key]
+        else:
+            key = self._slot_blocks[what - _WHAT_STATE]
+            subject, tensor = f"state[{key!r}] of {name}", self.state[p][key]
+        cls = type(self).__name__
+        if code == _NOT_TENSOR:
+            return TypeError(f"{cls}: {subject} must be a torch.Tensor, got "
+                             f"{type(tensor).__name__}")
+        if code == _DEVICE:
+            return ValueError(f"{cls}: {subject} is on device {tensor.device}; cyoptim.torch "
+                              f"updates CPU tensors only")
+        if code == _LAYOUT:
+            return ValueError(f"{cls}: {subject} has layout {tensor.layout}; cyoptim.torch "
+                              f"needs dense tensors (sparse gradients are not supported)")
+        if code == _DTYPE:
+            if what == _WHAT_PARAM and tensor.dtype in DTYPES:
+                return TypeError(f"{cls}: {name} has dtype {tensor.dtype}, but an earlier "
+                                 f"param of its group has another; one kernel call updates "
+                                 f"a group, so put each dtype in its own group")
+            if what == _WHAT_PARAM:
+                return TypeError(f"{cls}: {name} has dtype {tensor.dtype}; supported dtypes "
+                                 f"are torch.float32 and torch.float64")
+            return TypeError(f"{cls}: {subject} has dtype {tensor.dtype}, but the param has "
+                             f"dtype {p.dtype}; they must match")
+        if code == _SHAPE:
+            return ValueError(f"{cls}: {subject} has shape {tuple(tensor.shape)}, but the "
+                              f"param has shape {tuple(p.shape)}")
+        if code == _CONTIGUOUS:
+            return ValueError(f"{cls}: {subject} is not contiguous (strides "
+                              f"{tensor.stride()}); cyoptim.torch updates tensors in place "
+                              f"and never works on a copy that would lose the update")
+        if code == _NOT_SCALAR:
+            return ValueError(f"{cls}: {subject} must be a one-element float32 or float64 "
+                              f"tensor, got {_describe(tensor)}")
+        return ValueError(f"{cls}: {subject} cannot be used (code {code})")
+
+
+_REFUSED = {
+    "capturable": "CUDA graph capture needs the step on the accelerator; cyoptim's kernels "
+                  "run on the CPU",
+    "differentiable": "the kernels update tensors in place outside autograd, so the step "
+                      "cannot be differentiated",
+}
+
+
+def _tensor_problem(p):
+    """Why a param cannot be updated in place by a kernel, or None."""
+    if p.layout is not torch.strided:
+        return f"has layout {p.layout}; cyoptim.torch needs dense tensors"
+    if not p.is_cpu:
+        return f"is on device {p.device}; cyoptim.torch updates CPU tensors only"
+    if p.dtype not in DTYPES:
+        return f"has dtype {p.dtype}; supported dtypes are torch.float32 and torch.float64"
+    if not p.is_contiguous():
+        return (f"is not contiguous (strides {p.stride()}); cyoptim.torch updates params in "
+                f"place: make the param contiguous before building the optimizer")
+    return None
+
+
+def _describe(x):
+    if isinstance(x, torch.Tensor):
+        return f"a {x.dtype} tensor of shape {tuple(x.shape)} on {x.device}"
+    return type(x).__name__

@@ -21,7 +21,9 @@
 # the product to float32 each step; we do the same (the values live in a
 # float64 array, the tensor state the Python base class keeps per group, one
 # per tensor, exactly float32 values). Accumulating in double instead would
-# differ from torch by ~1e-8 relative in every step size.
+# differ from torch by ~1e-8 relative in every step size. With float64 scalar
+# tensors (torch's default dtype float64; cyoptim.torch reads the tensor's
+# dtype: plan.scalar_float32) the product is kept in double.
 
 
 cdef inline void nadam_run(const NAdamHyper* h, double step, NAdamRun* r) noexcept nogil:
@@ -32,7 +34,11 @@ cdef inline void nadam_run(const NAdamHyper* h, double step, NAdamRun* r) noexce
 
 cdef inline void nadam_tensor(const NAdamHyper* h, NAdamRun* r,
                               double* mu_product) noexcept nogil:
-    cdef double mp = <float> (<float> mu_product[0] * <float> r.mu)
+    cdef double mp
+    if h.scalar_float32:
+        mp = <float> (<float> mu_product[0] * <float> r.mu)
+    else:
+        mp = mu_product[0] * r.mu
     mu_product[0] = mp
     r.coef_grad = -h.lr * (1.0 - r.mu) / (1.0 - mp)
     r.coef_avg = (-h.lr * r.mu_next) / (1.0 - mp * r.mu_next)

@@ -67,6 +67,10 @@ cdef class Plan:
     # Grads are divided by this in place, piece by piece, just before the math
     # reads them (torch's fused grad_scale); 1 means not at all.
     cdef public double grad_scale
+    # Per-tensor scalar state (NAdam's mu_product) is rounded to float32 at
+    # every update, as in torch's float32 scalar tensors; False: kept in double
+    # (torch's scalar dtype when its default dtype is float64).
+    cdef public bint scalar_float32
 
     cdef void _use_tensor_runs(self):
         self.fused = False
@@ -144,6 +148,7 @@ cdef class GroupPlan(Plan):
         self._state_ptrs = np.zeros(MAX_STATE_SLOTS * max(self.n_tensors, 1), dtype=np.intp)
         self.c_state = <char**> cnp.PyArray_DATA(self._state_ptrs)
         self.grad_scale = 1
+        self.scalar_float32 = True
         self.max_ndim = max([p.ndim for p in self.params] + [1])
         dims = np.zeros((self.n_tensors, self.max_ndim), dtype=np.int64)
         for k, p in enumerate(self.params):

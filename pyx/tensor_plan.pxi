@@ -104,6 +104,7 @@ cdef class TensorPlan(Plan):
         self.stepped = []
         self._gathered = 0
         self.grad_scale = 1
+        self.scalar_float32 = True
         for s in range(len(slot_names)):
             if slot_names[s] is not None:
                 self._gathered |= 1 << s
@@ -167,6 +168,7 @@ cdef class TensorPlan(Plan):
                     return i, WHAT_SCALAR + s, code
                 scalar_ptrs[s, k] = <intptr_t> _data(t)
                 scalar_double[s, k] = t.dtype.itemsize == 8
+                self.scalar_float32 = not scalar_double[s, k]
                 scalars[s, k] = _load(<char*> scalar_ptrs[s, k], scalar_double[s, k])
             size = p.numel()
             self.stepped.append(p)

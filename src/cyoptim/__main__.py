@@ -62,6 +62,10 @@ def build_parser():
                       help="output directory (default %(default)s)")
     demo.add_argument("--no-progress", dest="progress", action="store_false",
                       help="no progress bar and per-optimizer lines")
+    demo.add_argument("--framework", choices=("numpy", "torch"), default="numpy",
+                      help="numpy: cyoptim's NumPy MLP; torch: the same MLP in PyTorch, "
+                           "cyoptim.torch beside torch.optim (needs torch) "
+                           "(default %(default)s)")
 
     lr_find = commands.add_parser(
         "lr-find", formatter_class=HelpFormatter,
@@ -110,7 +114,17 @@ def main(argv=None):
         check_output_dir(args.out, DEMO_FILES if args.command == "demo" else LR_FIND_FILES)
     except ValueError as error:
         args.command_parser.error(f"argument --out: {error}")
-    if args.command == "demo":
+    if args.command == "demo" and args.framework == "torch":
+        if args.schedule != "none":
+            args.command_parser.error("--schedule is for --framework numpy; the torch demo "
+                                      "runs without a schedule")
+        try:
+            from .torch.demo import run_torch_demo
+        except ImportError as error:
+            args.command_parser.error(f"--framework torch: {error}")
+        run_torch_demo(optimizers=args.optimizers, epochs=args.epochs,
+                       batch_size=args.batch_size, seed=args.seed, threads=args.threads)
+    elif args.command == "demo":
         run_demo(optimizers=args.optimizers, epochs=args.epochs, batch_size=args.batch_size,
                  schedule=None if args.schedule == "none" else args.schedule, seed=args.seed,
                  threads=args.threads, out=args.out, progress=args.progress)

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 import cyoptim
-from cyoptim.examples import MLP, load_digits_dataset
+from cyoptim.examples import MLP, load_digits_dataset, validation_split
 from cyoptim.examples.data import N_CLASSES, N_FEATURES, N_SAMPLES
 from cyoptim.examples.optimizers import CHOICES, select_optimizers
-from cyoptim.examples.training import batch_order, minibatches, steps_per_epoch, train
+from cyoptim.examples.training import (batch_order, minibatches, steps_per_epoch, train,
+                                       train_epochs)
 
 
 def small_problem(seed=0, n=11, sizes=(5, 7, 6, 4)):
@@ -178,6 +179,20 @@ def test_test_fraction_is_checked():
         load_digits_dataset(0, test_fraction=1.0)
 
 
+def test_validation_split_holds_out_training_rows_only():
+    data = load_digits_dataset(0)
+    split = validation_split(data)
+    n_val = int(len(data.y_train) * 0.2)
+    assert len(split.y_test) == n_val and len(split.y_train) == len(data.y_train) - n_val
+    # every row comes from the training set, once; no test row appears
+    rows = np.concatenate([split.x_test, split.x_train])
+    np.testing.assert_array_equal(rows, data.x_train)
+    np.testing.assert_array_equal(np.concatenate([split.y_test, split.y_train]), data.y_train)
+    for fraction in (0.0, 1.0, 1e-6):
+        with pytest.raises(ValueError, match="fraction"):
+            validation_split(data, fraction)
+
+
 # ----------------------------------------------------------------------------- training
 def test_minibatches_cover_every_row_once_in_a_seeded_order():
     batches = list(minibatches(10, 4, batch_order(0)))
@@ -196,6 +211,24 @@ def test_train_records_epochs_and_times():
     assert history.loss[1] < history.loss[0]
     assert 0 < history.step_seconds < history.seconds
     assert not history.diverged
+
+
+def test_train_epochs_yields_after_each_pass_in_the_seeds_order():
+    data = load_digits_dataset(0)
+    runs = []
+    for _ in range(2):
+        model, batches, snapshots = MLP(seed=0), [], []
+        opt = cyoptim.SGD(model.params, lr=0.05)
+        passes = train_epochs(model, opt.step, data.x_train, data.y_train, 500, seed=3,
+                              on_batch=lambda: batches.append(1))
+        for count in passes:
+            snapshots.append(model.buffer.data.copy())
+            if count == 2:
+                break
+        assert len(batches) == 2 * steps_per_epoch(len(data.y_train), 500)
+        runs.append(snapshots)
+    assert not np.array_equal(runs[0][0], runs[0][1])
+    assert all(np.array_equal(u, v) for u, v in zip(*runs))      # the same batches
 
 
 def test_train_stops_when_the_loss_diverges():

@@ -16,7 +16,7 @@ import argparse
 
 import numpy as np
 
-from cyoptim.examples import MLP, Dataset, load_digits_dataset
+from cyoptim.examples import MLP, load_digits_dataset, validation_split
 from cyoptim.examples.optimizers import select_optimizers
 from cyoptim.examples.optional import single_threaded_blas
 from cyoptim.examples.training import train
@@ -24,14 +24,6 @@ from cyoptim.examples.training import train
 DEFAULT_GRID = "1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,0.1,0.3,1,3"
 SEEDS = (1, 2, 3)
 PLATEAU = 0.005
-
-
-def validation_split(seed):
-    """The demo's training rows of this seed, split 80/20 into (train, validation) as a Dataset."""
-    data = load_digits_dataset(seed)
-    n_val = len(data.y_train) // 5
-    return Dataset(data.name, data.x_train[n_val:], data.y_train[n_val:],
-                   data.x_train[:n_val], data.y_train[:n_val], data.n_classes)
 
 
 def score(choice, lr, splits, epochs, batch_size):
@@ -58,7 +50,7 @@ def main(argv=None):
     names = args.optimizers.split(",") if args.optimizers else None
     choices = select_optimizers(names)
     grid = sorted(float(v) for v in args.grid.split(","))
-    splits = {seed: validation_split(seed) for seed in SEEDS}
+    splits = {seed: validation_split(load_digits_dataset(seed)) for seed in SEEDS}
     with single_threaded_blas():
         for choice in choices:
             rows = []

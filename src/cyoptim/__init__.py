@@ -19,9 +19,11 @@ from .clip import clip_grad_norm_, clip_grad_value_
 from .early_stopping import EarlyStopping
 from .lr_finder import LRFinder
 from .optimizer import Optimizer
+from .search import LRSearchResult, lr_search
 
 __version__ = "0.1.0"
 
 __all__ = [*optimizers.__all__, "Optimizer", "ParamBuffer", "clip_grad_norm_", "clip_grad_value_",
-           "EarlyStopping", "LRFinder", "schedules", "reference", "registry",
+           "EarlyStopping", "LRFinder", "LRSearchResult", "lr_search", "schedules",
+           "reference", "registry",
            "get_num_threads", "set_num_threads", "simd_info", "save_state", "load_state"]

@@ -1,8 +1,10 @@
-"""Command line: ``python -m cyoptim {demo, lr-find, bench} ...``.
+"""Command line: ``python -m cyoptim {demo, lr-find, lr-search, bench} ...``.
 
 - ``demo``: train a small MLP on the 8x8 digits with every optimizer and
   compare them (:func:`cyoptim.demo.run_demo`).
 - ``lr-find``: LR range test of one optimizer (:func:`cyoptim.demo.run_lr_find`).
+- ``lr-search``: grid or random search of one optimizer's learning rate on a
+  validation split (:func:`cyoptim.demo.run_lr_search`).
 - ``bench``: the benchmarks; everything after ``bench`` goes to
   ``cyoptim.bench.main(argv)``.
 
@@ -12,9 +14,11 @@ threadpoolctl) only when it uses them.
 """
 
 import argparse
+import os
 import sys
 
 from ._cli import HelpFormatter, int_at_least, positive_float
+from .search import DEFAULT_LR_RANGE, ResultsFileError
 
 
 def _optimizer_list(text):
@@ -29,15 +33,24 @@ def _optimizer_list(text):
     return names
 
 
+def _rate_list(text):
+    """An argparse type: comma-separated learning rates, each a finite number > 0."""
+    rates = [positive_float(part.strip()) for part in text.split(",") if part.strip()]
+    if not rates:
+        raise argparse.ArgumentTypeError(f"expected comma-separated rates, got {text!r}")
+    return rates
+
+
 def build_parser():
     """The argparse parser of ``python -m cyoptim``."""
-    from .demo import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_OUT, SCHEDULES
+    from .demo import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_OUT, DEFAULT_PATIENCE, SCHEDULES
+    from .search import DEFAULT_TRIALS
     from .examples.optimizers import BY_KEY
     from .lr_finder import min_meaningful_iters
     parser = argparse.ArgumentParser(
         prog="python -m cyoptim", formatter_class=HelpFormatter,
         description="cyoptim: fast CPU neural-network optimizers for NumPy arrays.")
-    commands = parser.add_subparsers(dest="command", metavar="{demo,lr-find,bench}")
+    commands = parser.add_subparsers(dest="command", metavar="{demo,lr-find,lr-search,bench}")
     commands.required = True
 
     demo = commands.add_parser(
@@ -88,9 +101,53 @@ def build_parser():
     lr_find.add_argument("--out", default=DEFAULT_OUT,
                          help="output directory (default %(default)s)")
 
+    lr_search = commands.add_parser(
+        "lr-search", formatter_class=HelpFormatter,
+        help="grid or random search of one optimizer's learning rate on the digits MLP",
+        description="Train the digits MLP once per learning rate, from the same initial "
+                    "weights, with early stopping on a validation split carved from the "
+                    "training rows (never the test set); print every trial, mark the best, "
+                    "and write lr_search.json (rerun to resume) and lr_search.png "
+                    "(validation accuracy against the rate, with the LR range test's "
+                    "suggestion).")
+    lr_search.add_argument("--optimizer", default="adam", type=str.lower, choices=list(BY_KEY),
+                           metavar="NAME", help="one of " + ", ".join(BY_KEY)
+                           + " (default %(default)s)")
+    lr_search.add_argument("--mode", choices=("grid", "random"), default="grid",
+                           help="grid: --lrs, or --trials rates evenly spaced in log scale "
+                                "from --min-lr to --max-lr; random: --trials rates drawn "
+                                "log-uniformly from that range (default %(default)s)")
+    lr_search.add_argument("--trials", type=int_at_least(1), default=None,
+                           help=f"number of rates (default: as many as --lrs, else "
+                                f"{DEFAULT_TRIALS})")
+    lr_search.add_argument("--lrs", type=_rate_list, default=None,
+                           help="comma-separated rates of a grid, e.g. 1e-4,1e-3,1e-2")
+    lr_search.add_argument("--min-lr", type=positive_float, default=None,
+                           help=f"low end of the range (default {DEFAULT_LR_RANGE[0]:g})")
+    lr_search.add_argument("--max-lr", type=positive_float, default=None,
+                           help=f"high end of the range (default {DEFAULT_LR_RANGE[1]:g})")
+    lr_search.add_argument("--max-epochs", type=int_at_least(1), default=DEFAULT_EPOCHS,
+                           help="cap on the epochs of a trial (default %(default)s)")
+    lr_search.add_argument("--patience", type=int_at_least(0), default=DEFAULT_PATIENCE,
+                           help="epochs without a better validation loss before a trial "
+                                "stops (default %(default)s)")
+    lr_search.add_argument("--batch-size", type=int_at_least(1), default=DEFAULT_BATCH_SIZE,
+                           help="minibatch size (default %(default)s)")
+    lr_search.add_argument("--seed", type=int_at_least(0), default=0,
+                           help="fixes split, initial weights, batch order and the random "
+                                "rates (default %(default)s)")
+    lr_search.add_argument("--out", default=DEFAULT_OUT,
+                           help="output directory (default %(default)s)")
+    lr_search.add_argument("--results", default=None, metavar="FILE",
+                           help="the JSON results file, read to resume and written after "
+                                "every trial (default: OUT/lr_search.json)")
+    lr_search.add_argument("--no-progress", dest="progress", action="store_false",
+                           help="no progress bar")
+
     # Each subcommand's own parser, for usage errors found after parsing.
     demo.set_defaults(command_parser=demo)
     lr_find.set_defaults(command_parser=lr_find)
+    lr_search.set_defaults(command_parser=lr_search)
 
     commands.add_parser("bench", add_help=False,
                         help="benchmarks (arguments go to cyoptim.bench; try bench --help)")
@@ -109,6 +166,8 @@ def main(argv=None):
     if args.command == "lr-find" and not 0 < args.start_lr < args.end_lr:
         args.command_parser.error(f"lr-find needs 0 < --start-lr < --end-lr, got "
                                   f"{args.start_lr} and {args.end_lr}")
+    if args.command == "lr-search":
+        return _lr_search(args)
     from .demo import DEMO_FILES, LR_FIND_FILES, check_output_dir, run_demo, run_lr_find
     try:        # before any training: a bad --out must not cost a whole run
         check_output_dir(args.out, DEMO_FILES if args.command == "demo" else LR_FIND_FILES)
@@ -131,6 +190,48 @@ def main(argv=None):
     else:
         run_lr_find(optimizer=args.optimizer, out=args.out, seed=args.seed,
                     start_lr=args.start_lr, end_lr=args.end_lr, num_iter=args.num_iter)
+    return 0
+
+
+def _lr_search(args):
+    """``lr-search``: usage errors before any training; Ctrl-C says how to resume."""
+    from .demo import LR_SEARCH_FILES, check_output_dir, run_lr_search
+    error = args.command_parser.error
+    lr_range = None
+    if args.min_lr is not None or args.max_lr is not None:
+        if args.lrs is not None:
+            error("give --lrs or --min-lr/--max-lr, not both")
+        lr_range = (DEFAULT_LR_RANGE[0] if args.min_lr is None else args.min_lr,
+                    DEFAULT_LR_RANGE[1] if args.max_lr is None else args.max_lr)
+        if not lr_range[0] < lr_range[1]:
+            error(f"lr-search needs --min-lr < --max-lr, got {lr_range[0]:g} and "
+                  f"{lr_range[1]:g}")
+    if args.lrs is not None:
+        if args.mode == "random":
+            error("--lrs is for --mode grid; a random search draws from --min-lr to --max-lr")
+        if args.trials is not None and args.trials != len(args.lrs):
+            error(f"--trials {args.trials} does not match the {len(args.lrs)} rates of --lrs "
+                  f"(leave --trials out)")
+    try:
+        check_output_dir(args.out, LR_SEARCH_FILES)
+    except ValueError as problem:
+        error(f"argument --out: {problem}")
+    results = args.results or os.path.join(args.out, "lr_search.json")
+    folder = os.path.dirname(os.path.abspath(results))
+    if not os.path.isdir(folder):
+        error(f"argument --results: the folder {folder} does not exist")
+    try:
+        run_lr_search(optimizer=args.optimizer, mode=args.mode, trials=args.trials,
+                      lrs=args.lrs, lr_range=lr_range, max_epochs=args.max_epochs,
+                      patience=args.patience, batch_size=args.batch_size, seed=args.seed,
+                      out=args.out, results_file=results, progress=args.progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the finished trials are in {results}; run the same command "
+              f"again to resume", file=sys.stderr)
+        return 130
+    except ResultsFileError as problem:     # from other settings, or unreadable
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     return 0
 
 

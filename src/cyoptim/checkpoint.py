@@ -104,7 +104,8 @@ def save_state(opt, path):
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot save to {path}: the folder {folder} does not exist")
     entries = _entries(opt)
-    _write_atomically(path, folder, entries)
+    # numeric and text arrays only: nothing to pickle
+    _write_atomically(path, folder, lambda file: np.savez(file, **entries))
 
 
 def load_state(opt, path):
@@ -219,15 +220,15 @@ def _encode(value, where):
                     f"tuples and dicts of them)")
 
 
-def _write_atomically(path, folder, entries):
-    """np.savez to a new file beside ``path``, then os.replace: never half a file."""
+def _write_atomically(path, folder, write):
+    """``write(file)`` to a new binary file beside ``path``, then os.replace: no half files."""
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
     # O_EXCL: a new file of our own; mode 0o666 less the umask, as open(path, "wb") gives
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                  0o666)
     try:
         with os.fdopen(fd, "wb") as file:
-            np.savez(file, **entries)       # numeric and text arrays only: nothing to pickle
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

@@ -6,7 +6,10 @@ in turn, from the same initial weights and in the same minibatch order, prints
 a table (lr, final training loss, test accuracy, wall time, share of the time
 spent in ``optimizer.step``) and writes ``results.json`` and ``demo.png``.
 ``python -m cyoptim lr-find`` (or :func:`run_lr_find`) runs an LR range test
-and writes ``lr_find.png``.
+and writes ``lr_find.png``. ``python -m cyoptim lr-search`` (or
+:func:`run_lr_search`) searches one optimizer's learning rate on a
+validation split (:func:`cyoptim.lr_search`) and writes ``lr_search.json``
+and ``lr_search.png``.
 
 Reproducibility: a seed fixes the split, the initial weights and the
 minibatch order; the kernels are deterministic for any thread count
@@ -27,12 +30,13 @@ import numpy as np
 import cyoptim
 
 from . import _threads, schedules
-from .examples import MLP, load_digits_dataset
+from .examples import MLP, load_digits_dataset, validation_split
 from .examples.optimizers import select_optimizers
 from .examples.optional import single_threaded_blas
-from .examples.plot import plot_lr_find, plot_training_curves
-from .examples.training import batch_order, minibatches, steps_per_epoch, train
+from .examples.plot import plot_lr_find, plot_lr_search, plot_training_curves
+from .examples.training import batch_order, minibatches, steps_per_epoch, train, train_epochs
 from .lr_finder import DEFAULT_SMOOTH, SKIP_END, min_meaningful_iters
+from .search import lr_plan
 
 SCHEDULES = ("cosine", "onecycle")
 DEFAULT_EPOCHS = 20
@@ -40,6 +44,9 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_OUT = "./cyoptim-demo"
 DEMO_FILES = ("results.json", "demo.png")
 LR_FIND_FILES = ("lr_find.png",)
+LR_SEARCH_FILES = ("lr_search.json", "lr_search.png")
+DEFAULT_PATIENCE = 3
+VALIDATION_FRACTION = 0.2
 
 
 def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SIZE,
@@ -324,16 +331,9 @@ def run_lr_find(optimizer="adam", out=DEFAULT_OUT, seed=0, batch_size=DEFAULT_BA
     _warn_if_too_short(num_iter)
     dataset = _load_dataset(seed)
     model = MLP(seed=seed)
-    batches = _endless_minibatches(len(dataset.y_train), batch_size, seed)
-
-    def loss_and_grads():
-        rows = next(batches)
-        loss = model.loss_and_grad(dataset.x_train[rows], dataset.y_train[rows])
-        return loss, model.grads
-
-    with single_threaded_blas(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        finder = cyoptim.LRFinder(choice.build(model.params, lr=start_lr), loss_and_grads)
-        result = finder.run(start_lr, end_lr, num_iter)
+    with single_threaded_blas():
+        result = _range_test(choice, model, dataset, batch_size, seed, start_lr, end_lr,
+                             num_iter)
     if result.suggestion is None:
         print(f"{choice.label}: no suggestion (the loss did not fall over the range)")
     else:
@@ -345,6 +345,105 @@ def run_lr_find(optimizer="adam", out=DEFAULT_OUT, seed=0, batch_size=DEFAULT_BA
     _report_plot(plot_lr_find(result, os.path.join(out, "lr_find.png"),
                               f"LR range test: {choice.label} on {dataset.name}"),
                  "lr_find.png")
+    return result
+
+
+def _range_test(choice, model, dataset, batch_size, seed, start_lr=1e-6, end_lr=10.0,
+                num_iter=100):
+    """``cyoptim.LRFinder`` on the training rows of `dataset`; the model is left as it was.
+
+    ``loss_and_grads()`` trains on the next minibatch (in the seed's order):
+    it returns the loss and the model's grads.
+    """
+    batches = _endless_minibatches(len(dataset.y_train), batch_size, seed)
+
+    def loss_and_grads():
+        rows = next(batches)
+        loss = model.loss_and_grad(dataset.x_train[rows], dataset.y_train[rows])
+        return loss, model.grads
+
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        finder = cyoptim.LRFinder(choice.build(model.params, lr=start_lr), loss_and_grads)
+        return finder.run(start_lr, end_lr, num_iter)
+
+
+def run_lr_search(optimizer="adam", mode="grid", trials=None, lrs=None, lr_range=None,
+                  max_epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE,
+                  batch_size=DEFAULT_BATCH_SIZE, seed=0, out=DEFAULT_OUT, results_file=None,
+                  progress=True):
+    """Search one optimizer's learning rate on the digits MLP; writes lr_search.json and .png.
+
+    :func:`cyoptim.lr_search` over the demo's model: the last 80% of the
+    training rows are fitted and the first 20% are the validation set
+    (:func:`~cyoptim.examples.validation_split`); the test set is never used.
+    Every trial starts from the weights of ``MLP(seed=seed)`` and sees the
+    minibatches in the same order; each epoch reports the validation loss
+    and accuracy, and early stopping ends a trial. The LR range test (as in
+    ``lr-find``, on the fitted rows from the same weights) gives the
+    suggestion drawn on the plot beside the trials.
+
+    Args:
+        optimizer: a key of the demo's optimizers (default ``"adam"``); its
+            other options are the demo's.
+        mode, trials, lrs, lr_range: the plan, as in :func:`cyoptim.lr_search`.
+        max_epochs: cap on the epochs of a trial (default: the demo's 20).
+        patience: epochs without improvement of the validation loss before a
+            trial stops (default 3).
+        batch_size: minibatch size.
+        seed: fixes the split, the initial weights, the minibatch order and
+            the random draws of the rates.
+        out: directory for lr_search.png, and for lr_search.json unless
+            `results_file` names another file (created if needed).
+        results_file: the JSON results file; run again with the same file and
+            arguments, the search resumes where it stopped (a file from other
+            settings is refused).
+        progress: show a progress bar (needs tqdm).
+
+    Returns:
+        The :class:`cyoptim.search.LRSearchResult`.
+    """
+    _check_positive(batch_size=batch_size, max_epochs=max_epochs)
+    _check_seed(seed)
+    (choice,) = select_optimizers([optimizer])
+    lr_plan(lrs, mode, trials, seed, lr_range)           # bad arguments fail before any work
+    check_output_dir(out, LR_SEARCH_FILES)
+    if results_file is None:
+        results_file = os.path.join(out, "lr_search.json")
+    dataset = _load_dataset(seed)
+    split = validation_split(dataset, VALIDATION_FRACTION)
+    model = MLP(seed=seed)
+
+    def train_fn(lr):
+        step = choice.build(model.params, lr=lr).step
+        for _ in train_epochs(model, step, split.x_train, split.y_train, batch_size, seed):
+            yield (model.loss(split.x_test, split.y_test),
+                   model.accuracy(split.x_test, split.y_test))
+
+    settings = {"optimizer": choice.key, "options": dict(choice.options),
+                "dataset": dataset.name, "model": list(model.sizes),
+                "n_fit": len(split.y_train), "n_validation": len(split.y_test),
+                "batch_size": batch_size}
+    with single_threaded_blas(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        result = cyoptim.lr_search(train_fn, lrs, mode, trials, seed, lr_range=lr_range,
+                                   patience=patience, max_epochs=max_epochs,
+                                   params=model.params, results_file=results_file,
+                                   settings=settings, progress=progress)
+        # The search left the weights as they were: the range test starts from them too.
+        suggestion = _range_test(choice, model, split, batch_size, seed).suggestion
+    print(f"{choice.label} on {dataset.name}: {len(split.y_train)} rows fitted, "
+          f"{len(split.y_test)} for validation (the test set is not used)")
+    if result.resumed:
+        print(f"{result.resumed} of {len(result.trials)} trials read from {results_file}")
+    print(result)
+    if result.best is not None:
+        print(f"best: lr {result.best.lr:.3g}; the demo uses {choice.lr:.3g}")
+    print("LR range test: " + ("no suggestion" if suggestion is None
+                               else f"suggests {suggestion:.3g} (steepest descent)"))
+    print(f"\nresults: {results_file}")
+    _report_plot(plot_lr_search(result, os.path.join(out, "lr_search.png"),
+                                f"lr search: {choice.label} on {dataset.name}, "
+                                f"validation split", suggestion),
+                 "lr_search.png")
     return result
 
 
@@ -366,4 +465,4 @@ def _endless_minibatches(n, batch_size, seed):
 
 
 __all__ = ["SCHEDULES", "check_output_dir", "format_table", "run_demo", "run_lr_find",
-           "table_title"]
+           "run_lr_search", "table_title"]

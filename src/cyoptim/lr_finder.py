@@ -63,6 +63,22 @@ def valley_span(losses):
     return first, last
 
 
+def new_axes(ax, owner):
+    """`ax` itself, or with ``ax=None`` the Axes of a new ``matplotlib.pyplot`` figure.
+
+    pyplot is imported only then (matplotlib is an optional dependency), so a
+    caller who passes an Axes keeps its backend and open figures untouched.
+    `owner` names the plotting method in the error raised without matplotlib.
+    """
+    if ax is not None:
+        return ax
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as error:   # pragma: no cover - depends on the environment
+        raise ImportError(f"{owner} needs matplotlib: pip install matplotlib") from error
+    return plt.subplots()[1]
+
+
 class LRFinderResult:
     """What ``LRFinder.run`` measured.
 
@@ -106,13 +122,7 @@ class LRFinderResult:
         optional dependency); given an Axes, pyplot is never imported, so the
         caller's backend and open figures are left alone.
         """
-        if ax is None:
-            try:
-                import matplotlib.pyplot as plt
-            except ImportError as error:   # pragma: no cover - depends on the environment
-                raise ImportError("LRFinderResult.plot needs matplotlib: "
-                                  "pip install matplotlib") from error
-            _, ax = plt.subplots()
+        ax = new_axes(ax, "LRFinderResult.plot")
         ax.plot(self.lrs, self.losses, label="smoothed loss")
         for lr, name, style in ((self.suggestion, "steepest", "ro"),
                                 (self.valley, "valley", "g^")):

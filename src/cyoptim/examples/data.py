@@ -6,6 +6,8 @@ builds a deterministic synthetic dataset of the same shape (class-dependent
 Gaussian blobs) and says so in the returned ``Dataset``. Either way the rows
 are split into train and test by a permutation drawn from the seed, and the
 features are standardized with the training set's mean and standard deviation.
+``validation_split`` carves a validation set out of the training rows, for
+choosing hyperparameters without looking at the test set.
 """
 
 from dataclasses import dataclass
@@ -98,3 +100,29 @@ def load_digits_dataset(seed=0, test_fraction=0.2, dtype=np.float32):
     x_train, y_train = split(train)
     x_test, y_test = split(test)
     return Dataset(name, x_train, y_train, x_test, y_test, N_CLASSES)
+
+
+def validation_split(dataset, fraction=0.2):
+    """Carve a validation set out of `dataset`'s training rows; the test rows are dropped.
+
+    The training rows are already in an order drawn from the seed, so the
+    first ``int(n_train * fraction)`` of them make the validation set and the
+    rest the new training set. The features keep the standardization of the
+    whole training set (its mean and standard deviation, no labels).
+
+    Args:
+        dataset: a :class:`Dataset` from :func:`load_digits_dataset`.
+        fraction: share of the training rows held out, in (0, 1) (default 0.2).
+
+    Returns:
+        A :class:`Dataset` whose ``x_train``/``y_train`` are the rows to fit
+        and whose ``x_test``/``y_test`` are the validation rows.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
+    n_val = int(len(dataset.y_train) * fraction)
+    if not 0 < n_val < len(dataset.y_train):
+        raise ValueError(f"fraction {fraction} of {len(dataset.y_train)} training rows "
+                         f"leaves an empty training or validation set")
+    return Dataset(dataset.name, dataset.x_train[n_val:], dataset.y_train[n_val:],
+                   dataset.x_train[:n_val], dataset.y_train[:n_val], dataset.n_classes)

@@ -29,12 +29,13 @@ def single_threaded_blas():
     return threadpoolctl.threadpool_limits(limits=1, user_api="blas")
 
 
-def progress_bar(total, description, enabled=True):
-    """A tqdm bar over `total` steps, or a silent stand-in without tqdm (or when disabled)."""
+def progress_bar(total, description, enabled=True, unit="step", initial=0):
+    """A tqdm bar over `total` units (`initial` of them done), or a silent stand-in
+    without tqdm (or when disabled)."""
     tqdm = optional_module("tqdm") if enabled else None
     if tqdm is None:
         return _NoProgress()
-    return tqdm.tqdm(total=total, desc=description, leave=False, unit="step",
+    return tqdm.tqdm(total=total, initial=initial, desc=description, leave=False, unit=unit,
                      dynamic_ncols=True)
 
 
@@ -44,7 +45,7 @@ class _NoProgress:
     def update(self, n=1):
         pass
 
-    def set_postfix_str(self, text):
+    def set_postfix_str(self, text, refresh=True):
         pass
 
     def close(self):

@@ -66,11 +66,26 @@ def plot_lr_find(result, path, title="LR range test"):
     Returns:
         `path`, or None when matplotlib is not installed.
     """
+    return _plot_result(result, path, title)
+
+
+def plot_lr_search(result, path, title="learning-rate search", suggestion=None):
+    """A learning-rate search's validation accuracy against the rate, drawn by
+    ``result.plot(ax, suggestion)`` (the LR range test's suggestion as a line), as a PNG.
+
+    Returns:
+        `path`, or None when matplotlib is not installed.
+    """
+    return _plot_result(result, path, title, suggestion=suggestion)
+
+
+def _plot_result(result, path, title, **options):
+    """``result.plot(ax, **options)`` on a new figure with `title`, saved at `path`."""
     fig = _figure(7, 4.5)
     if fig is None:
         return None
     ax = fig.subplots()
-    result.plot(ax)
+    result.plot(ax, **options)
     ax.set_title(title)
     fig.savefig(path, dpi=100)
     return path

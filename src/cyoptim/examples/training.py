@@ -1,11 +1,13 @@
 """The training loop of the examples: minibatches in a seeded order, timed steps.
 
-One function, :func:`train`, fits a model (anything with ``loss_and_grad``,
-``loss``, ``accuracy`` and ``grads``, like :class:`~cyoptim.examples.MLP`)
-with one optimizer, and records per epoch the loss on the whole training set
-and the accuracy on the test set. It times the whole run and, separately, the
-calls to ``optimizer.step``, so the demo can show what share of a training
-step the optimizer costs.
+:func:`train` fits a model (anything with ``loss_and_grad``, ``loss``,
+``accuracy`` and ``grads``, like :class:`~cyoptim.examples.MLP`) with one
+optimizer, and records per epoch the loss on the whole training set and the
+accuracy on the test set. It times the whole run and, separately, the calls
+to ``optimizer.step``, so the demo can show what share of a training step the
+optimizer costs. Its loop is :func:`train_epochs`, a generator that yields
+after every pass over the data, which the learning-rate search drives one
+epoch at a time.
 """
 
 import time
@@ -74,21 +76,20 @@ def train(model, optimizer, dataset, epochs, batch_size, seed, schedule=None,
     with ``diverged`` set; its remaining epochs are not recorded.
     """
     x, y = dataset.x_train, dataset.y_train
-    rng = batch_order(seed)
     bar = progress_bar(epochs * steps_per_epoch(len(y), batch_size), description, progress)
     history = History()
+
+    def timed_step(grads):
+        tick = time.perf_counter()
+        optimizer.step(grads)
+        history.step_seconds += time.perf_counter() - tick
+
     start = time.perf_counter()
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for _ in range(epochs):
-                for rows in minibatches(len(y), batch_size, rng):
-                    model.loss_and_grad(x[rows], y[rows])
-                    tick = time.perf_counter()
-                    optimizer.step(model.grads)
-                    history.step_seconds += time.perf_counter() - tick
-                    if schedule is not None:
-                        schedule.step()
-                    bar.update()
+            passes = train_epochs(model, timed_step, x, y, batch_size, seed, schedule,
+                                  on_batch=bar.update)
+            for _ in zip(range(epochs), passes):
                 loss = model.loss(x, y)
                 history.loss.append(loss)
                 history.accuracy.append(model.accuracy(dataset.x_test, dataset.y_test))
@@ -100,3 +101,37 @@ def train(model, optimizer, dataset, epochs, batch_size, seed, schedule=None,
         bar.close()
     history.seconds = time.perf_counter() - start
     return history
+
+
+def train_epochs(model, step, x, y, batch_size, seed, schedule=None, on_batch=None):
+    """Train `model` on (x, y) one pass at a time: a generator that yields after each pass.
+
+    Endless: the caller decides how many passes to take (``zip(range(n), ...)``,
+    or the learning-rate search's early stopping) and evaluates the model
+    between them.
+
+    Args:
+        model: has ``loss_and_grad(x, y)``, which fills ``model.grads``.
+        step: called with ``model.grads`` after every batch (``optimizer.step``).
+        x, y: the training rows.
+        batch_size: minibatch size.
+        seed: seeds the minibatch order (:func:`batch_order`): the same for
+            every run with this seed.
+        schedule: an LR schedule whose ``step()`` is called after every batch, or None.
+        on_batch: called with no argument after every batch (a progress bar's update).
+
+    Yields:
+        The number of passes completed (1, 2, ...).
+    """
+    rng = batch_order(seed)
+    passes = 0
+    while True:
+        for rows in minibatches(len(y), batch_size, rng):
+            model.loss_and_grad(x[rows], y[rows])
+            step(model.grads)
+            if schedule is not None:
+                schedule.step()
+            if on_batch is not None:
+                on_batch()
+        passes += 1
+        yield passes

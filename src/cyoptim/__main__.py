@@ -14,7 +14,7 @@ threadpoolctl) only when it uses them.
 import argparse
 import sys
 
-from ._cli import HelpFormatter, int_at_least, positive_float
+from ._cli import HelpFormatter, int_at_least, positive_float, unit_interval
 
 
 def _optimizer_list(text):
@@ -60,6 +60,9 @@ def build_parser():
                       help="kernel threads (default: OpenMP's maximum; 0 means the same)")
     demo.add_argument("--out", default=DEFAULT_OUT,
                       help="output directory (default %(default)s)")
+    demo.add_argument("--ema", type=unit_interval, default=None, metavar="DECAY",
+                      help="also keep an EMA of the weights with this decay (e.g. 0.99; "
+                           "cyoptim.AveragedParams) and report its test accuracy")
     demo.add_argument("--no-progress", dest="progress", action="store_false",
                       help="no progress bar and per-optimizer lines")
 
@@ -113,7 +116,7 @@ def main(argv=None):
     if args.command == "demo":
         run_demo(optimizers=args.optimizers, epochs=args.epochs, batch_size=args.batch_size,
                  schedule=None if args.schedule == "none" else args.schedule, seed=args.seed,
-                 threads=args.threads, out=args.out, progress=args.progress)
+                 threads=args.threads, out=args.out, progress=args.progress, ema=args.ema)
     else:
         run_lr_find(optimizer=args.optimizer, out=args.out, seed=args.seed,
                     start_lr=args.start_lr, end_lr=args.end_lr, num_iter=args.num_iter)

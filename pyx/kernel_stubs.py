@@ -71,6 +71,21 @@ def first_overlap(arrays: list[Array]) -> Optional[tuple[int, int]]: ...
 def stream_update(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32],
                   c: npt.NDArray[np.float32], d: npt.NDArray[np.float32],
                   s: float, n_threads: int) -> None: ...
+
+
+class AveragingGroup:
+    """Averages of one dtype and the arrays they follow (pyx/averaging.pxi)."""
+    dtype: np.dtype
+    n_tensors: int
+    n_runs: int
+    total_elements: int
+    averages: tuple[Array, ...]
+    sources: tuple[Array, ...]
+    def __init__(self, averages: list[Array], sources: list[Array]) -> None: ...
+    def lerp(self, weight: float, n_threads: int = 0) -> None: ...
+    def copy(self, n_threads: int = 0) -> None: ...
+
+
 def lamb(plan: Plan, *, exp_avg: Array, exp_avg_sq: Array, update: Array, lr: float,
          beta1: float, beta2: float, eps: float, weight_decay: float, maximize: bool,
          n_threads: int = 0) -> npt.NDArray[np.float64]: ...

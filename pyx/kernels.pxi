@@ -4,7 +4,8 @@
 # group's state blocks and its hyperparameters (keyword-only), and runs the
 # whole group in one call with the GIL released. _optimizers.pxi is generated
 # by setup.py from optimizers.pxi.tp and src/cyoptim/registry.py; it includes each
-# algorithm's math (<name>.pxi).
+# algorithm's math (<name>.pxi). averaging.pxi holds the kernel of
+# cyoptim.AveragedParams (EMA and SWA of the weights).
 
 import numpy as np
 
@@ -14,3 +15,4 @@ include "tensor_plan.pxi"
 include "reductions.pxi"
 include "_optimizers.pxi"
 include "bandwidth.pxi"
+include "averaging.pxi"

@@ -552,6 +552,11 @@ SCHEDULERS = {
         opt, [schedules.LinearLR(opt, start_factor=0.1, total_iters=3),
               schedules.ExponentialLR(opt, 0.8)], milestones=[3]),
     "ReduceLROnPlateau": lambda opt: schedules.ReduceLROnPlateau(opt, patience=1),
+    "MultiplicativeLR": lambda opt: schedules.MultiplicativeLR(opt, [lr_factor, lr_factor]),
+    "SWALR": lambda opt: schedules.SWALR(opt, 0.01, anneal_epochs=4),
+    "ChainedScheduler": lambda opt: schedules.ChainedScheduler(
+        [schedules.ConstantLR(opt, factor=0.5, total_iters=3),
+         schedules.ExponentialLR(opt, 0.8)], optimizer=opt),
 }
 LOSSES = [1.0, 0.9, 0.95, 0.97, 0.99, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1]
 

@@ -189,6 +189,83 @@ def test_schedule_is_built_per_optimizer_and_stepped_every_batch(tmp_path, monke
     assert RecordingSchedule.made[0].options == {"T_max": -(-doc["n_train"] // 64)}
 
 
+# ----------------------------------------------------------------------------- EMA
+EMA_KEYS = {"ema_test_accuracy", "ema_accuracy"}
+
+
+def raw_numbers(doc):
+    """numbers() without the EMA's."""
+    return [{k: v for k, v in r.items() if k not in EMA_KEYS} for r in numbers(doc)]
+
+
+def test_ema_reports_the_averaged_weights_beside_the_raw(tmp_path, capsys):
+    plain = tiny_demo(tmp_path / "plain", epochs=3)
+    doc = tiny_demo(tmp_path / "ema", epochs=3, ema=0.9, progress=True)
+    printed = capsys.readouterr().out
+    assert doc["ema"] == 0.9 and plain["ema"] is None
+    with open(tmp_path / "ema" / "results.json") as f:
+        assert json.load(f) == doc
+    for r in doc["results"]:
+        assert set(r) == RESULT_KEYS | EMA_KEYS
+        assert len(r["ema_accuracy"]) == 3 and r["ema_test_accuracy"] == r["ema_accuracy"][-1]
+        assert 0.1 < r["ema_test_accuracy"] <= 1
+        assert f"(EMA weights {r['ema_test_accuracy']:.3f})" in printed
+    assert all(set(r) == RESULT_KEYS for r in plain["results"])
+    # Averaging reads the weights, never changes the training.
+    assert raw_numbers(doc) == numbers(plain)
+    table = format_table(doc["results"])
+    assert "EMA acc" in table.splitlines()[0] and table in printed
+    assert "EMA acc" not in format_table(plain["results"])
+    assert "EMA decay 0.9" in printed
+
+
+def test_ema_decay_zero_is_the_raw_weights_and_one_the_first_step(tmp_path):
+    follow = tiny_demo(tmp_path / "zero", epochs=3, ema=0.0)
+    for r in follow["results"]:
+        assert r["ema_accuracy"] == r["accuracy"]
+    frozen = tiny_demo(tmp_path / "one", epochs=3, ema=1.0)
+    for r in frozen["results"]:
+        # the weights after the first step: the same at every epoch, far behind
+        assert len(set(r["ema_accuracy"])) == 1
+        assert r["ema_test_accuracy"] < r["test_accuracy"] - 0.2
+
+
+def test_ema_numbers_are_the_same_for_any_thread_count(tmp_path):
+    one = tiny_demo(tmp_path / "one", epochs=2, ema=0.95, threads=1)
+    two = tiny_demo(tmp_path / "two", epochs=2, ema=0.95, threads=2)
+    assert numbers(one) == numbers(two)
+
+
+def test_weights_of_restores_the_model():
+    from cyoptim.examples import MLP
+    from cyoptim.examples.training import weights_of
+    model = MLP(sizes=(4, 5, 3), seed=0)
+    before = model.buffer.data.copy()
+    other = [np.full(p.shape, 0.5, p.dtype) for p in model.params]
+    with weights_of(model, other):
+        assert all(np.all(p == 0.5) for p in model.params)
+    np.testing.assert_array_equal(model.buffer.data, before)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "0.9", True])
+def test_bad_ema_is_refused(tmp_path, bad):
+    with pytest.raises(ValueError, match="ema must be a decay in \\[0, 1\\]"):
+        tiny_demo(tmp_path, ema=bad)
+
+
+def test_cli_ema(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["demo", "--optimizers", "sgd", "--epochs", "1", "--batch-size", "64",
+                     "--ema", "0.9", "--no-progress", "--out", str(out)]) == 0
+    assert "EMA acc" in capsys.readouterr().out
+    with open(out / "results.json") as f:
+        assert json.load(f)["ema"] == 0.9
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "--ema", "1.5", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "argument --ema: expected a number in [0, 1], got '1.5'" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- lr-find
 class FakeFinderResult:
     def __init__(self, lrs, losses):

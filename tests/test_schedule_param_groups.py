@@ -72,6 +72,8 @@ FOLLOWED = {
     "CosineAnnealingLR": lambda M, o: M.CosineAnnealingLR(o, T_max=40, eta_min=1e-3),
     "SequentialLR": lambda M, o: M.SequentialLR(
         o, [M.LinearLR(o, 0.1, total_iters=5), M.ExponentialLR(o, 0.95)], milestones=[5]),
+    "ChainedScheduler": lambda M, o: M.ChainedScheduler(
+        [M.ExponentialLR(o, 0.9), M.StepLR(o, 5, 0.5), M.LinearLR(o, 0.2, total_iters=10)]),
 }
 
 
@@ -125,6 +127,14 @@ def test_two_groups_added_at_different_steps(torch):
     assert ours[11, 1] > ours[4, 1] and ours[-1, 2] > ours[11, 2]
 
 
+def _swalr(M):
+    """SWALR of either side: torch keeps it in torch.optim.swa_utils."""
+    if M is S:
+        return S.SWALR
+    from torch.optim.swa_utils import SWALR
+    return SWALR
+
+
 def _state(opt, sched):
     """Everything a refused step must leave alone."""
     groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
@@ -136,6 +146,10 @@ REFUSED = {
     "CyclicLR": (lambda M, o: M.CyclicLR(o, 0.01, 0.1, step_size_up=4), 0),
     "OneCycleLR": (lambda M, o: M.OneCycleLR(o, 0.1, total_steps=50), 0),
     "LambdaLR": (lambda M, o: M.LambdaLR(o, lambda t: 0.9 ** t), 0),
+    "MultiplicativeLR": (lambda M, o: M.MultiplicativeLR(o, lambda t: 0.9), 0),
+    "SWALR": (lambda M, o: _swalr(M)(o, swa_lr=0.01), 0),
+    "ChainedScheduler": (lambda M, o: M.ChainedScheduler(
+        [M.ExponentialLR(o, 0.9), M.LambdaLR(o, lambda t: 0.9 ** t)]), 0),
     # torch carries the group until the cosine climbs back from its minimum (step 11)
     "CosineAnnealingLR": (lambda M, o: M.CosineAnnealingLR(o, T_max=10), 11 - 4 - 1),
     # the sequence restarts LinearLR at the milestone: it needs the base rates

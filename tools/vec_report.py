@@ -24,6 +24,8 @@ FUNC = re.compile(r"^static CYTHON_INLINE \w+ (__pyx_fuse_(\d)__pyx_f_7cyoptim_\
 SCALAR_BY_DESIGN = {
     ("sum_abs_pow", None, None): "calls libm pow() per element (norm types other than 1, 2, inf)",
     ("max_abs", "baseline", "float64"): "SSE2 has no 64-bit integer compare (pcmpgtq is SSE4.2)",
+    ("average_elements", "baseline", None): "SSE2 has no fused multiply-add: glibc's fma() "
+                                            "per element (torch's lerp rounds once)",
 }
 
 

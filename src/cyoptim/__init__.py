@@ -13,6 +13,7 @@ from . import optimizers, reference, registry, schedules
 from .optimizers import *  # noqa: F403  (every optimizer of the registry)
 from ._dispatch import simd_info
 from ._threads import get_num_threads, set_num_threads
+from .averaging import AveragedParams
 from .buffer import ParamBuffer
 from .checkpoint import load_state, save_state
 from .clip import clip_grad_norm_, clip_grad_value_
@@ -23,7 +24,7 @@ from .search import LRSearchResult, lr_search
 
 __version__ = "0.1.0"
 
-__all__ = [*optimizers.__all__, "Optimizer", "ParamBuffer", "clip_grad_norm_", "clip_grad_value_",
-           "EarlyStopping", "LRFinder", "LRSearchResult", "lr_search", "schedules",
-           "reference", "registry",
+__all__ = [*optimizers.__all__, "Optimizer", "AveragedParams", "ParamBuffer",
+           "clip_grad_norm_", "clip_grad_value_", "EarlyStopping", "LRFinder",
+           "LRSearchResult", "lr_search", "schedules", "reference", "registry",
            "get_num_threads", "set_num_threads", "simd_info", "save_state", "load_state"]

@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 
-from ._cli import HelpFormatter, int_at_least, positive_float
+from ._cli import HelpFormatter, int_at_least, positive_float, unit_interval
 from .search import DEFAULT_LR_RANGE, ResultsFileError
 
 
@@ -73,6 +73,9 @@ def build_parser():
                       help="kernel threads (default: OpenMP's maximum; 0 means the same)")
     demo.add_argument("--out", default=DEFAULT_OUT,
                       help="output directory (default %(default)s)")
+    demo.add_argument("--ema", type=unit_interval, default=None, metavar="DECAY",
+                      help="also keep an EMA of the weights with this decay (e.g. 0.99; "
+                           "cyoptim.AveragedParams) and report its test accuracy")
     demo.add_argument("--no-progress", dest="progress", action="store_false",
                       help="no progress bar and per-optimizer lines")
     demo.add_argument("--framework", choices=("numpy", "torch"), default="numpy",
@@ -186,7 +189,7 @@ def main(argv=None):
     elif args.command == "demo":
         run_demo(optimizers=args.optimizers, epochs=args.epochs, batch_size=args.batch_size,
                  schedule=None if args.schedule == "none" else args.schedule, seed=args.seed,
-                 threads=args.threads, out=args.out, progress=args.progress)
+                 threads=args.threads, out=args.out, progress=args.progress, ema=args.ema)
     else:
         run_lr_find(optimizer=args.optimizer, out=args.out, seed=args.seed,
                     start_lr=args.start_lr, end_lr=args.end_lr, num_iter=args.num_iter)

@@ -50,7 +50,7 @@ VALIDATION_FRACTION = 0.2
 
 
 def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SIZE,
-             schedule=None, seed=0, threads=None, out=DEFAULT_OUT, progress=True):
+             schedule=None, seed=0, threads=None, out=DEFAULT_OUT, progress=True, ema=None):
     """Train the digits MLP with each optimizer; print a table, write results.json and demo.png.
 
     Args:
@@ -66,12 +66,17 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
             None keeps the current setting.
         out: directory for results.json and demo.png (created if needed).
         progress: show a progress bar (needs tqdm) and a line per optimizer.
+        ema: None, or an EMA decay in [0, 1]: also keep an exponential moving
+            average of the weights (``cyoptim.AveragedParams``, torch's
+            ``AveragedModel`` EMA rule), updated after every step, and report
+            its test accuracy beside the raw weights'.
 
     Returns:
         The document written to results.json: metadata and a ``"results"`` list
         with, per optimizer, ``optimizer``, ``lr``, ``final_loss``,
         ``test_accuracy``, ``seconds``, ``step_seconds``, ``diverged`` and the
-        per-epoch ``loss`` (training set) and ``accuracy`` (test set).
+        per-epoch ``loss`` (training set) and ``accuracy`` (test set); with
+        ``ema`` also ``ema_test_accuracy`` and the per-epoch ``ema_accuracy``.
 
     Example:
         >>> from cyoptim.demo import run_demo
@@ -82,6 +87,7 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
     _check_seed(seed)
     choices = select_optimizers(optimizers)
     make_schedule = _schedule_factory(schedule)
+    ema = _check_ema(ema)
     check_output_dir(out, DEMO_FILES)          # before training, not after
     dataset = _load_dataset(seed)
     total_steps = epochs * steps_per_epoch(len(dataset.y_train), batch_size)
@@ -93,9 +99,11 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
         for choice in choices:
             model.buffer.data[...] = initial_weights
             optimizer = choice.build(model.params)
+            averager = None if ema is None else cyoptim.AveragedParams(
+                model.params, mode="ema", decay=ema)
             history = train(model, optimizer, dataset, epochs, batch_size, seed,
                             schedule=make_schedule(optimizer, choice.lr, total_steps),
-                            description=choice.label, progress=progress)
+                            description=choice.label, progress=progress, averager=averager)
             results.append(_result(choice, history))
             if progress:
                 print(_summary_line(results[-1]), flush=True)
@@ -109,6 +117,7 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
         "epochs": epochs,
         "batch_size": batch_size,
         "schedule": schedule if schedule in SCHEDULES else None,
+        "ema": ema,
         "simd": cyoptim.simd_info(),
         "threads": used_threads,
         "cyoptim_version": cyoptim.__version__,
@@ -176,6 +185,16 @@ def _check_positive(**values):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def _check_ema(decay):
+    """None, or an EMA decay: a number in [0, 1] (torch's range)."""
+    if decay is None:
+        return None
+    if isinstance(decay, bool) or not isinstance(decay, (int, float, np.integer, np.floating)) \
+            or not 0 <= decay <= 1:
+        raise ValueError(f"ema must be a decay in [0, 1], got {decay!r}")
+    return float(decay)
+
+
 def _check_seed(seed):
     """NumPy's generators take integer seeds >= 0."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -235,6 +254,8 @@ def _finite_or_none(value):
 
 
 def _result(choice, history):
+    ema = ({"ema_test_accuracy": history.averaged_accuracy[-1],
+            "ema_accuracy": history.averaged_accuracy} if history.averaged_accuracy else {})
     return {
         "optimizer": choice.label,
         "key": choice.key,
@@ -246,6 +267,7 @@ def _result(choice, history):
         "diverged": history.diverged,
         "loss": [_finite_or_none(v) for v in history.loss],
         "accuracy": history.accuracy,
+        **ema,
     }
 
 
@@ -254,8 +276,10 @@ def _format_loss(value):
 
 
 def _summary_line(result):
+    ema = (f" (EMA weights {result['ema_test_accuracy']:.3f})"
+           if "ema_test_accuracy" in result else "")
     return (f"{result['optimizer']}: loss {_format_loss(result['final_loss'])}, "
-            f"test accuracy {result['test_accuracy']:.3f} in {result['seconds']:.2f} s")
+            f"test accuracy {result['test_accuracy']:.3f}{ema} in {result['seconds']:.2f} s")
 
 
 def table_title(doc):
@@ -263,7 +287,8 @@ def table_title(doc):
     epochs = doc["epochs"]
     settings = (f"MLP {'-'.join(map(str, doc['model']['sizes']))}, {doc['n_train']} train / "
                 f"{doc['n_test']} test, {epochs} epoch{'s' if epochs != 1 else ''}, "
-                f"batch {doc['batch_size']}, seed {doc['seed']}")
+                f"batch {doc['batch_size']}, seed {doc['seed']}"
+                + (f", EMA decay {doc['ema']:g}" if doc.get("ema") is not None else ""))
     if doc["dataset"] == "synthetic":
         return ("*** SYNTHETIC DATA, NOT THE 8x8 DIGITS: scikit-learn is not installed "
                 "(pip install scikit-learn) ***\n" + settings)
@@ -271,14 +296,20 @@ def table_title(doc):
 
 
 def format_table(results, title=None):
-    """The comparison table printed by the demo, as text (``title``: a line above it)."""
+    """The comparison table printed by the demo, as text (``title``: a line above it).
+
+    With EMA results (``run_demo(ema=...)``) an ``EMA acc`` column follows
+    ``test acc``: the test accuracy of the averaged weights."""
+    ema = any("ema_test_accuracy" in r for r in results)
     header = (f"{'optimizer':<14}{'lr':>8}{'final loss':>12}{'test acc':>10}"
-              f"{'time (s)':>10}{'in step':>9}")
+              + (f"{'EMA acc':>9}" if ema else "") + f"{'time (s)':>10}{'in step':>9}")
     lines = ([title] if title else []) + [header, "-" * len(header)]
     for r in results:
         share = r["step_seconds"] / r["seconds"] if r["seconds"] > 0 else 0.0
         lines.append(f"{r['optimizer']:<14}{r['lr']:>8.3g}{_format_loss(r['final_loss']):>12}"
-                     f"{r['test_accuracy']:>10.4f}{r['seconds']:>10.2f}{share:>9.1%}")
+                     f"{r['test_accuracy']:>10.4f}"
+                     + (f"{r.get('ema_test_accuracy', float('nan')):>9.4f}" if ema else "")
+                     + f"{r['seconds']:>10.2f}{share:>9.1%}")
     return "\n".join(lines)
 
 
@@ -293,7 +324,8 @@ def _write_outputs(doc, out):
         else doc["dataset"]
     title = (f"cyoptim {doc['cyoptim_version']} on {dataset}: MLP "
              f"{'-'.join(map(str, doc['model']['sizes']))}, {doc['epochs']} epochs, "
-             f"batch {doc['batch_size']}, schedule {doc['schedule'] or 'none'}")
+             f"batch {doc['batch_size']}, schedule {doc['schedule'] or 'none'}"
+             + (f", EMA {doc['ema']:g} dotted" if doc["ema"] is not None else ""))
     _report_plot(plot_training_curves(doc["results"], os.path.join(out, "demo.png"), title),
                  "demo.png")
 

@@ -93,17 +93,27 @@ def _real_number(value):
     return float(value)
 
 
-def _check_param(p, index):
-    """Refuse params the kernels cannot update in place."""
+def check_like(value, like, what, like_what):
+    """Refuse a loaded array ``value`` (called ``what``) unless it has the shape and
+    dtype of ``like`` (called ``like_what``)."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{what} must be a NumPy array, got {_describe(value)}")
+    if value.shape != like.shape or value.dtype != like.dtype:
+        raise ValueError(f"{what} is an {_describe(value)}, but {like_what} is an "
+                         f"{_describe(like)}")
+
+
+def _check_param(p, index, kind="param", writeable=True):
+    """Refuse params the kernels cannot update in place (``writeable=False``: only read)."""
     if not isinstance(p, np.ndarray):
-        raise TypeError(f"param {index} must be a NumPy array, got {_describe(p)}")
+        raise TypeError(f"{kind} {index} must be a NumPy array, got {_describe(p)}")
     if p.dtype not in SUPPORTED_DTYPES or not p.dtype.isnative:
-        raise TypeError(f"param {index} has dtype {p.dtype}; supported dtypes are "
+        raise TypeError(f"{kind} {index} has dtype {p.dtype}; supported dtypes are "
                         f"float32 and float64 (native byte order)")
-    if not p.flags.writeable:
-        raise ValueError(f"param {index} is read-only; optimizers update params in place")
+    if writeable and not p.flags.writeable:
+        raise ValueError(f"{kind} {index} is read-only; optimizers update params in place")
     if not p.flags.c_contiguous or not p.flags.aligned:
-        raise ValueError(f"param {index} is not C-contiguous; pass a contiguous array "
+        raise ValueError(f"{kind} {index} is not C-contiguous; pass a contiguous array "
                          f"(np.ascontiguousarray) and keep it as the model's storage")
 
 
@@ -430,13 +440,7 @@ class Optimizer:
                                  f"[{spec.low}, {spec.high}], got {entry[name]!r}")
             scalars[name] = value
         for name in names:
-            value = entry[name]
-            if not isinstance(value, np.ndarray):
-                raise TypeError(f"state {name!r} of param {index} must be a NumPy array, "
-                                f"got {_describe(value)}")
-            if value.shape != param.shape or value.dtype != param.dtype:
-                raise ValueError(f"state {name!r} of param {index} is an "
-                                 f"{_describe(value)}, but the param is an {_describe(param)}")
+            check_like(entry[name], param, f"state {name!r} of param {index}", "the param")
         checked = {name: entry[name] for name in names}
         checked.update(scalars)
         if "step" in entry:

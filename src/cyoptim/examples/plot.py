@@ -25,7 +25,8 @@ def plot_training_curves(results, path, title="cyoptim demo"):
 
     Args:
         results: dicts with ``optimizer``, ``loss`` and ``accuracy`` (per epoch),
-            as in the demo's results.json.
+            as in the demo's results.json; an ``ema_accuracy`` list is drawn
+            dotted in the same color.
         path: the PNG file to write.
         title: the figure's title.
 
@@ -44,11 +45,14 @@ def plot_training_curves(results, path, title="cyoptim demo"):
                      label=result["optimizer"])
         loss_ax.plot(epochs, [_nan_if_none(v) for v in result["loss"]], **style)
         acc_ax.plot(epochs, result["accuracy"], **style)
+        if "ema_accuracy" in result:
+            acc_ax.plot(epochs, result["ema_accuracy"], color=colors[k], linestyle=":")
     loss_ax.set(xlabel="epoch", ylabel="training loss", yscale="log",
                 title="training loss (whole training set)")
     acc_ax.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
     # Zoom on where the runs end; the first epochs of slow starters leave the axes.
-    final = [r["accuracy"][-1] for r in results if r["accuracy"]]
+    final = [r[key][-1] for r in results for key in ("accuracy", "ema_accuracy")
+             if r.get(key)]
     if final:
         acc_ax.set_ylim(max(0.0, min(final) - 0.05), 1.0)
     acc_ax.legend(loc="lower right", fontsize="small", ncol=2)

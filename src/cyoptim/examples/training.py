@@ -10,6 +10,7 @@ after every pass over the data, which the learning-rate search drives one
 epoch at a time.
 """
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -49,17 +50,34 @@ class History:
         seconds: wall time of the whole run (steps and per-epoch evaluation).
         step_seconds: time spent inside ``optimizer.step``.
         diverged: the loss became NaN or infinite and training stopped.
+        averaged_accuracy: test-set accuracy of the averaged weights after
+            each epoch (empty without an averager).
     """
 
     loss: list = field(default_factory=list)
     accuracy: list = field(default_factory=list)
+    averaged_accuracy: list = field(default_factory=list)
     seconds: float = 0.0
     step_seconds: float = 0.0
     diverged: bool = False
 
 
+@contextlib.contextmanager
+def weights_of(model, params):
+    """Inside the block the model computes with ``params`` (arrays shaped like
+    ``model.params``, such as an averager's), then gets its own weights back."""
+    saved = [p.copy() for p in model.params]
+    for p, value in zip(model.params, params, strict=True):
+        p[...] = value
+    try:
+        yield model
+    finally:
+        for p, value in zip(model.params, saved):
+            p[...] = value
+
+
 def train(model, optimizer, dataset, epochs, batch_size, seed, schedule=None,
-          description="training", progress=True):
+          description="training", progress=True, averager=None):
     """Fit `model` with `optimizer` on `dataset`; return a :class:`History`.
 
     Args:
@@ -71,6 +89,9 @@ def train(model, optimizer, dataset, epochs, batch_size, seed, schedule=None,
         schedule: an LR schedule whose ``step()`` is called after every batch, or None.
         description: label of the progress bar.
         progress: show a tqdm bar when tqdm is installed.
+        averager: a :class:`cyoptim.AveragedParams` over the model's params, or
+            None; updated after every step, its weights' test accuracy recorded
+            after every epoch.
 
     A run whose loss becomes NaN or infinite stops at the end of that epoch,
     with ``diverged`` set; its remaining epochs are not recorded.
@@ -83,6 +104,8 @@ def train(model, optimizer, dataset, epochs, batch_size, seed, schedule=None,
         tick = time.perf_counter()
         optimizer.step(grads)
         history.step_seconds += time.perf_counter() - tick
+        if averager is not None:
+            averager.update()
 
     start = time.perf_counter()
     try:
@@ -93,6 +116,10 @@ def train(model, optimizer, dataset, epochs, batch_size, seed, schedule=None,
                 loss = model.loss(x, y)
                 history.loss.append(loss)
                 history.accuracy.append(model.accuracy(dataset.x_test, dataset.y_test))
+                if averager is not None:
+                    with weights_of(model, averager.params):
+                        history.averaged_accuracy.append(
+                            model.accuracy(dataset.x_test, dataset.y_test))
                 bar.set_postfix_str(f"loss {loss:.4f}")
                 if not np.isfinite(loss):
                     history.diverged = True

@@ -16,8 +16,10 @@ their ratios. They reproduce torch 2.13's learning-rate sequences (to ~1e-12
 relative; most are closed-form adapters over the functions here, see each
 class). Unlike torch's chainable schedulers they compute the rate from the base
 rate, not from the current ``group["lr"]``: to combine schedules, use
-``SequentialLR`` or ``join_schedules`` + ``LambdaLR``, not two schedulers
-stepping the same optimizer.
+``SequentialLR``, ``ChainedScheduler`` (torch's composition, step by step) or
+``join_schedules`` + ``LambdaLR``, not two schedulers stepping the same
+optimizer on their own. ``MultiplicativeLR`` and ``SWALR`` scale the current
+rate by nature, step by step as torch.
 """
 
 from ._basic import (constant_schedule, exponential_decay, linear_schedule, linear_warmup,
@@ -34,15 +36,18 @@ __all__ = [
 ]
 
 from ._base import LRScheduler
+from ._chained import ChainedScheduler
 from ._cosine_lr import CosineAnnealingLR, CosineAnnealingWarmRestarts
 from ._cyclic_lr import CyclicLR, OneCycleLR
-from ._decay_lr import (ConstantLR, ExponentialLR, LambdaLR, LinearLR, MultiStepLR,
-                        PolynomialLR, StepLR)
+from ._decay_lr import (ConstantLR, ExponentialLR, LambdaLR, LinearLR, MultiplicativeLR,
+                        MultiStepLR, PolynomialLR, StepLR)
 from ._plateau import ReduceLROnPlateau
 from ._sequential import SequentialLR
+from ._swa import SWALR
 
 __all__ += [
-    "ConstantLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR",
-    "ExponentialLR", "LRScheduler", "LambdaLR", "LinearLR", "MultiStepLR", "OneCycleLR",
-    "PolynomialLR", "ReduceLROnPlateau", "SequentialLR", "StepLR",
+    "ChainedScheduler", "ConstantLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
+    "CyclicLR", "ExponentialLR", "LRScheduler", "LambdaLR", "LinearLR", "MultiStepLR",
+    "MultiplicativeLR", "OneCycleLR", "PolynomialLR", "ReduceLROnPlateau", "SWALR",
+    "SequentialLR", "StepLR",
 ]

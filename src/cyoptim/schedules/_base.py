@@ -5,6 +5,12 @@ A scheduler owns an optimizer and a step counter (``last_epoch``). At every
 and writes the value to ``group["lr"]``. Subclasses implement
 ``_schedule(base_lr, index)`` (the group's schedule, built from the group's
 base rate) or, when torch's sequence is not a closed form, ``get_lr()``.
+
+Inside a ``ChainedScheduler`` each scheduler takes its steps as torch's do
+there: torch's chainable schedulers scale the group's current rate, which the
+schedulers before them in the chain have just set. Those set ``_chainable``
+and give torch's recursive form in ``_chained_lr``; the others compute their
+rates as alone (``get_lr``).
 """
 
 import pickle
@@ -134,6 +140,30 @@ class LRScheduler:
     def _check_added_groups_step(self, step):
         """Raise ValueError if torch cannot carry added groups to ``step``."""
 
+    # Whether torch computes the rate from the group's current rate (its
+    # chainable schedulers); those implement _chained_lr.
+    _chainable = False
+
+    def _chained_lr(self, lr, index, step):
+        """torch's rate of group ``index`` at ``step`` from its current rate ``lr``:
+        the recursive form of torch's ``get_lr`` (step 0: the initial step)."""
+        raise NotImplementedError
+
+    def _chain_rates(self):
+        """The rates at ``last_epoch`` when this scheduler steps inside a ChainedScheduler."""
+        if not self._chainable:
+            return self.get_lr()
+        return [self._chained_lr(group["lr"], i, self.last_epoch)
+                for i, group in enumerate(self.optimizer.param_groups)]
+
+    def _chain_step(self, initial=False):
+        """``step()`` as a ChainedScheduler takes it (``initial``: redo the step the
+        constructor took, at step 0, from the groups' current rates)."""
+        if initial:
+            self._step_count = 0
+        self._update_lr(0 if initial else None, chained=True)
+        self._step_count += 1
+
     def get_lr(self):
         """The rates of all groups at ``last_epoch`` (use ``get_last_lr()`` to read them)."""
         rates = [self._schedule(base_lr, i)(self.last_epoch)
@@ -152,8 +182,9 @@ class LRScheduler:
         self._update_lr()
         self._step_count += 1
 
-    def _update_lr(self, epoch=None):
-        """Go to step ``epoch`` (the next step when None) and write its rates.
+    def _update_lr(self, epoch=None, chained=False):
+        """Go to step ``epoch`` (the next step when None) and write its rates
+        (``chained``: as inside a ChainedScheduler).
 
         Everything is checked and computed before anything is written: on an
         error the param groups and the scheduler are as before.
@@ -163,7 +194,7 @@ class LRScheduler:
         previous = self.last_epoch, self._added_groups
         self.last_epoch, self._added_groups = step, added
         try:
-            rates = self.get_lr()
+            rates = self._chain_rates() if chained else self.get_lr()
         except BaseException:
             self.last_epoch, self._added_groups = previous
             raise

@@ -52,6 +52,18 @@ class CosineAnnealingLR(LRScheduler):
         return (self.eta_min + (lr - self.eta_min) * self._cosine_term(step)
                 / self._cosine_term(since))
 
+    _chainable = True
+
+    def _chained_lr(self, lr, index, step):
+        # torch's get_lr: after each minimum it climbs back by a step of the base rate
+        if step == 0:
+            return lr
+        if (step - 1 - self.T_max) % (2 * self.T_max) == 0:
+            return lr + (self.base_lrs[index] - self.eta_min) * (
+                1 - math.cos(math.pi / self.T_max)) / 2
+        return (self._cosine_term(step) / self._cosine_term(step - 1) * (lr - self.eta_min)
+                + self.eta_min)
+
     def _check_added_groups_step(self, step):
         # After each minimum torch climbs back with each group's base rate, which a
         # group added later does not have: torch 2.13 fails there (zip, strict).

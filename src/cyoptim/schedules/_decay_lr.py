@@ -8,7 +8,9 @@ form gives the same sequence to rounding (~1e-15 relative after 300 steps).
 A param group added to the optimizer later has no base rate: as torch's
 recursion does, each class carries it along from the rate it had when the
 scheduler first saw it (``_added_group_lr``: that rate times the product of
-torch's per-step factors since then, in closed form).
+torch's per-step factors since then, in closed form). Inside a
+ChainedScheduler each class scales the group's current rate by torch's
+per-step factor, in torch's arithmetic (``_chained_lr``).
 """
 
 import types
@@ -57,6 +59,11 @@ class StepLR(LRScheduler):
     def _added_group_lr(self, lr, since, step):
         return lr * self.gamma ** (step // self.step_size - since // self.step_size)
 
+    _chainable = True
+
+    def _chained_lr(self, lr, index, step):
+        return lr * self.gamma if step != 0 and step % self.step_size == 0 else lr
+
 
 class MultiStepLR(LRScheduler):
     r"""Multiply each group's rate by ``gamma`` at each milestone.
@@ -88,6 +95,12 @@ class MultiStepLR(LRScheduler):
         passed = bisect_right(self.milestones, step) - bisect_right(self.milestones, since)
         return lr * self.gamma ** passed
 
+    _chainable = True
+
+    def _chained_lr(self, lr, index, step):
+        count = self.milestones.count(step)
+        return lr * self.gamma ** count if count else lr
+
 
 class ExponentialLR(LRScheduler):
     r"""Multiply each group's rate by ``gamma`` every step.
@@ -115,6 +128,11 @@ class ExponentialLR(LRScheduler):
 
     def _added_group_lr(self, lr, since, step):
         return lr * self.gamma ** (step - since)
+
+    _chainable = True
+
+    def _chained_lr(self, lr, index, step):
+        return lr if step == 0 else lr * self.gamma
 
 
 class ConstantLR(LRScheduler):
@@ -147,6 +165,13 @@ class ConstantLR(LRScheduler):
     def _added_group_lr(self, lr, since, step):
         # torch divides by the factor at total_iters, whatever the group's rate
         return lr * (1.0 / self.factor) if since < self.total_iters <= step else lr
+
+    _chainable = True
+
+    def _chained_lr(self, lr, index, step):
+        if step == 0:
+            return lr * self.factor
+        return lr * (1.0 / self.factor) if step == self.total_iters else lr
 
 
 class LinearLR(LRScheduler):
@@ -194,6 +219,16 @@ class LinearLR(LRScheduler):
         start = self.total_iters * self.start_factor
         return lr * (start + min(step, self.total_iters) * slope) / (start + since * slope)
 
+    _chainable = True
+
+    def _chained_lr(self, lr, index, step):
+        if step == 0:
+            return lr * self.start_factor
+        if step > self.total_iters:
+            return lr
+        slope = self.end_factor - self.start_factor
+        return lr * (1.0 + slope / (self.total_iters * self.start_factor + (step - 1) * slope))
+
 
 class PolynomialLR(LRScheduler):
     r"""Decay each group's rate polynomially to 0 in ``total_iters`` steps.
@@ -227,8 +262,54 @@ class PolynomialLR(LRScheduler):
         left = (self.total_iters - min(step, self.total_iters)) / (self.total_iters - since)
         return lr * left ** self.power
 
+    _chainable = True
 
-class LambdaLR(LRScheduler):
+    def _chained_lr(self, lr, index, step):
+        if step == 0 or step > self.total_iters:
+            return lr
+        T = self.total_iters
+        return lr * ((1.0 - step / T) / (1.0 - (step - 1) / T)) ** self.power
+
+
+class _UserLambdas:
+    """The ``lr_lambda`` argument of LambdaLR and MultiplicativeLR (torch's checks,
+    wording and state_dict: the ``__dict__`` of callable objects is saved, plain
+    functions and lambdas are not)."""
+
+    _unsaved = ("optimizer", "lr_lambdas")
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        self._set_lambdas(optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
+
+    def _set_lambdas(self, optimizer, lr_lambda):
+        n = len(optimizer.param_groups) if hasattr(optimizer, "param_groups") else 1
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != n:
+                raise ValueError(f"Expected {n} lr_lambdas, but got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * n
+        for fn in self.lr_lambdas:
+            if not callable(fn):
+                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
+
+    def state_dict(self):
+        state = super().state_dict()
+        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
+                               for fn in self.lr_lambdas]
+        return state
+
+    def load_state_dict(self, state_dict):
+        state = dict(state_dict)
+        saved = state.pop("lr_lambdas", [None] * len(self.lr_lambdas))
+        super().load_state_dict(state)
+        for fn, attributes in zip(self.lr_lambdas, saved):
+            if attributes is not None:
+                fn.__dict__.update(attributes)
+
+
+class LambdaLR(_UserLambdas, LRScheduler):
     r"""Each group's base rate times a user function of the step.
 
     .. math:: \eta_t = \eta_0 \, \lambda(t)
@@ -245,35 +326,43 @@ class LambdaLR(LRScheduler):
     functions or lambdas (as torch).
     """
 
-    _unsaved = ("optimizer", "lr_lambdas")
-
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        n = len(optimizer.param_groups) if hasattr(optimizer, "param_groups") else 1
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != n:
-                raise ValueError(f"Expected {n} lr_lambdas, but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * n
-        for fn in self.lr_lambdas:
-            if not callable(fn):
-                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
-        super().__init__(optimizer, last_epoch)
-
     def _schedule(self, base_lr, index):
         fn = self.lr_lambdas[index]
         return lambda step: base_lr * fn(step)
 
-    def state_dict(self):
-        state = super().state_dict()
-        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
-                               for fn in self.lr_lambdas]
-        return state
 
-    def load_state_dict(self, state_dict):
-        state = dict(state_dict)
-        saved = state.pop("lr_lambdas", [None] * len(self.lr_lambdas))
-        super().load_state_dict(state)
-        for fn, attributes in zip(self.lr_lambdas, saved):
-            if attributes is not None:
-                fn.__dict__.update(attributes)
+class MultiplicativeLR(_UserLambdas, LRScheduler):
+    r"""Multiply each group's current rate by a user function of the step.
+
+    .. math:: \eta_t = \eta_{t-1} \, \lambda(t) \quad (t \ge 1), \qquad \eta_0 = \text{the group's rate}
+
+    torch's rule, step by step: each ``step()`` scales ``group["lr"]`` as it
+    is, so the rate is the base rate times :math:`\prod_{k=1}^{t} \lambda(k)`
+    unless something else changes it in between. Not a closed form: the
+    product runs over every step, and ``lr_lambda`` may keep state.
+
+    Args:
+        optimizer: a cyoptim optimizer.
+        lr_lambda (callable or list): ``step -> factor``, or one per param group.
+        last_epoch (int): see :class:`LRScheduler` (default -1).
+
+    ``state_dict`` saves the ``__dict__`` of callable objects, not plain
+    functions or lambdas (as torch).
+
+    Example:
+        >>> import numpy as np, cyoptim
+        >>> opt = cyoptim.SGD([np.zeros(3)], lr=1.0)
+        >>> sched = cyoptim.schedules.MultiplicativeLR(opt, lambda step: 0.5)
+        >>> for _ in range(3):
+        ...     sched.step()
+        >>> sched.get_last_lr()
+        [0.125]
+    """
+
+    def get_lr(self):
+        """The rates at ``last_epoch``: each group's current rate times its factor."""
+        groups = self.optimizer.param_groups
+        if self._step_count == 0:         # torch's initial step keeps the rates
+            return [group["lr"] for group in groups]
+        return [group["lr"] * fn(self.last_epoch)
+                for fn, group in zip(self.lr_lambdas, groups, strict=True)]

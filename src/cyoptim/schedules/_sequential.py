@@ -2,12 +2,12 @@
 
 from bisect import bisect_right
 
-from ._base import LRScheduler, check_optimizer
+from ._base import check_optimizer
 from ._checks import check_boundaries
-from ._plateau import ReduceLROnPlateau
+from ._composite import CompositeScheduler
 
 
-class SequentialLR:
+class SequentialLR(CompositeScheduler):
     r"""Hand the optimizer from one scheduler to the next at each milestone.
 
     ``schedulers[i]`` drives the rates from ``milestones[i-1]`` on, restarted
@@ -31,19 +31,7 @@ class SequentialLR:
         schedulers = list(schedulers)
         if len(schedulers) < 1:
             raise ValueError("SequentialLR expects at least one scheduler, but got no scheduler.")
-        for i, scheduler in enumerate(schedulers):
-            if isinstance(scheduler, ReduceLROnPlateau):
-                raise ValueError(f"SequentialLR does not support `ReduceLROnPlateau` scheduler "
-                                 f"as it requires additional kwargs to be specified when calling "
-                                 f"`step`, but got one at index {i} in the given schedulers "
-                                 f"sequence.")
-            if not isinstance(scheduler, LRScheduler):
-                raise TypeError(f"SequentialLR: scheduler at index {i} is a "
-                                f"{type(scheduler).__name__}, not a cyoptim scheduler")
-            if scheduler.optimizer is not optimizer:
-                raise ValueError(f"SequentialLR expects all schedulers to belong to the same "
-                                 f"optimizer, but got scheduler {type(scheduler).__name__} at "
-                                 f"index {i} with a different one")
+        schedulers = self._check_schedulers(optimizer, schedulers)
         milestones = check_boundaries(milestones, "milestones")
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(f"Sequential Schedulers expects number of schedulers provided to be "
@@ -76,22 +64,3 @@ class SequentialLR:
             scheduler.step()
         self.last_epoch = epoch
         self._last_lr = scheduler.get_last_lr()
-
-    def get_last_lr(self):
-        """The rates written by the last ``step()``, one per param group."""
-        return list(self._last_lr)
-
-    def state_dict(self):
-        """Own attributes plus the state_dict of every scheduler."""
-        state = {key: value for key, value in self.__dict__.items()
-                 if key not in ("optimizer", "_schedulers")}
-        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return state
-
-    def load_state_dict(self, state_dict):
-        """Restore a state saved by ``state_dict()`` (the schedulers' too)."""
-        state = dict(state_dict)
-        saved = state.pop("_schedulers")
-        self.__dict__.update(state)
-        for scheduler, sub in zip(self._schedulers, saved, strict=True):
-            scheduler.load_state_dict(sub)

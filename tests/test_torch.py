@@ -643,3 +643,41 @@ def test_numpy_twin_untouched_by_torch_module():
     w = np.zeros(3, np.float32)
     cyoptim.Adam([w], lr=0.1).step([np.ones(3, np.float32)])
     np.testing.assert_allclose(w, -0.1, rtol=1e-6)
+
+
+# -- The demo and the benchmark --------------------------------------------------------
+
+def test_torch_demo_trains_both_side_by_side(capsys):
+    from cyoptim.torch.demo import run_torch_demo
+    results = run_torch_demo(["adam", "lion"], epochs=2, seed=0)
+    by_key = {(r["optimizer"], r["implementation"]): r for r in results}
+    assert set(by_key) == {("Adam", "cyoptim.torch"), ("Adam", "torch.optim"),
+                           ("Lion", "cyoptim.torch")}
+    ours, theirs = by_key["Adam", "cyoptim.torch"], by_key["Adam", "torch.optim"]
+    assert ours["final_loss"] == pytest.approx(theirs["final_loss"], rel=1e-4)
+    assert ours["test_accuracy"] == pytest.approx(theirs["test_accuracy"], abs=0.01)
+    assert ours["final_loss"] < 1.0 and 0 < ours["step_seconds"] < ours["seconds"]
+    table = capsys.readouterr().out
+    assert "Adam" in table and "step speed-up" in table
+
+
+def test_torch_demo_command_line():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "cyoptim", "demo", "--framework", "torch",
+                          "--epochs", "1", "--optimizers", "sgd"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "SGD" in out and "torch loss" in out
+    bad = subprocess.run([sys.executable, "-m", "cyoptim", "demo", "--framework", "torch",
+                          "--schedule", "cosine"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--schedule" in bad.stderr
+
+
+def test_bench_measures_every_available_peer():
+    from cyoptim.torch import bench
+    row = bench.measure_model("many-small", ("cyoptim.torch", "torch-fused", "torch-default"),
+                              rounds=1, min_seconds=0.01)
+    assert row["tensors"] == 400 and set(row["seconds"]) == {"cyoptim.torch", "torch-fused",
+                                                              "torch-default"}
+    assert all(s > 0 for s in row["seconds"].values())
+    assert "best peer / ours" in bench.format_results([row])

@@ -42,7 +42,7 @@ pool; a *piece* is the part of a run one thread updates in one call; a
 
 The element-type axis: ``ELEMENT_TYPES`` lists the (param, grad, state)
 storage types a kernel can be instantiated for, keyed by the NumPy type
-number the GroupPlan records. Every row is instantiated for every entry its
+number the plan records. Every row is instantiated for every entry its
 ``element_types`` names; a new storage precision is a new entry here (and its
 load/store in the math), not a new file per algorithm.
 """
@@ -50,7 +50,7 @@ load/store in the math), not a new file per algorithm.
 from collections import namedtuple
 
 # name: used in the generated C (ELEM_<name>); c_type: the C type of params,
-# grads and states; numpy_type: the cnp enum the GroupPlan's typenum is
+# grads and states; numpy_type: the cnp enum the plan's typenum is
 # compared with.
 ElementType = namedtuple("ElementType", "name c_type numpy_type")
 

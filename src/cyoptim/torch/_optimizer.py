@@ -67,9 +67,6 @@ class Optimizer(torch.optim.Optimizer):
         super().__setstate__(state)
         self._bind_kernels()
 
-    def __getstate__(self):
-        return {name: value for name, value in super().__getstate__().items()}
-
     # ------------------------------------------------------------------ groups
     def add_param_group(self, param_group):
         """torch's add_param_group, plus cyoptim's checks of the hyperparameters

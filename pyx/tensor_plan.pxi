@@ -15,6 +15,8 @@
 # kernel, in the tensor's own dtype, as torch's in-place ops would.
 
 from libc.stdint cimport uintptr_t
+from cpython.ref cimport PyObject
+from cpython.weakref cimport PyWeakref_NewRef, PyWeakref_GetObject
 
 # The gather result codes; cyoptim.torch turns them into messages.
 TENSOR_OK = 0
@@ -39,6 +41,56 @@ WHAT_STEP = 99
 cdef char _EMPTY[64]
 
 
+cdef class _Checked:
+    """What an earlier gather checked for one param: weak references to the
+    param and to each state tensor it checked, and their data pointers then.
+
+    A tensor that is the same object with the same data pointer was checked
+    (layout, device, dtype, shape) and cannot have changed those without a new
+    data pointer, so a later step skips those checks. The param's contiguity
+    is checked every step all the same (``p.data = p.data.t()`` keeps the
+    pointer). Weak references: the cache keeps no tensor alive, and a freed
+    tensor never matches.
+    """
+    cdef object param_ref, dtype
+    cdef char* param_data
+    cdef int64_t size
+    cdef list refs             # per entry (slots, step, scalars): a weakref or None
+    cdef list datas            # their data pointers (as ints)
+    cdef list wide             # scalar entries: whether the tensor is float64
+
+    @staticmethod
+    cdef _Checked of(object p, char* data, object dtype, int64_t size, Py_ssize_t n):
+        """A record of param p (its data, dtype, size), with n empty entries."""
+        cdef _Checked c = _Checked.__new__(_Checked)
+        c.param_ref = PyWeakref_NewRef(p, None)
+        c.param_data = data
+        c.dtype = dtype
+        c.size = size
+        c.refs = [None] * n
+        c.datas = [0] * n
+        c.wide = [False] * n
+        return c
+
+    cdef inline bint is_param(self, object p):
+        return <object> PyWeakref_GetObject(self.param_ref) is p
+
+    cdef inline char* known(self, Py_ssize_t j, object t) except? NULL:
+        """t's data when t is the tensor checked at entry j and still has that
+        data; else NULL."""
+        cdef object ref = self.refs[j]
+        cdef char* data
+        if ref is None or <object> PyWeakref_GetObject(ref) is not t:
+            return NULL
+        data = _data(t)
+        return data if <intptr_t> data == <intptr_t> self.datas[j] else NULL
+
+    cdef inline void remember(self, Py_ssize_t j, object t, char* data, bint wide=False):
+        self.refs[j] = PyWeakref_NewRef(t, None)
+        self.datas[j] = <intptr_t> data
+        self.wide[j] = wide
+
+
 cdef class TensorPlan(Plan):
     """One torch param group, for one step (see above)."""
     cdef object _ptrs                  # intp[...]: the pointer tables' memory
@@ -51,9 +103,15 @@ cdef class TensorPlan(Plan):
     cdef readonly list missing         # (tensor index k, param, name): state entries to create
     cdef readonly object dtype         # the torch dtype of the group this step
     cdef readonly list stepped         # the params this step updates
+    cdef list _checked                 # per param of the group: a _Checked or None
 
     def __cinit__(self):
         self.capacity = -1
+        self._checked = []
+
+    def forget(self):
+        """Drop what earlier steps checked (the next gather checks everything)."""
+        self._checked = []
 
     cdef _reserve(self, Py_ssize_t n, Py_ssize_t n_scalars):
         """Tables for n tensors (kept between steps, grown when needed)."""
@@ -96,7 +154,7 @@ cdef class TensorPlan(Plan):
         cdef Py_ssize_t n_scalars = len(scalar_names)
         cdef int code
         cdef int64_t size, total = 0
-        cdef object p, g, entry, t, first_dtype = None
+        cdef object p, g, entry, t, dtype, first_dtype = None
         cdef char** table
         self._reserve(n_params, n_scalars)
         self.n_tensors = 0
@@ -113,6 +171,12 @@ cdef class TensorPlan(Plan):
         cdef unsigned char[:, ::1] scalar_double = self._scalar_double
         cdef intptr_t[::1] step_ptrs = self._step_ptrs
         cdef unsigned char[::1] step_double = self._step_double
+        cdef Py_ssize_t n_slots = len(slot_names), j_step = n_slots
+        cdef Py_ssize_t n_entries = n_slots + 1 + n_scalars
+        cdef _Checked seen
+        cdef char* data
+        if len(self._checked) != n_params:
+            self._checked = [None] * n_params
         for i in range(n_params):
             p = params[i]
             if not isinstance(p, tensor_type):
@@ -120,57 +184,78 @@ cdef class TensorPlan(Plan):
             g = p.grad
             if g is None:
                 continue
-            code = _check_tensor(p, strided, dtypes, None, None)
-            if code == TENSOR_OK and first_dtype is not None and p.dtype is not first_dtype:
-                code = TENSOR_DTYPE
-            if code != TENSOR_OK:
-                return i, WHAT_PARAM, code
+            seen = self._checked[i]
+            if (seen is not None and seen.is_param(p) and _data(p) == seen.param_data
+                    and p.is_contiguous()):
+                dtype = seen.dtype
+                size = seen.size
+            else:
+                code = _check_tensor(p, strided, dtypes, None, None)
+                if code != TENSOR_OK:
+                    return i, WHAT_PARAM, code
+                dtype = p.dtype
+                size = p.numel()
+                seen = _Checked.of(p, _data(p), dtype, size, n_entries)
+                self._checked[i] = seen
             if first_dtype is None:
-                first_dtype = p.dtype
+                first_dtype = dtype
                 self.element_type, self.itemsize = dtypes[first_dtype]
+            elif dtype is not first_dtype:
+                return i, WHAT_PARAM, TENSOR_DTYPE
             if not isinstance(g, tensor_type):
                 return i, WHAT_GRAD, TENSOR_NOT_TENSOR
             code = _check_tensor(g, strided, dtypes, first_dtype, p.shape)
             if code != TENSOR_OK:
                 return i, WHAT_GRAD, code
             entry = state.get(p)
-            for s in range(len(slot_names)):
+            for s in range(n_slots):
                 if slot_names[s] is None:
                     continue
                 t = entry.get(slot_names[s]) if entry is not None else None
                 if t is None:
                     self.missing.append((k, p, slot_names[s]))
                     continue
-                if not isinstance(t, tensor_type):
-                    return i, WHAT_STATE + s, TENSOR_NOT_TENSOR
-                code = _check_tensor(t, strided, dtypes, first_dtype, p.shape)
-                if code != TENSOR_OK:
-                    return i, WHAT_STATE + s, code
-                self.c_state[s * self.capacity + k] = _data(t)
+                data = seen.known(s, t)
+                if data == NULL:
+                    if not isinstance(t, tensor_type):
+                        return i, WHAT_STATE + s, TENSOR_NOT_TENSOR
+                    code = _check_tensor(t, strided, dtypes, first_dtype, p.shape)
+                    if code != TENSOR_OK:
+                        return i, WHAT_STATE + s, code
+                    data = _data(t)
+                    seen.remember(s, t, data)
+                self.c_state[s * self.capacity + k] = data
             if has_step:
                 t = entry.get("step") if entry is not None else None
                 if t is None:
                     step_ptrs[k] = 0
                     self.missing.append((k, p, "step"))
                 else:
-                    code = _check_scalar(t, tensor_type, strided)
-                    if code != TENSOR_OK:
-                        return i, WHAT_STEP, code
-                    step_ptrs[k] = <intptr_t> _data(t)
-                    step_double[k] = t.dtype.itemsize == 8
+                    data = seen.known(j_step, t)
+                    if data == NULL:
+                        code = _check_scalar(t, tensor_type, strided)
+                        if code != TENSOR_OK:
+                            return i, WHAT_STEP, code
+                        data = _data(t)
+                        seen.remember(j_step, t, data, t.dtype.itemsize == 8)
+                    step_ptrs[k] = <intptr_t> data
+                    step_double[k] = seen.wide[j_step]
             for s in range(n_scalars):
                 t = entry.get(scalar_names[s]) if entry is not None else None
                 if t is None:
                     self.missing.append((k, p, scalar_names[s]))
                     continue
-                code = _check_scalar(t, tensor_type, strided)
-                if code != TENSOR_OK:
-                    return i, WHAT_SCALAR + s, code
-                scalar_ptrs[s, k] = <intptr_t> _data(t)
-                scalar_double[s, k] = t.dtype.itemsize == 8
+                data = seen.known(j_step + 1 + s, t)
+                if data == NULL:
+                    code = _check_scalar(t, tensor_type, strided)
+                    if code != TENSOR_OK:
+                        return i, WHAT_SCALAR + s, code
+                    data = _data(t)
+                    seen.remember(j_step + 1 + s, t, data, t.dtype.itemsize == 8)
+                scalar_ptrs[s, k] = <intptr_t> data
+                scalar_double[s, k] = seen.wide[j_step + 1 + s]
                 self.scalar_float32 = not scalar_double[s, k]
                 scalars[s, k] = _load(<char*> scalar_ptrs[s, k], scalar_double[s, k])
-            size = p.numel()
             self.stepped.append(p)
             self.c_params[k] = _data(p)
             self.c_grads[k] = _data(g)

@@ -274,6 +274,15 @@ def test_checkpoint_cross_load_mid_run(row, direction, dtype):
     assert_close(model, reference_model, dtype)
 
 
+def test_adagrad_state_exists_from_the_constructor_as_in_torch():
+    ours = cot.Adagrad([torch.zeros(3)], initial_accumulator_value=0.5)
+    theirs = torch.optim.Adagrad([torch.zeros(3)], initial_accumulator_value=0.5)
+    a, b = ours.state_dict()["state"], theirs.state_dict()["state"]
+    assert a.keys() == b.keys() == {0}
+    assert all(torch.equal(a[0][k], b[0][k]) for k in ("step", "sum"))
+    theirs.load_state_dict(_round_trip(ours.state_dict()))
+
+
 def test_state_dict_and_pickle_round_trip():
     model = make_model("mlp")
     opt = cot.AdamW(model.parameters(), lr=1e-2, amsgrad=True)

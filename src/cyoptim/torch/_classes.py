@@ -68,4 +68,5 @@ def make_class(row, module):
            f"``cyoptim.{row.name}``:\n\n{inspect.getdoc(spec)}")
     return type(row.name, (Optimizer,), {
         "__init__": __init__, "__doc__": doc, "__module__": module,
-        "__qualname__": row.name, "_spec": spec})
+        "__qualname__": row.name, "_spec": spec,
+        "_eager_state": row.torch and row.name == "Adagrad"})

@@ -45,6 +45,9 @@ class Optimizer(torch.optim.Optimizer):
     """Base class of cyoptim.torch's optimizers (see the module docstring)."""
 
     _spec = None                      # the cyoptim class of the algorithm
+    # Whether the constructor creates every param's state, as torch.optim.Adagrad
+    # does (so a state_dict saved before a param's first step still loads there).
+    _eager_state = False
     # torch.amp.GradScaler sets ``grad_scale`` and ``found_inf`` on the
     # optimizer and lets step() apply them (fused into the kernel).
     _step_supports_amp_scaling = True
@@ -52,6 +55,13 @@ class Optimizer(torch.optim.Optimizer):
     def __init__(self, params, defaults):
         self._bind_kernels()
         super().__init__(params, defaults)
+        if self._eager_state:
+            for group in self.param_groups:
+                names = [n for n in self._slot_names(group) if n is not None]
+                names += ["step"] if self._spec._exports_step else []
+                names += list(self._scalar_names)
+                self._create_state(group, [(None, p, name) for p in group["params"]
+                                           for name in names])
 
     def _bind_kernels(self):
         spec = self._spec

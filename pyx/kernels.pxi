@@ -11,5 +11,6 @@ import numpy as np
 include "common.pxi"
 include "plan.pxi"
 include "reductions.pxi"
+include "bfloat16.pxi"
 include "_optimizers.pxi"
 include "bandwidth.pxi"

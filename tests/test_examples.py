@@ -268,3 +268,48 @@ def test_choice_builds_its_optimizer_with_the_tuned_lr():
     group = opt.param_groups[0]
     assert (group["lr"], group["momentum"], group["nesterov"]) == (nesterov.lr, 0.9, True)
     assert nesterov.build(model.params, lr=0.5).param_groups[0]["lr"] == 0.5
+
+
+# ----------------------------------------------------------------------------- Muon + AdamW
+def test_muon_with_adamw_splits_the_model_and_steps_like_two_optimizers():
+    """Muon over the hidden matrices only (not the input or output layer), AdamW
+    over the rest: bitwise what the two optimizers give when stepped by hand."""
+    from cyoptim.examples.muon import MuonWithAdamW, hidden_matrices
+
+    model, twin = MLP(sizes=(5, 8, 7, 6, 4), seed=0), MLP(sizes=(5, 8, 7, 6, 4), seed=0)
+    assert hidden_matrices(model) == [2, 4]
+    opt = MuonWithAdamW(model, muon_options={"lr": 0.05}, adamw_options={"weight_decay": 0.1})
+    assert opt.rest == [0, 1, 3, 5, 6, 7]
+    assert opt.muon.param_groups[0]["lr"] == 0.05 and opt.adamw.param_groups[0]["lr"] == 3e-3
+    muon = cyoptim.Muon([twin.params[2], twin.params[4]], lr=0.05)
+    adamw = cyoptim.AdamW([twin.params[k] for k in opt.rest], lr=3e-3, weight_decay=0.1)
+    x, y = small_problem(sizes=(5, 8, 7, 6, 4))
+    for _ in range(3):
+        model.loss_and_grad(x, y)
+        opt.step(model.grads)
+        twin.loss_and_grad(x, y)
+        muon.step([twin.grads[2], twin.grads[4]])
+        adamw.step([twin.grads[k] for k in opt.rest])
+    for a, b in zip(model.params, twin.params):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_muon_with_adamw_trains_the_digits_mlp():
+    from cyoptim.examples.muon import compare
+
+    histories = compare(epochs=5)
+    for label, history in histories.items():
+        assert not history.diverged, label
+        assert history.accuracy[-1] > 0.9, (label, history.accuracy)
+    assert histories["Muon + AdamW"].loss[-1] < histories["Muon + AdamW"].loss[0]
+
+
+def test_muon_example_docstring_runs():
+    import doctest
+
+    from cyoptim.examples import muon
+
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    for test in doctest.DocTestFinder().find(muon):
+        runner.run(test)
+    assert runner.failures == 0 and runner.tries >= 5

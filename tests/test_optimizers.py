@@ -202,8 +202,12 @@ def test_nonfinite_grads_propagate_like_torch(row):
 
 def test_registry_names_every_public_optimizer_once():
     assert len(set(registry.NAMES)) == len(registry.NAMES)
-    assert set(registry.NAMES) == set(cyoptim.optimizers.__all__)
-    assert set(registry.NAMES) <= set(cyoptim.__all__)
+    assert not set(registry.NAMES) & set(registry.MATRIX_OPTIMIZERS)
+    assert set(registry.NAMES) | set(registry.MATRIX_OPTIMIZERS) == set(cyoptim.optimizers.__all__)
+    assert set(cyoptim.optimizers.__all__) <= set(cyoptim.__all__)
+    for name in registry.MATRIX_OPTIMIZERS:
+        assert getattr(cyoptim, name) is getattr(cyoptim.optimizers, name)
+        assert issubclass(getattr(cyoptim.reference, name), getattr(cyoptim, name))
     for row in ROWS:
         cls = registry.optimizer_class(row)
         assert issubclass(cls, cyoptim.Optimizer)

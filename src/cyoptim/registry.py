@@ -5,6 +5,8 @@ Everything that lists optimizers reads this module: ``cyoptim.__all__``,
 the generic test table (tests/test_optimizers.py). Adding an optimizer
 touches four files: its element math (pyx/<kernel>.pxi), its rows here, its
 class (cyoptim/optimizers/) and its NumPy twin (cyoptim/reference/).
+Muon is the exception: a public class with two KERNELS rows but no OPTIMIZERS
+row (see MATRIX_OPTIMIZERS below for why).
 
 This module imports nothing from cyoptim (classes are named, and resolved
 on use), because setup.py loads it at build time, before anything is
@@ -132,6 +134,25 @@ KERNELS = (
                   ("maximize", B)),
            run_scalars=(("bc1", D), ("bc2", D)),
            driver="custom"),
+    # Muon (cyoptim.Muon) is not element-wise: a step is these two passes with
+    # the Newton-Schulz matrix products (NumPy's matmul, a BLAS) between them.
+    # Both are generated drivers; `update` is Muon's param-sized scratch block
+    # (not state: the class's _all_state_names leaves it out), written by the
+    # first pass, orthogonalized in place between the passes, read by the second.
+    # lr_ratio is not state either: the class writes it before every step from
+    # each param's shape and the group's adjust_lr_fn (torch's _adjust_lr).
+    Kernel("muon_momentum", "MuonMomentum",
+           "Muon's first pass: momentum, the Nesterov blend, the update rounded to bfloat16",
+           blocks=(Block("momentum_buffer"), Block("update")),
+           hyper=(("momentum", D), ("nesterov", B)),
+           cost="COST_LIGHT"),
+    Kernel("muon_apply", "MuonApply",
+           "Muon's last pass: decoupled weight decay and the orthogonalized update",
+           blocks=(Block("update"),),
+           hyper=(("lr", D), ("weight_decay", D)),
+           run_scalars=(("decay", D), ("neg_lr", D)),
+           tensor_state=("lr_ratio",),
+           cost="COST_LIGHT"),
 )
 
 PY_TYPES = {D: "float", B: "bool"}
@@ -321,6 +342,20 @@ OPTIMIZERS = (
                   invariance=dict(lr=1e-2, weight_decay=0.1),
                   convergence={"LAMB": Convergence({}, (0.2, 0.995, 2000), (0.03, 0.995, 1500))})),
 )
+
+# Public optimizer classes that are not rows of OPTIMIZERS. Muon takes 2-d
+# params only, and its step is not element-wise: Newton-Schulz matrix products
+# (a BLAS) between its two kernel passes (muon_momentum and muon_apply above).
+# Every reader of OPTIMIZERS assumes params of any shape and an element-wise
+# update: the generic tests (1-d and 3-d params; torch parity within 1e-5 after
+# 100 steps, which a bfloat16 Newton-Schulz summed by another BLAS cannot give:
+# torch's own iteration with exact sums is further from torch than that), the
+# checkpoint, bad-input and convergence tests (Rosenbrock is a 2-vector), the
+# bench layouts (1-d arrays) and the demo (every param of an MLP, biases too).
+# tests/test_muon.py checks the same properties for 2-d params, with measured
+# bounds against torch; Muon's bench is tools/muon_bench.py, its recipe with
+# AdamW is cyoptim.examples.muon.
+MATRIX_OPTIMIZERS = ("Muon",)
 
 NAMES = tuple(row.name for row in OPTIMIZERS)
 BY_NAME = {row.name: row for row in OPTIMIZERS}

@@ -189,6 +189,9 @@ def main(argv=None):
                              + " (default %(default)s)")
     parser.add_argument("--rounds", type=int_at_least(1), default=5,
                         help="interleaved rounds; the median counts (default %(default)s)")
+    parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS),
+                        help="comma-separated, from " + ", ".join(IMPLEMENTATIONS)
+                             + " (default: all)")
     parser.add_argument("--train-step", action="store_true",
                         help="also time a whole training step of the bert-ish model")
     args = parser.parse_args(argv)
@@ -197,6 +200,11 @@ def main(argv=None):
     if unknown or not names:
         parser.error(f"unknown model(s) {', '.join(unknown) or args.models!r}; choose from "
                      + ", ".join(MODELS))
+    implementations = [n.strip() for n in args.implementations.split(",") if n.strip()]
+    wrong = [n for n in implementations if n not in IMPLEMENTATIONS]
+    if wrong or "cyoptim.torch" not in implementations:
+        parser.error("--implementations must name cyoptim.torch and others from "
+                     + ", ".join(IMPLEMENTATIONS))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads")
     rows, skipped = [], {}
     for name in names:
@@ -204,9 +212,10 @@ def main(argv=None):
             print(f"{name}: skipped (pip install transformers)", file=sys.stderr)
             continue
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
-        row = measure_model(name, IMPLEMENTATIONS, args.rounds)
+        row = measure_model(name, implementations, args.rounds)
         skipped.update(row["skipped"])
         rows.append(row)
+        print(format_results([row]).splitlines()[-1], file=sys.stderr, flush=True)
     print(format_results(rows))
     for impl, reason in skipped.items():
         print(f"{impl}: skipped ({reason})")

@@ -414,6 +414,7 @@ def test_progress_bar_and_docstring_examples():
 
 # ----------------------------------------------------------------------------- the command
 def test_cli_lr_search_end_to_end(tmp_path):
+    pytest.importorskip("matplotlib")         # the command draws lr_search.png
     out = tmp_path / "out"
     args = ("lr-search", "--optimizer", "adam", "--mode", "random", "--trials", "3",
             "--max-epochs", "3", "--out", str(out))

@@ -93,9 +93,10 @@ class Muon(Optimizer):
     Frobenius norm is summed in double here (deterministically), in float32
     by torch, both rounded to bfloat16. ``X X^T`` and ``G G`` use the BLAS's
     symmetric product (``syrk``; ``G`` is exactly symmetric). Results are
-    bitwise the same for any number of kernel and BLAS threads, for one BLAS
-    library on one CPU (another BLAS, or another CPU's kernels of it, sums in
-    another order).
+    bitwise the same for any number of kernel threads; the matrix products
+    are the BLAS's, so another BLAS, another CPU's kernels of it and, with
+    some BLAS builds (NumPy 1.25's OpenBLAS), another BLAS thread count sum
+    in another order.
 
     Args:
         params: 2-d arrays, or dicts with "params" and per-group overrides.

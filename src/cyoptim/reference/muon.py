@@ -66,6 +66,8 @@ class Muon(ReferenceMixin, fast.Muon):
                 np.copyto(u, buf)
             ortho = newton_schulz(u, group["ns_coefficients"], group["ns_steps"], group["eps"])
             p *= p.dtype.type(decay)
-            np.multiply(ortho, p.dtype.type(-(lr * fast.lr_ratio(group["adjust_lr_fn"],
+            # ortho in the param's dtype first: NumPy 1.x would multiply a float32
+            # array by a float64 scalar in float32.
+            np.multiply(ortho.astype(p.dtype, copy=False), p.dtype.type(-(lr * fast.lr_ratio(group["adjust_lr_fn"],
                                                                  p.shape))), out=tmp)
             p += tmp

@@ -20,20 +20,27 @@
 # even for float64 params (and the initial eta is float32(lr)); we do the
 # same (the values live in the float64 tensor-state arrays of the Python base
 # class, exactly float32 values). The rounding is visible: eta = 0.01 becomes
-# 0.009999999776482582.
+# 0.009999999776482582. With float64 scalar tensors (torch's default dtype
+# float64; cyoptim.torch reads the tensors' dtype: plan.scalar_float32) they
+# are kept in double.
+
+
+cdef inline double scalar_tensor(const ASGDHyper* h, double x) noexcept nogil:
+    """x as torch's 0-dim tensor of its scalar dtype holds it."""
+    return <float> x if h.scalar_float32 else x
 
 
 cdef inline void asgd_run(const ASGDHyper* h, double step, ASGDRun* r) noexcept nogil:
     cdef double excess = step - h.t0
     r.first = step == 1
-    r.eta_next = <float> (h.lr / pow(1 + h.lambd * h.lr * step, h.alpha))
-    r.mu_next = <float> (1 / (excess if excess > 1 else 1.0))    # Python's max(1, excess)
+    r.eta_next = scalar_tensor(h, h.lr / pow(1 + h.lambd * h.lr * step, h.alpha))
+    r.mu_next = scalar_tensor(h, 1 / (excess if excess > 1 else 1.0))   # Python's max(1, excess)
 
 
 cdef inline void asgd_tensor(const ASGDHyper* h, ASGDRun* r, double* eta,
                              double* mu) noexcept nogil:
     if r.first:
-        eta[0] = <float> h.lr
+        eta[0] = scalar_tensor(h, h.lr)
         mu[0] = 1
     r.decay = 1 - h.lambd * eta[0]
     r.eta = eta[0]

@@ -171,3 +171,30 @@ def test_asgd_loaded_eta_is_used_per_param():
     first = 1.0 * (1 - 1e-4 * eta) + (-eta) * 1.0
     assert buf.params[1][0] == first * (1 - 1e-4 * 0.25) + (-0.25) * 1.0
     assert buf.params[0][0] != buf.params[1][0]
+
+
+@pytest.mark.parametrize("default", ["float32", "float64"])
+def test_torch_front_end_eta_and_mu_follow_torchs_scalar_dtype(default):
+    """cyoptim.torch.ASGD rounds eta and mu as its state tensors' dtype says:
+    float32 under torch's default dtype, double under set_default_dtype(float64),
+    bit for bit as torch.optim.ASGD."""
+    torch = torch_or_skip()
+    import cyoptim.torch as cot
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, default))
+    try:
+        ours, theirs = (torch.ones(5, dtype=torch.float64, requires_grad=True) for _ in range(2))
+        opts = [cls([t], lr=0.01, lambd=0.3, t0=1.5) for cls, t in
+                ((cot.ASGD, ours), (torch.optim.ASGD, theirs))]
+        for step in range(6):
+            for opt, t in zip(opts, (ours, theirs)):
+                t.grad = torch.linspace(-1, 1, 5, dtype=torch.float64) * (step + 1)
+                opt.step()
+        for name in ("step", "eta", "mu"):
+            a, b = opts[0].state[ours][name], opts[1].state[theirs][name]
+            assert a.dtype == b.dtype == getattr(torch, default)
+            assert a.item() == b.item(), name
+        assert opts[0].state[ours]["mu"].item() != 1
+    finally:
+        torch.set_default_dtype(previous)

@@ -49,9 +49,10 @@ class ASGD(Optimizer):
     ``eta`` and ``mu`` are rounded to float32 every step, also for float64
     params, exactly as torch keeps them (0-dim tensors of its default dtype,
     float32): the rate the params see is float32(:math:`\eta_t`). (torch under
-    ``torch.set_default_dtype(torch.float64)`` keeps them in float64 instead.)
-    The new :math:`\eta` uses the group's lr of this step, so a schedule acts
-    through it one step late, as in torch.
+    ``torch.set_default_dtype(torch.float64)`` keeps them in float64 instead,
+    and so does ``cyoptim.torch.ASGD``, which follows the dtype of the state's
+    tensors.) The new :math:`\eta` uses the group's lr of this step, so a
+    schedule acts through it one step late, as in torch.
 
     Example:
         >>> import numpy as np, cyoptim

@@ -100,6 +100,13 @@ OPTIMIZERS = {
              dict(maximize=[False, True], weight_decay=[0.0, 0.3]), None),
     "lamb": ("LAMB", dict(lr=1e-2), dict(lr=3e-2, betas=(0.3, 0.5)),
              dict(maximize=[False, True], weight_decay=[0.0, 0.1]), None),
+    # Step sizes (1e-3, 0.05) are clamped on both sides within 20 steps.
+    "rprop": ("Rprop", dict(lr=1e-2), dict(lr=3e-2, etas=(0.4, 1.1)),
+              dict(maximize=[False, True], etas=[(0.5, 1.2), (0.3, 1.5)],
+                   step_sizes=[(1e-6, 50), (1e-3, 0.05)]), None),
+    # t0 = 5: ax averages from step 7; group 1 from step 4.
+    "asgd": ("ASGD", dict(lr=1e-2, lambd=0.1), dict(lr=3e-2, alpha=1.5, t0=2.0),
+             dict(maximize=[False, True], weight_decay=[0.0, 0.1], t0=[1e6, 5.0]), None),
 }
 
 

@@ -62,6 +62,13 @@ def run_cyoptim(cls, params, grads_seq, kwargs, group_options=None):
 
 def run_torch(torch_cls, params, grads_seq, kwargs, group_options=None):
     """torch's single-tensor implementation on copies of params; returns final arrays."""
+    return run_torch_with_state(torch_cls, params, grads_seq, kwargs, group_options)[0]
+
+
+def run_torch_with_state(torch_cls, params, grads_seq, kwargs, group_options=None, lr_at=None):
+    """As run_torch; returns the final arrays and torch's state as cyoptim shows
+    it: 0-dim tensors as floats, the others as arrays. lr_at: {step index: lr of
+    every group, set before that step}."""
     import torch
 
     tensors = [torch.tensor(p.copy(), requires_grad=True) for p in params]
@@ -69,11 +76,17 @@ def run_torch(torch_cls, params, grads_seq, kwargs, group_options=None):
         opt = torch_cls(tensors, foreach=False, **kwargs)
     else:
         opt = torch_cls(groups_of(tensors, group_options), foreach=False, **kwargs)
-    for grads in grads_seq:
-        for t, g in zip(tensors, grads):
-            t.grad = None if g is None else torch.tensor(g)
+    for t, grads in enumerate(grads_seq):
+        if lr_at and t in lr_at:
+            for group in opt.param_groups:
+                group["lr"] = lr_at[t]
+        for tensor, g in zip(tensors, grads):
+            tensor.grad = None if g is None else torch.tensor(g)
         opt.step()
-    return [t.detach().numpy() for t in tensors]
+    state = {i: {name: value.item() if value.dim() == 0 else value.numpy()
+                 for name, value in entry.items()}
+             for i, entry in opt.state_dict()["state"].items()}
+    return [t.detach().numpy() for t in tensors], state
 
 
 def assert_matches_torch(cls, torch_cls, kwargs, dtype, group_options=None, skip=True):
@@ -238,6 +251,23 @@ def assert_validation_matches_torch(cls, torch_cls, kwargs):
     assert_unchanged(opt, before)
     opt.step([np.ones(2)])
     assert not np.array_equal(param, before[0][0])
+
+
+def assert_bad_scalar_state_refused(cls, name, bad):
+    """A loaded state whose per-param scalar ``name`` (NAdam's mu_product, ...) is
+    ``bad`` (or absent, for "missing") is refused naming the param, and the
+    optimizer is left exactly as it was."""
+    params = make_params(np.float64)
+    opt = run_cyoptim(cls, params, grad_sequence(params, steps=3, skip=False), {})
+    saved = opt.state_dict()
+    before = snapshot(opt)
+    if isinstance(bad, str) and bad == "missing":
+        del saved["state"][2][name]
+    else:
+        saved["state"][2][name] = bad
+    with pytest.raises(ValueError, match="param 2"):
+        opt.load_state_dict(saved)
+    assert_unchanged(opt, before)
 
 
 # -- Bad grads: refused, and nothing changed ----------------------------------------

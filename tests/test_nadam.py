@@ -5,9 +5,9 @@ import pytest
 import cyoptim
 import cyoptim.reference as ref
 from conftest import torch_or_skip
-from optim_harness import (ADAM_FAMILY_INVALID, assert_matches_torch,
-                           assert_validation_matches_torch, grad_sequence, make_params,
-                           run_cyoptim)
+from optim_harness import (ADAM_FAMILY_INVALID, assert_bad_scalar_state_refused,
+                           assert_matches_torch, assert_validation_matches_torch,
+                           grad_sequence, make_params, run_cyoptim)
 
 
 def mu(step, beta1=0.9, momentum_decay=4e-3):
@@ -108,17 +108,4 @@ def test_nadam_validation_messages_equal_torch(kwargs):
 
 @pytest.mark.parametrize("bad", [None, "0.5", 1.5, -0.1, np.zeros(2), "missing"])
 def test_nadam_load_refuses_bad_mu_product(bad):
-    opt = run_cyoptim(cyoptim.NAdam, make_params(np.float64), grad_sequence(
-        make_params(np.float64), steps=3, skip=False), {})
-    saved = opt.state_dict()
-    before = opt.state_dict()
-    if isinstance(bad, str) and bad == "missing":
-        del saved["state"][2]["mu_product"]
-    else:
-        saved["state"][2]["mu_product"] = bad
-    with pytest.raises(ValueError, match="param 2"):
-        opt.load_state_dict(saved)
-    after = opt.state_dict()
-    for i, entry in before["state"].items():
-        for name, value in entry.items():
-            np.testing.assert_array_equal(value, after["state"][i][name])
+    assert_bad_scalar_state_refused(cyoptim.NAdam, "mu_product", bad)

@@ -1,14 +1,17 @@
 """Record or check the golden outputs of every optimizer (bitwise).
 
     python tools/golden.py record --out tests/data/golden.npz
+    python tools/golden.py add tests/data/golden.npz      # a new optimizer's cases only
     python tools/golden.py check tests/data/golden.npz
 
 `record` runs every case of tests/golden_cases.py (each on 1 and 2 threads,
 which must agree) with the cyoptim that Python imports, and writes them to one
 .npz. `check` recomputes them and lists every key that is not bitwise equal or
-is missing on either side; it exits 1 if there is any. Run it from outside the
-source tree to test an installed wheel (the tool itself never puts src/ on
-the path), or with PYTHONPATH=src for an in-place build.
+is missing on either side; it exits 1 if there is any. `add` computes only
+the cases the record lacks (a new optimizer's) and writes them into it, every
+recorded entry unchanged. Run it from outside the source tree to test an
+installed wheel (the tool itself never puts src/ on the path), or with
+PYTHONPATH=src for an in-place build.
 
 The cases and the comparison live in tests/golden_cases.py, shared with
 tests/test_golden.py, so the tool and the test cannot drift apart.
@@ -56,6 +59,26 @@ def record(args):
     return 0
 
 
+def add(args):
+    """Compute the cases the record lacks and write them into it; every entry
+    already there is kept as it is (read and written back byte for byte)."""
+    expected = golden_cases.load(args.path)
+    recorded = {golden_cases.split_key(key)[0] for key in expected}
+    missing = {case: kwargs for case, kwargs in golden_cases.CASES.items()
+               if not set(golden_cases.run_names(case)) <= recorded}
+    partial = [case for case in missing if set(golden_cases.run_names(case)) & recorded]
+    if partial:
+        print(f"FAIL: the record has some runs of {partial[:3]}; record it again instead")
+        return 1
+    if not missing:
+        print(f"{args.path} has every case")
+        return 0
+    results = _compute(missing)
+    golden_cases.save(args.path, {**expected, **results})
+    print(f"added {len(missing)} cases ({len(results)} entries) to {args.path}")
+    return 0
+
+
 def check(args):
     expected = golden_cases.load(args.path)
     meta = golden_cases.load_metadata(args.path)
@@ -77,6 +100,10 @@ def main(argv=None):
     rec = commands.add_parser("record", help="compute every case and write the .npz")
     rec.add_argument("--out", required=True, help="the .npz to write")
     rec.set_defaults(run=record)
+    add_cases = commands.add_parser("add", help="compute only the cases a record lacks and "
+                                               "add them, leaving its entries as they are")
+    add_cases.add_argument("path", help="a .npz written by record")
+    add_cases.set_defaults(run=add)
     chk = commands.add_parser("check", help="recompute and compare bitwise with a record")
     chk.add_argument("path", help="a .npz written by record")
     chk.set_defaults(run=check)

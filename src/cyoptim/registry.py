@@ -153,6 +153,20 @@ KERNELS = (
            run_scalars=(("decay", D), ("neg_lr", D)),
            tensor_state=("lr_ratio",),
            cost="COST_LIGHT"),
+    Kernel("rprop", "Rprop", "Rprop (torch.optim.Rprop)",
+           blocks=(Block("prev"), Block("step_size")),
+           hyper=(("lr", D), ("etaminus", D), ("etaplus", D), ("step_size_min", D),
+                  ("step_size_max", D), ("maximize", B)),
+           run_scalars=(("first", B),),
+           cost="COST_LIGHT"),
+    Kernel("asgd", "ASGD", "ASGD (torch.optim.ASGD)",
+           blocks=(Block("ax"),),
+           hyper=(("lr", D), ("lambd", D), ("alpha", D), ("t0", D), ("weight_decay", D),
+                  ("maximize", B)),
+           run_scalars=(("first", B), ("eta_next", D), ("mu_next", D), ("decay", D),
+                        ("eta", D), ("mu", D)),
+           tensor_state=("eta", "mu"),
+           cost="COST_LIGHT"),
 )
 
 PY_TYPES = {D: "float", B: "bool"}
@@ -341,6 +355,34 @@ OPTIMIZERS = (
                   reference_group=dict(lr=0.1, betas=(0.3, 0.5), weight_decay=0.05),
                   invariance=dict(lr=1e-2, weight_decay=0.1),
                   convergence={"LAMB": Convergence({}, (0.2, 0.995, 2000), (0.03, 0.995, 1500))})),
+    Optimizer("Rprop", "rprop", torch=True, torch_fused=False,
+              demo=(Choice("rprop", "Rprop", 3e-3, {"step_sizes": (1e-6, 3e-3)}),),
+              bench=({}, 4 + 3),
+              testing=Testing(
+                  flags=dict(maximize=(False, True), etas=((0.5, 1.2), (0.3, 1.5)),
+                             step_sizes=((1e-6, 50), (1e-3, 0.05))),
+                  torch=dict(lr=(1e-2, 1e-2)),
+                  torch_group=dict(lr_scale=2, etas=(0.7, 1.1), step_sizes=(1e-4, 0.02)),
+                  reference=dict(lr=1e-2),
+                  reference_group=dict(lr=0.1, etas=(0.2, 2.0), step_sizes=(0.01, 0.5)),
+                  invariance=dict(lr=1e-2, step_sizes=(1e-3, 0.05)),
+                  switches={"etas": ((0.5, 1.2), (0.2, 2.0), (0.5, 1.2)),
+                            "step_sizes": ((1e-6, 50), (1e-3, 0.02), (0.01, 0.5))},
+                  convergence={"Rprop": Convergence({}, (1e-3, 1.0, 2000), (1e-3, 1.0, 100))})),
+    Optimizer("ASGD", "asgd", torch=True, torch_fused=False,
+              demo=(Choice("asgd", "ASGD", 0.1),),
+              bench=({"t0": 0.0}, 3 + 2),                  # averaging from the second step
+              testing=Testing(
+                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1), t0=(1e6, 20.0),
+                             lambd=(1e-4, 0.5)),
+                  torch=dict(lr=(1e-2, 1e-3), alpha=0.6),
+                  torch_group=dict(lr_scale=2, lambd=0.1, t0=5.5, weight_decay=0.05),
+                  reference=dict(lr=1e-2),
+                  reference_group=dict(lr=0.1, lambd=0.3, alpha=1.5, t0=3.0),
+                  invariance=dict(lr=1e-2, t0=2.0, lambd=0.1, weight_decay=0.1),
+                  switches={"t0": (1e6, 0.0, 1e6), "lambd": (1e-4, 0.3, 1e-4),
+                            "weight_decay": (0.0, 0.1, 0.0), "lr": (1e-2, 3e-2, 1e-2)},
+                  convergence={"ASGD": Convergence({}, (1e-3, 1.0, 12000), (0.3, 1.0, 100))})),
 )
 
 # Public optimizer classes that are not rows of OPTIMIZERS. Muon takes 2-d

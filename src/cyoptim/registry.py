@@ -171,6 +171,22 @@ KERNELS = (
 
 PY_TYPES = {D: "float", B: "bool"}
 
+# Hyperparameters a param group holds as a pair (torch's names) while the
+# kernel takes each half: the generated <kernel>_group unpacks them.
+PAIRS = {"betas": ("beta1", "beta2"), "etas": ("etaminus", "etaplus"),
+         "step_sizes": ("step_size_min", "step_size_max")}
+
+
+def group_pairs(kernel):
+    """(group key, first name, second name) of the pairs a kernel takes."""
+    names = {name for name, _ in kernel.hyper}
+    return [(key, a, b) for key, (a, b) in PAIRS.items() if a in names and b in names]
+
+
+def pair_halves(kernel):
+    """The kernel's hyperparameter names that come from a pair."""
+    return {name for _, a, b in group_pairs(kernel) for name in (a, b)}
+
 
 def element_types(kernel):
     """The ElementType entries a kernel is instantiated for, in table order."""

@@ -85,16 +85,6 @@ class Rprop(Optimizer):
     def _state_names(self, group):
         return ("prev", "step_size")
 
-    def _update(self, group, plan, blocks, grads, n_threads):
-        # The kernel's hyperparameters are the pairs' halves (the generated
-        # <kernel>_group entry unpacks only ``betas``).
-        etaminus, etaplus = group["etas"]
-        step_size_min, step_size_max = group["step_sizes"]
-        self._kernels.rprop(plan, prev=blocks["prev"], step_size=blocks["step_size"],
-                            lr=group["lr"], etaminus=etaminus, etaplus=etaplus,
-                            step_size_min=step_size_min, step_size_max=step_size_max,
-                            maximize=group["maximize"], n_threads=n_threads)
-
 
 def _tuple(value):
     """A list or tuple as a tuple; anything else as it is, for validation to refuse."""

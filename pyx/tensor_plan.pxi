@@ -13,9 +13,17 @@
 # others); each run is one tensor. Scalar state (step, NAdam's mu_product) is
 # read from its 0-d tensors into float64 arrays and written back after the
 # kernel, in the tensor's own dtype, as torch's in-place ops would.
+#
+# Sharded params (torch.distributed's DTensor, as FSDP2 makes them): the kernel
+# steps each rank's local shard. A DTensor param's grad and state tensors must
+# be DTensors of the same device mesh and placements (as torch.optim creates
+# them); every check and every pointer is then that of the tensor's
+# ``to_local()``, its own memory (no copy). A tensor whose data pointer is not
+# its memory (a DTensor's is 0) is refused, never read or written.
 
 from libc.stdint cimport uintptr_t
 from cpython.ref cimport PyObject
+from cpython.object cimport PyObject_TypeCheck, PyTypeObject
 from cpython.weakref cimport PyWeakref_NewRef, PyWeakref_GetObject
 
 # The gather result codes; cyoptim.torch turns them into messages.
@@ -28,6 +36,9 @@ TENSOR_SHAPE = 5          # not the param's shape
 TENSOR_CONTIGUOUS = 6     # not contiguous
 TENSOR_NOT_SCALAR = 7     # a scalar state that is not a one-element float tensor
 TENSOR_MISSING = 8        # a state entry this step needs is not there yet
+TENSOR_NO_DATA = 9        # no memory of its own behind data_ptr() (a tensor subclass)
+TENSOR_PLACEMENT = 10     # a DTensor where the param is plain, or the other way round,
+                          # or a DTensor of another mesh or other placements
 
 # What an error is about (the second field of a gather error).
 WHAT_PARAM = 0
@@ -75,14 +86,14 @@ cdef class _Checked:
     cdef inline bint is_param(self, object p):
         return <object> PyWeakref_GetObject(self.param_ref) is p
 
-    cdef inline char* known(self, Py_ssize_t j, object t) except? NULL:
-        """t's data when t is the tensor checked at entry j and still has that
-        data; else NULL."""
+    cdef inline char* known(self, Py_ssize_t j, object t, object local) except? NULL:
+        """The data of t (local: t, or its local shard) when t is the tensor
+        checked at entry j and still has that data; else NULL."""
         cdef object ref = self.refs[j]
         cdef char* data
         if ref is None or <object> PyWeakref_GetObject(ref) is not t:
             return NULL
-        data = _data(t)
+        data = _data(local)
         return data if <intptr_t> data == <intptr_t> self.datas[j] else NULL
 
     cdef inline void remember(self, Py_ssize_t j, object t, char* data, bint wide=False):
@@ -135,7 +146,8 @@ cdef class TensorPlan(Plan):
         self.capacity = cap
 
     def gather(self, list params, object state, tuple slot_names, tuple scalar_names,
-               bint has_step, object tensor_type, object strided, dict dtypes):
+               bint has_step, object tensor_type, object strided, dict dtypes,
+               object local_type=None):
         """Check one group and record its pointers; write nothing but this plan.
 
         params: the group's params. state: optimizer.state (read with .get,
@@ -143,7 +155,10 @@ cdef class TensorPlan(Plan):
         name this step needs, or None. scalar_names: per-tensor scalar states
         (one-element tensors in the state, as NAdam's mu_product). has_step:
         whether the state holds "step". dtypes: torch dtype -> (NumPy type
-        number, itemsize) of the supported dtypes.
+        number, itemsize) of the supported dtypes. local_type: the DTensor
+        class when torch.distributed.tensor is loaded, else None; its
+        instances are stepped through ``to_local()`` (call gather under
+        torch.no_grad(), where that is the shard itself, not an autograd view).
 
         Returns None when every tensor is usable (self.missing then lists the
         state entries to create), else (param index in the group, what, code):
@@ -155,6 +170,8 @@ cdef class TensorPlan(Plan):
         cdef int code
         cdef int64_t size, total = 0
         cdef object p, g, entry, t, dtype, first_dtype = None
+        cdef object lp, lg, lt         # the tensors whose memory is used: locals of DTensors
+        cdef bint sharded
         cdef char** table
         self._reserve(n_params, n_scalars)
         self.n_tensors = 0
@@ -175,6 +192,10 @@ cdef class TensorPlan(Plan):
         cdef Py_ssize_t n_entries = n_slots + 1 + n_scalars
         cdef _Checked seen
         cdef char* data
+        cdef char* param_data
+        cdef char* grad_data
+        if local_type is not None and not isinstance(local_type, type):
+            raise TypeError(f"local_type must be a class or None, got {local_type!r}")
         if len(self._checked) != n_params:
             self._checked = [None] * n_params
         for i in range(n_params):
@@ -184,18 +205,23 @@ cdef class TensorPlan(Plan):
             g = p.grad
             if g is None:
                 continue
+            sharded = _is_a(p, local_type)
+            lp = p.to_local() if sharded else p
             seen = self._checked[i]
-            if (seen is not None and seen.is_param(p) and _data(p) == seen.param_data
-                    and p.is_contiguous()):
+            param_data = _data(lp)
+            if (seen is not None and seen.is_param(p) and param_data == seen.param_data
+                    and param_data != NULL and lp.is_contiguous()):
                 dtype = seen.dtype
                 size = seen.size
             else:
-                code = _check_tensor(p, strided, dtypes, None, None)
+                code = _check_tensor(lp, strided, dtypes, None, None)
                 if code != TENSOR_OK:
                     return i, WHAT_PARAM, code
-                dtype = p.dtype
-                size = p.numel()
-                seen = _Checked.of(p, _data(p), dtype, size, n_entries)
+                if param_data == NULL:
+                    return i, WHAT_PARAM, TENSOR_NO_DATA
+                dtype = lp.dtype
+                size = lp.numel()
+                seen = _Checked.of(p, param_data, dtype, size, n_entries)
                 self._checked[i] = seen
             if first_dtype is None:
                 first_dtype = dtype
@@ -204,9 +230,15 @@ cdef class TensorPlan(Plan):
                 return i, WHAT_PARAM, TENSOR_DTYPE
             if not isinstance(g, tensor_type):
                 return i, WHAT_GRAD, TENSOR_NOT_TENSOR
-            code = _check_tensor(g, strided, dtypes, first_dtype, p.shape)
+            if not _placed_as(g, p, sharded, local_type):
+                return i, WHAT_GRAD, TENSOR_PLACEMENT
+            lg = g.to_local() if sharded else g
+            code = _check_tensor(lg, strided, dtypes, first_dtype, lp.shape)
             if code != TENSOR_OK:
                 return i, WHAT_GRAD, code
+            grad_data = _data(lg)
+            if grad_data == NULL:
+                return i, WHAT_GRAD, TENSOR_NO_DATA
             entry = state.get(p)
             for s in range(n_slots):
                 if slot_names[s] is None:
@@ -215,14 +247,19 @@ cdef class TensorPlan(Plan):
                 if t is None:
                     self.missing.append((k, p, slot_names[s]))
                     continue
-                data = seen.known(s, t)
+                lt = t.to_local() if sharded and _is_a(t, local_type) else t
+                data = seen.known(s, t, lt)
                 if data == NULL:
                     if not isinstance(t, tensor_type):
                         return i, WHAT_STATE + s, TENSOR_NOT_TENSOR
-                    code = _check_tensor(t, strided, dtypes, first_dtype, p.shape)
+                    if not _placed_as(t, p, sharded, local_type):
+                        return i, WHAT_STATE + s, TENSOR_PLACEMENT
+                    code = _check_tensor(lt, strided, dtypes, first_dtype, lp.shape)
                     if code != TENSOR_OK:
                         return i, WHAT_STATE + s, code
-                    data = _data(t)
+                    data = _data(lt)
+                    if data == NULL:
+                        return i, WHAT_STATE + s, TENSOR_NO_DATA
                     seen.remember(s, t, data)
                 self.c_state[s * self.capacity + k] = data
             if has_step:
@@ -231,12 +268,14 @@ cdef class TensorPlan(Plan):
                     step_ptrs[k] = 0
                     self.missing.append((k, p, "step"))
                 else:
-                    data = seen.known(j_step, t)
+                    data = seen.known(j_step, t, t)
                     if data == NULL:
                         code = _check_scalar(t, tensor_type, strided)
                         if code != TENSOR_OK:
                             return i, WHAT_STEP, code
                         data = _data(t)
+                        if data == NULL:
+                            return i, WHAT_STEP, TENSOR_NO_DATA
                         seen.remember(j_step, t, data, t.dtype.itemsize == 8)
                     step_ptrs[k] = <intptr_t> data
                     step_double[k] = seen.wide[j_step]
@@ -245,20 +284,22 @@ cdef class TensorPlan(Plan):
                 if t is None:
                     self.missing.append((k, p, scalar_names[s]))
                     continue
-                data = seen.known(j_step + 1 + s, t)
+                data = seen.known(j_step + 1 + s, t, t)
                 if data == NULL:
                     code = _check_scalar(t, tensor_type, strided)
                     if code != TENSOR_OK:
                         return i, WHAT_SCALAR + s, code
                     data = _data(t)
+                    if data == NULL:
+                        return i, WHAT_SCALAR + s, TENSOR_NO_DATA
                     seen.remember(j_step + 1 + s, t, data, t.dtype.itemsize == 8)
                 scalar_ptrs[s, k] = <intptr_t> data
                 scalar_double[s, k] = seen.wide[j_step + 1 + s]
                 self.scalar_float32 = not scalar_double[s, k]
                 scalars[s, k] = _load(<char*> scalar_ptrs[s, k], scalar_double[s, k])
             self.stepped.append(p)
-            self.c_params[k] = _data(p)
-            self.c_grads[k] = _data(g)
+            self.c_params[k] = param_data
+            self.c_grads[k] = grad_data
             self.c_offsets[k] = total
             total += size
             k += 1
@@ -336,8 +377,17 @@ cdef class TensorPlan(Plan):
 
 
 cdef inline char* _data(object t) except? NULL:
-    cdef uintptr_t address = t.data_ptr()
-    return <char*> address if address else _EMPTY
+    """t's memory; NULL when data_ptr() is not an address: a tensor subclass
+    without storage of its own (a DTensor not unwrapped, a functional wrapper)
+    reports 0 or raises, and a kernel must never take that for an address."""
+    cdef uintptr_t address
+    try:
+        address = t.data_ptr()
+    except RuntimeError:
+        return NULL
+    if address:
+        return <char*> address
+    return _EMPTY if t.numel() == 0 else NULL
 
 
 cdef inline double _load(char* address, bint is_double) noexcept:
@@ -362,6 +412,24 @@ cdef int _check_tensor(object t, object strided, dict dtypes, object dtype,
     if not t.is_contiguous():
         return TENSOR_CONTIGUOUS
     return TENSOR_OK
+
+
+cdef inline bint _is_a(object t, object cls):
+    """isinstance(t, cls) by t's type alone (cls None: False): a fraction of
+    isinstance's cost, which matters once per tensor per step."""
+    return cls is not None and PyObject_TypeCheck(t, <PyTypeObject*> cls)
+
+
+cdef bint _placed_as(object t, object p, bint sharded, object local_type):
+    """t (a grad or state tensor of p) is a DTensor exactly when p is, and
+    then one of p's device mesh and placements: its local shard is then the
+    part of t that p's local shard needs."""
+    if local_type is None:
+        return True
+    if not sharded:
+        return not _is_a(t, local_type)
+    return (_is_a(t, local_type) and t.device_mesh == p.device_mesh
+            and t.placements == p.placements)
 
 
 cdef int _check_scalar(object t, object tensor_type, object strided) except -1:

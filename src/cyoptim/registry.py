@@ -77,7 +77,9 @@ Kernel = namedtuple("Kernel", [
     "cost",            # COST_LIGHT or COST_HEAVY (common.pxi: the thread threshold)
     "driver",          # "generated", or "custom": the .pxi writes its own def
     "element_types",   # names from ELEMENT_TYPES
-], defaults=((), (), "COST_HEAVY", "generated", ("f32", "f64")))
+    "tensor_norms",    # True when an update reads norms of the whole tensor (LAMB's
+                       # trust ratio): then a shard of a tensor cannot be stepped alone
+], defaults=((), (), "COST_HEAVY", "generated", ("f32", "f64"), False))
 
 D, B = "double", "bint"
 
@@ -133,7 +135,7 @@ KERNELS = (
            hyper=(("lr", D), ("beta1", D), ("beta2", D), ("eps", D), ("weight_decay", D),
                   ("maximize", B)),
            run_scalars=(("bc1", D), ("bc2", D)),
-           driver="custom"),
+           driver="custom", tensor_norms=True),
     # Muon (cyoptim.Muon) is not element-wise: a step is these two passes with
     # the Newton-Schulz matrix products (NumPy's matmul, a BLAS) between them.
     # Both are generated drivers; `update` is Muon's param-sized scratch block

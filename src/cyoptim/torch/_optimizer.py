@@ -14,11 +14,24 @@ step. Every check of every group runs before the first write, so a bad input
 raises and changes nothing. Missing state entries are created as torch
 creates them (same names, dtypes and layout), after the checks.
 
+Sharded params (``DTensor``, as FSDP2's ``fully_shard`` makes them, with
+``CPUOffloadPolicy`` on the CPU): each rank steps its local shards
+(``p.to_local()``, ``p.grad.to_local()``) in place, with no copy and no
+communication; missing state is created as torch creates it (``zeros_like``
+of the param: a DTensor of the param's placements, so that
+torch.distributed.checkpoint saves and loads it). A DTensor param's grad and
+state must be DTensors of its mesh and placements, as with torch.optim.
+Every update rule here is element-wise except LAMB's (its trust ratio takes
+norms of whole tensors), which refuses sharded params (replicated ones are
+whole on every rank).
+
 Each class names the cyoptim class of its algorithm (``_spec``); the hooks of
 that class (cyoptim/optimizer.py: ``_state_names``, ``_state_fill``,
 ``_tensor_state``, ``_scratch_names``, ``_exports_step``,
 ``_validate_hyperparameters``) describe its state here too.
 """
+
+import sys
 
 import numpy as np
 import torch
@@ -34,11 +47,13 @@ NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 # TensorPlan.gather() codes and subjects (pyx/tensor_plan.pxi).
 (_OK, _NOT_TENSOR, _DEVICE, _LAYOUT, _DTYPE, _SHAPE, _CONTIGUOUS, _NOT_SCALAR,
- _MISSING) = range(9)
+ _MISSING, _NO_DATA, _PLACEMENT) = range(11)
 _WHAT_PARAM, _WHAT_GRAD, _WHAT_STATE, _WHAT_STEP, _WHAT_SCALAR = 0, 1, 2, 99, 100
 
 # kernel name -> the names of its state blocks, in slot order.
 _KERNEL_BLOCKS = {k.name: tuple(b.name for b in k.blocks) for k in registry.KERNELS}
+# kernel name -> whether an update reads norms of the whole tensor.
+_KERNEL_NORMS = {k.name: k.tensor_norms for k in registry.KERNELS}
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -70,6 +85,7 @@ class Optimizer(torch.optim.Optimizer):
         self._plans = []
         self._scratch = {}
         self._slot_blocks = _KERNEL_BLOCKS[spec.kernel]
+        self._tensor_norms = _KERNEL_NORMS[spec.kernel]
         self._scalar_names = tuple(n for n, s in spec._tensor_state.items() if s.exported)
         self._internal_names = tuple(n for n, s in spec._tensor_state.items() if not s.exported)
 
@@ -88,7 +104,7 @@ class Optimizer(torch.optim.Optimizer):
             self._check_group(group, index)
             dtypes = set()
             for k, p in enumerate(group["params"]):
-                problem = _tensor_problem(p)
+                problem = _tensor_problem(_local(p)) or self._shard_problem(p)
                 if problem:
                     raise ValueError(f"{self._name(group, index, k)} {problem}")
                 dtypes.add(p.dtype)
@@ -99,6 +115,17 @@ class Optimizer(torch.optim.Optimizer):
         except Exception:
             self.param_groups.pop()
             raise
+
+    def _shard_problem(self, p):
+        """Why this optimizer cannot step p's local shard alone, or None."""
+        if not (self._tensor_norms and _is_dtensor(p)):
+            return None
+        if all(placement.is_replicate() for placement in p.placements):
+            return None
+        return (f"is a DTensor with placements {tuple(p.placements)}; "
+                f"{type(self).__name__} takes norms of whole tensors and cyoptim.torch "
+                f"steps each rank's shard alone (no communication): replicate the param, "
+                f"or use an element-wise optimizer")
 
     def _check_group(self, group, index):
         for flag in ("capturable", "differentiable"):
@@ -138,7 +165,8 @@ class Optimizer(torch.optim.Optimizer):
             return loss
         grad_scale = getattr(self, "grad_scale", None)
         scale = 1.0 if grad_scale is None else float(grad_scale)
-        work = self._gather()
+        with torch.no_grad():          # DTensor.to_local() is then the shard itself
+            work = self._gather()
         spec = self._spec
         has_step = spec._exports_step
         n_threads = _threads._requested
@@ -187,8 +215,15 @@ class Optimizer(torch.optim.Optimizer):
         params = group["params"]
         if type(params) is not list:
             params = list(params)
+        if self._tensor_norms and _dtensor_type() is not None:
+            for k, p in enumerate(params):
+                problem = self._shard_problem(p)
+                if problem:
+                    raise ValueError(f"{type(self).__name__}: {self._name(group, g, k)} "
+                                     f"{problem}")
         bad = plan.gather(params, self.state, slot_names, self._scalar_names,
-                          self._spec._exports_step, torch.Tensor, torch.strided, DTYPES)
+                          self._spec._exports_step, torch.Tensor, torch.strided, DTYPES,
+                          _dtensor_type())
         if bad is not None:
             raise self._gather_error(group, g, params, *bad)
         return plan.missing
@@ -255,6 +290,21 @@ class Optimizer(torch.optim.Optimizer):
             key = self._slot_blocks[what - _WHAT_STATE]
             subject, tensor = f"state[{key!r}] of {name}", self.state[p][key]
         cls = type(self).__name__
+        if code == _PLACEMENT:
+            if not _is_dtensor(p):
+                return TypeError(f"{cls}: {subject} is a DTensor, but the param is not; "
+                                 f"they must be of one kind")
+            return TypeError(f"{cls}: {subject} must be a DTensor of the param's device "
+                             f"mesh and placements {tuple(p.placements)}, as torch.optim "
+                             f"creates it (cyoptim.torch steps local shards and never "
+                             f"redistributes)")
+        if code == _NO_DATA:
+            return TypeError(f"{cls}: {subject} is a {type(tensor).__name__} whose data_ptr() "
+                             f"is not its memory; cyoptim.torch updates tensors that own "
+                             f"their memory (and DTensors through their local shards)")
+        if _is_dtensor(tensor):
+            subject = f"the local shard of {subject}"
+        tensor, p = _local(tensor), _local(p)
         if code == _NOT_TENSOR:
             return TypeError(f"{cls}: {subject} must be a torch.Tensor, got "
                              f"{type(tensor).__name__}")
@@ -275,8 +325,9 @@ class Optimizer(torch.optim.Optimizer):
             return TypeError(f"{cls}: {subject} has dtype {tensor.dtype}, but the param has "
                              f"dtype {p.dtype}; they must match")
         if code == _SHAPE:
-            return ValueError(f"{cls}: {subject} has shape {tuple(tensor.shape)}, but the "
-                              f"param has shape {tuple(p.shape)}")
+            whose = "the param's local shard" if _is_dtensor(params[k]) else "the param"
+            return ValueError(f"{cls}: {subject} has shape {tuple(tensor.shape)}, but "
+                              f"{whose} has shape {tuple(p.shape)}")
         if code == _CONTIGUOUS:
             return ValueError(f"{cls}: {subject} is not contiguous (strides "
                               f"{tensor.stride()}); cyoptim.torch updates tensors in place "
@@ -293,6 +344,25 @@ _REFUSED = {
     "differentiable": "the kernels update tensors in place outside autograd, so the step "
                       "cannot be differentiated",
 }
+
+
+def _dtensor_type():
+    """torch.distributed's DTensor class when it is loaded (no DTensor exists
+    otherwise, and cyoptim.torch never imports torch.distributed itself)."""
+    return getattr(sys.modules.get("torch.distributed.tensor"), "DTensor", None)
+
+
+def _is_dtensor(t):
+    dtensor = _dtensor_type()
+    return dtensor is not None and isinstance(t, dtensor)
+
+
+def _local(t):
+    """The tensor whose memory a kernel updates: t, or a DTensor's local shard."""
+    if _is_dtensor(t):
+        with torch.no_grad():
+            return t.to_local()
+    return t
 
 
 def _tensor_problem(p):

@@ -274,6 +274,7 @@ def dcp_reshard(rank, world, out):
 # ---------------------------------------------------------------- DeepSpeed
 def deepspeed_offload(rank, world, out):
     import deepspeed
+    from deepspeed.utils import safe_get_full_optimizer_state
     config = {"train_micro_batch_size_per_gpu": BATCH // world,
               "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}},
               # a client optimizer with ZeRO-Offload: DeepSpeed's defaults refuse it
@@ -284,12 +285,20 @@ def deepspeed_offload(rank, world, out):
         model = make_model()
         engine, wrapper, _, _ = deepspeed.initialize(model=model, optimizer=make(model.parameters()),
                                                      config=config)
+        inner = wrapper.optimizer
         for step in range(STEPS):
             x, y = local_batch(step, rank, world)
             engine.backward(torch.nn.functional.cross_entropy(engine(x), y))
             engine.step()
-        inner = wrapper.optimizer
+            flat = inner.param_groups[0]["params"][0]
+            if step == 0:
+                first = inner.state[flat]["exp_avg_sq"].data_ptr()
         result[name] = [p.detach().clone() for p in model.parameters()]
+        # DeepSpeed reads each param's state through views into the flat
+        # partition's state tensors (a collective: every rank calls it)
+        result[name + "_exp_avg_sq"] = [safe_get_full_optimizer_state(p, "exp_avg_sq").clone()
+                                        for p in model.parameters()]
+        result[name + "_state_kept"] = inner.state[flat]["exp_avg_sq"].data_ptr() == first
         if name == "cyoptim":
             result["optimizer"] = type(inner).__name__
             result["wrapper"] = type(wrapper).__name__

@@ -15,7 +15,10 @@ state_dict loads here and the other way round.
 Params and grads must be dense, contiguous CPU tensors of one supported dtype
 (float32 or float64) per param group: anything else is refused with an error
 naming the param, and nothing is written. The kernels update the tensors' own
-memory: no copy in, no copy out.
+memory: no copy in, no copy out. Sharded ``DTensor`` params (FSDP2 with
+``CPUOffloadPolicy``) are stepped through their local shards, with their
+DTensor grads and state; ``ZeroRedundancyOptimizer(optimizer_class=...)``
+and DeepSpeed's ZeRO-Offload drive these classes as they are.
 
 This module needs torch (``pip install "cyoptim[torch]"``); ``import cyoptim``
 alone never imports it.

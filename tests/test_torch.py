@@ -412,7 +412,9 @@ def test_param_data_reassigned():
 def test_param_groups_swapped_before_each_step():
     """DeepSpeed's ZeRO-Offload pattern: one flat fp32 partition per group;
     ``optimizer.param_groups = [group]`` before each step, state read back as
-    ``optimizer.state[flat]["exp_avg"]``."""
+    ``optimizer.state[flat]["exp_avg"]``; after the first step DeepSpeed keeps
+    narrowed views of each state tensor (one per model param), which must see
+    every later step."""
     results = []
     for cls, extra in ((torch.optim.Adam, {"foreach": False}), (cot.Adam, {})):
         torch.manual_seed(0)
@@ -420,13 +422,20 @@ def test_param_groups_swapped_before_each_step():
         opt = cls([{"params": [flats[0]]}], lr=1e-2, **extra)
         groups = [opt.param_groups[0], dict(opt.param_groups[0], params=[flats[1]])]
         g = torch.Generator().manual_seed(3)
+        views = None
         for _ in range(10):
             for flat, group in zip(flats, groups):
                 flat.grad = torch.randn(flat.shape, generator=g)
                 opt.param_groups = [group]
                 opt.step()
+            if views is None:
+                views = [opt.state[f][name].narrow(0, 100, 50) for f in flats
+                         for name in ("exp_avg", "exp_avg_sq")]
         results.append([f.detach().clone() for f in flats]
                        + [opt.state[f]["exp_avg"].narrow(0, 0, 100) for f in flats])
+        state = [opt.state[f][name][100:150] for f in flats for name in ("exp_avg", "exp_avg_sq")]
+        for view, now in zip(views, state):
+            assert torch.equal(view, now)
     for a, b in zip(*results):
         assert ((a - b).norm() / b.norm()).item() < 1e-6
 

@@ -37,7 +37,7 @@
 #   in row order; a row's sum is its segments' sums in column order, a
 #   column's sum its tiles' sums in row order. Small matrices are one tile,
 #   and a task takes several of them.
-# - The mean of row_var per matrix: a plain sum in row order, in double.
+# - The mean of row_var per matrix: a sum over 8 interleaved lanes, as sum_sq.
 # cyoptim.reference.adafactor computes every one of these sums the same way.
 #
 # A step is three threaded passes over the group, and two short serial steps
@@ -55,6 +55,7 @@
 # first (a tile for factored tensors, a chunk for the others).
 
 from libc.float cimport FLT_EPSILON, DBL_EPSILON
+from libc.string cimport memset
 
 cdef enum:
     ADAFACTOR_TILE_COLS = 1024     # the widest tile (columns); a multiple of REDUCE_LANES
@@ -210,11 +211,11 @@ cdef void _adafactor_tile(const AdafactorArgs* a, int64_t index) noexcept nogil:
             row = b * t.rows + r0 + i
             if a.element_type == cnp.NPY_FLOAT64:
                 _adafactor_tile_row(<double*> g + row * t.cols + c0, nc, a.grad_scale,
-                                    &a.row_part[t.row_part + row * t.n_col_blocks + tile.q],
+                                    &a.row_part[t.row_part + tile.q * t.batch * t.rows + row],
                                     cols, i == 0)
             else:
                 _adafactor_tile_row(<float*> g + row * t.cols + c0, nc, a.grad_scale,
-                                    &a.row_part[t.row_part + row * t.n_col_blocks + tile.q],
+                                    &a.row_part[t.row_part + tile.q * t.batch * t.rows + row],
                                     cols, i == 0)
 
 
@@ -283,35 +284,58 @@ cdef void _adafactor_factors(AdafactorArgs* a, Py_ssize_t k) noexcept nogil:
         _adafactor_factors_typed(a, k, <float*> a.row_var[k], <float*> a.col_var[k])
 
 
+cdef inline void _adafactor_add(double* total, const double* part, int64_t n) noexcept nogil:
+    cdef int64_t i
+    for i in range(n):
+        total[i] = total[i] + part[i]
+
+
+cdef inline void _adafactor_factor_update(floating* factor, const double* sums, int64_t n,
+                                          floating length, floating w) noexcept nogil:
+    """factor = lerp(factor, fl(sqrt(sum))^2 / length, w), element by element."""
+    cdef floating norm
+    cdef int64_t i
+    for i in range(n):
+        norm = <floating> sqrt(sums[i])
+        factor[i] = lerp(factor[i], (norm * norm) / length, w)
+
+
+cdef inline double _adafactor_sum(const floating* x, int64_t n) noexcept nogil:
+    """sum of x in double over REDUCE_LANES lanes, as sum_sq (reductions.pxi)."""
+    cdef double acc[REDUCE_LANES]
+    cdef int64_t i, j, b, body = n - n % REDUCE_LANES
+    for j in range(REDUCE_LANES):
+        acc[j] = 0
+    for b in range(body // REDUCE_LANES):
+        i = b * REDUCE_LANES
+        for j in range(REDUCE_LANES):
+            acc[j] = acc[j] + <double> x[i + j]
+    for i in range(body, n):
+        acc[i - body] = acc[i - body] + <double> x[i]
+    return combine_lanes(acc)
+
+
 cdef inline void _adafactor_factors_typed(AdafactorArgs* a, Py_ssize_t k, floating* row_var,
                                           floating* col_var) noexcept nogil:
+    # The partials are summed in place, block by block in order, into the
+    # first block (0 + p0 + p1 + ... is p0 + p1 + ...): loops over rows or
+    # columns, which vectorize.
     cdef const AdafactorTensor* t = &a.tensors[k]
     cdef floating w = <floating> a.runs[k].beta2_weight
-    cdef floating n_rows = <floating> t.rows, n_cols = <floating> t.cols
     cdef floating eps1 = <floating> a.h.eps1
-    cdef floating norm, mean
-    cdef double total
-    cdef int64_t b, i, j, rb
-    cdef const double* part
-    for i in range(t.batch * t.rows):
-        total = combine_chunks(a.row_part + t.row_part + i * t.n_col_blocks, 0,
-                               t.n_col_blocks, False)
-        norm = <floating> sqrt(total)
-        mean = norm * norm
-        row_var[i] = lerp(row_var[i], mean / n_cols, w)
+    cdef floating mean
+    cdef int64_t b, q, n_rows = t.batch * t.rows
+    cdef double* rows = a.row_part + t.row_part          # block q: rows + q * n_rows
+    cdef double* cols
+    for q in range(1, t.n_col_blocks):
+        _adafactor_add(rows, rows + q * n_rows, n_rows)
+    _adafactor_factor_update(row_var, rows, n_rows, <floating> t.cols, w)
     for b in range(t.batch):
-        for j in range(t.cols):
-            total = 0
-            part = a.col_part + t.col_part + b * t.n_row_blocks * t.cols + j
-            for rb in range(t.n_row_blocks):
-                total = total + part[rb * t.cols]
-            norm = <floating> sqrt(total)
-            mean = norm * norm
-            col_var[b * t.cols + j] = lerp(col_var[b * t.cols + j], mean / n_rows, w)
-        total = 0
-        for i in range(t.rows):
-            total = total + <double> row_var[b * t.rows + i]
-        mean = (<floating> total) / n_rows
+        cols = a.col_part + t.col_part + b * t.n_row_blocks * t.cols
+        for q in range(1, t.n_row_blocks):
+            _adafactor_add(cols, cols + q * t.cols, t.cols)
+        _adafactor_factor_update(col_var + b * t.cols, cols, t.cols, <floating> t.rows, w)
+        mean = (<floating> _adafactor_sum(row_var + b * t.rows, t.rows)) / (<floating> t.rows)
         a.matrix_mean[t.matrix + b] = nan_max(mean, eps1)
 
 
@@ -416,8 +440,8 @@ cdef int _adafactor_layout(AdafactorArgs* a, Py_ssize_t n) except -1:
         t.row_part = rows_part
         t.col_part = cols_part
         t.matrix = matrices
-        rows_part += t.batch * t.rows * t.n_col_blocks
-        cols_part += t.batch * t.n_row_blocks * t.cols
+        rows_part += t.batch * t.rows * max(t.n_col_blocks, 1)
+        cols_part += t.batch * max(t.n_row_blocks, 1) * t.cols
         matrices += t.batch
         if t.n_col_blocks == 1 and t.n_row_blocks == 1:
             per_tile = max(<int64_t> 1, ADAFACTOR_TILE // (t.rows * t.cols))
@@ -434,7 +458,11 @@ cdef int _adafactor_layout(AdafactorArgs* a, Py_ssize_t n) except -1:
     n_tiles = 0
     for k in range(n):
         t = &a.tensors[k]
-        if not t.factored or a.grads[k] == NULL or t.n_col_blocks == 0 or t.n_row_blocks == 0:
+        if not t.factored or a.grads[k] == NULL:
+            continue
+        if t.n_col_blocks == 0 or t.n_row_blocks == 0:     # no element: every sum is 0
+            memset(a.row_part + t.row_part, 0, t.batch * t.rows * sizeof(double))
+            memset(a.col_part + t.col_part, 0, t.batch * t.cols * sizeof(double))
             continue
         if t.n_col_blocks == 1 and t.n_row_blocks == 1:
             per_tile = max(<int64_t> 1, ADAFACTOR_TILE // (t.rows * t.cols))

@@ -67,9 +67,9 @@ class Adafactor(Optimizer):
         >>> opt.step([np.array([[1.0, 2.0, 2.0], [0.0, 0.0, 0.0]])])
         >>> opt.state[0]["row_var"].ravel(), opt.state[0]["col_var"].ravel()
         (array([3., 0.]), array([0.5, 2. , 2. ]))
-        >>> w.round(4)      # U's RMS is 1.41 > d, so the step is clipped to RMS 0.1
-        array([[0.9184, 0.9184, 0.9184],
-               [1.    , 1.    , 1.    ]])
+        >>> w               # first step: V = g*g, so U = sign(g); alpha = RMS(w) * lr
+        array([[0.9, 0.9, 0.9],
+               [1. , 1. , 1. ]])
 
     Note:
         As torch's (and unlike the paper), ``lr`` caps :math:`\rho_t` and

@@ -2,8 +2,9 @@
 
 The sums are the kernel's (pyx/adafactor.pxi), reproduced with NumPy: norms
 over the fixed chunks of ``_chunks``; row and column sums of g*g over the
-kernel's tiles (``np.cumsum`` adds in order, so it gives the kernel's
-sequential sums bitwise).
+kernel's tiles, and the mean of each matrix's row factor over lanes
+(``np.cumsum`` adds in order, so it gives the kernel's sequential sums
+bitwise).
 """
 
 import numpy as np
@@ -20,6 +21,23 @@ TILE = 32768
 def _in_order(x, axis):
     """The sum of x along axis, added one element after the other (in double)."""
     return np.cumsum(x, axis=axis).take(-1, axis=axis)
+
+
+def _combine_lanes(lanes):
+    """The lanes (last axis) combined as the kernels do."""
+    a = np.moveaxis(lanes, -1, 0)
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+
+
+def lane_sums(x):
+    """Sums along the last axis of x over LANES interleaved lanes, in double
+    (lane j adds elements j, j + LANES, ... in order; zero-padded), combined
+    as the kernels' sum_sq does."""
+    n = x.shape[-1]
+    width = max(-(-n // LANES) * LANES, LANES)
+    padded = np.zeros(x.shape[:-1] + (width,))
+    padded[..., :n] = x
+    return _combine_lanes(_in_order(padded.reshape(x.shape[:-1] + (width // LANES, LANES)), -2))
 
 
 def tile_shape(rows, cols):
@@ -39,18 +57,14 @@ def row_col_sums(g):
     row_sums = np.zeros((batch, rows))
     col_sums = np.zeros((batch, cols))
     if rows and cols:
-        # A row: segments of tile_cols columns, each over LANES lanes
-        # (zero-padded), the lanes combined as sum_sq does, the segments in order.
+        # A row: segments of tile_cols columns, each over LANES lanes, the
+        # segments in order.
         n_segments = -(-cols // tile_cols)
-        width = -(-tile_cols // LANES) * LANES
-        padded = np.zeros((batch, rows, n_segments, width))
+        padded = np.zeros((batch, rows, n_segments, tile_cols))
         for q in range(n_segments):
             segment = sq[:, :, q * tile_cols:(q + 1) * tile_cols]
             padded[:, :, q, :segment.shape[2]] = segment
-        lanes = _in_order(padded.reshape(batch, rows, n_segments, width // LANES, LANES), 3)
-        a = np.moveaxis(lanes, -1, 0)
-        segments = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
-        row_sums = _in_order(segments, 2)
+        row_sums = _in_order(lane_sums(padded), 2)
         # A column: its rows in order within a row block, the blocks in order.
         n_blocks = -(-rows // tile_rows)
         padded = np.zeros((batch, n_blocks * tile_rows, cols))
@@ -97,7 +111,7 @@ class Adafactor(ReferenceMixin, fast.Adafactor):
                     mean = norm * norm
                     mean /= dtype.type(length)
                     lerp_(factor, mean, weight, np.empty_like(factor))
-                total = _in_order(row_var.astype(np.float64), 1).astype(dtype)
+                total = lane_sums(row_var.astype(np.float64)).astype(dtype)
                 m = np.maximum(total / dtype.type(rows), dtype.type(eps1))
                 v = u.reshape(-1, rows, cols)
                 np.multiply(row_var[:, :, None], col_var[:, None, :], out=v)

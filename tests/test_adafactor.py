@@ -14,7 +14,8 @@ import cyoptim.reference as ref
 from cyoptim import _dispatch
 from cyoptim.reference.adafactor import TILE, TILE_COLS, row_col_sums
 from conftest import torch_or_skip
-from optim_harness import (TOLERANCE, assert_state_equal, assert_unchanged,
+from optim_harness import (TOLERANCE, assert_buffer_steps_as_separate_arrays,
+                           assert_state_equal, assert_unchanged,
                            assert_validation_matches_torch, grad_sequence, make_params,
                            max_relative_error, run_cyoptim, run_torch_with_state, snapshot,
                            threads)
@@ -145,22 +146,11 @@ def test_load_refuses_state_of_the_wrong_shape():
         assert_unchanged(opt, before)
 
 
-def test_paramBuffer_group_equals_separate_arrays(dtype):
+def test_param_buffer_group_equals_separate_arrays(dtype):
     """A group in one ParamBuffer (the plan's fused run) steps tensor by tensor
     here, bitwise as separate arrays."""
-    shapes = [(30, 20), (20,), (4, 5, 6)]
-    buffer = cyoptim.ParamBuffer(shapes, dtype)
-    separate = make_params(dtype, seed=8, shapes=shapes)
-    for view, p in zip(buffer.params, separate):
-        view[...] = p
-    fused, plain = cyoptim.Adafactor(buffer.params), cyoptim.Adafactor(separate)
-    for grads in grad_sequence(separate, steps=5, skip=False):
-        for view, g in zip(buffer.grads, grads):
-            view[...] = g
-        fused.step(buffer.grads)
-        plain.step(grads)
-    for a, b in zip(buffer.params, separate):
-        np.testing.assert_array_equal(a, b)
+    assert_buffer_steps_as_separate_arrays(cyoptim.Adafactor, {}, [(30, 20), (20,), (4, 5, 6)],
+                                           dtype, seed=8)
 
 
 def test_zero_and_nonfinite_grads_follow_torch():

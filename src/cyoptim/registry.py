@@ -380,8 +380,22 @@ OPTIMIZERS = (
                   switches={"etas": ((0.5, 1.2), (0.2, 2.0), (0.5, 1.2)),
                             "step_sizes": ((1e-6, 50), (1e-3, 0.02), (0.01, 0.5))},
                   convergence={"Rprop": Convergence({}, (1e-3, 1.0, 2000), (1e-3, 1.0, 100))})),
+    Optimizer("ASGD", "asgd", torch=True, torch_fused=False,
+              demo=(Choice("asgd", "ASGD", 0.1),),
+              bench=({"t0": 0.0}, 3 + 2),                  # averaging from the second step
+              testing=Testing(
+                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1), t0=(1e6, 20.0),
+                             lambd=(1e-4, 0.5)),
+                  torch=dict(lr=(1e-2, 1e-3), alpha=0.6),
+                  torch_group=dict(lr_scale=2, lambd=0.1, t0=5.5, weight_decay=0.05),
+                  reference=dict(lr=1e-2),
+                  reference_group=dict(lr=0.1, lambd=0.3, alpha=1.5, t0=3.0),
+                  invariance=dict(lr=1e-2, t0=2.0, lambd=0.1, weight_decay=0.1),
+                  switches={"t0": (1e6, 0.0, 1e6), "lambd": (1e-4, 0.3, 1e-4),
+                            "weight_decay": (0.0, 0.1, 0.0), "lr": (1e-2, 3e-2, 1e-2)},
+                  convergence={"ASGD": Convergence({}, (1e-3, 1.0, 12000), (0.3, 1.0, 100))})),
     Optimizer("Adafactor", "adafactor", torch=True, torch_fused=False,
-              demo=(Choice("adafactor", "Adafactor", 1e-2),),
+              demo=(Choice("adafactor", "Adafactor", 3e-2),),
               # 1-d arrays (unfactored): pass 1 reads p, g, v and writes v, pass 3
               # reads p, g, v and writes p.
               bench=({}, 4 + 4),
@@ -400,20 +414,6 @@ OPTIMIZERS = (
                   # (relative to the param's RMS): a larger eps2 gets it moving.
                   convergence={"Adafactor": Convergence({}, (0.1, 0.999, 5000), (0.3, 0.99, 300),
                                                         {"eps": (None, 0.1)})})),
-    Optimizer("ASGD", "asgd", torch=True, torch_fused=False,
-              demo=(Choice("asgd", "ASGD", 0.1),),
-              bench=({"t0": 0.0}, 3 + 2),                  # averaging from the second step
-              testing=Testing(
-                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1), t0=(1e6, 20.0),
-                             lambd=(1e-4, 0.5)),
-                  torch=dict(lr=(1e-2, 1e-3), alpha=0.6),
-                  torch_group=dict(lr_scale=2, lambd=0.1, t0=5.5, weight_decay=0.05),
-                  reference=dict(lr=1e-2),
-                  reference_group=dict(lr=0.1, lambd=0.3, alpha=1.5, t0=3.0),
-                  invariance=dict(lr=1e-2, t0=2.0, lambd=0.1, weight_decay=0.1),
-                  switches={"t0": (1e6, 0.0, 1e6), "lambd": (1e-4, 0.3, 1e-4),
-                            "weight_decay": (0.0, 0.1, 0.0), "lr": (1e-2, 3e-2, 1e-2)},
-                  convergence={"ASGD": Convergence({}, (1e-3, 1.0, 12000), (0.3, 1.0, 100))})),
 )
 
 # Public optimizer classes that are not rows of OPTIMIZERS. Muon takes 2-d

@@ -26,6 +26,7 @@ from torch.autograd.graph import increment_version
 from torch.optim.optimizer import _get_scalar_dtype
 
 from .. import _dispatch, _threads, registry
+from ..optimizer import Optimizer as BaseOptimizer
 
 # torch dtype -> (NumPy type number, itemsize): what the kernels are built for.
 DTYPES = {torch.float32: (np.dtype(np.float32).num, 4),
@@ -72,6 +73,12 @@ class Optimizer(torch.optim.Optimizer):
         self._slot_blocks = _KERNEL_BLOCKS[spec.kernel]
         self._scalar_names = tuple(n for n, s in spec._tensor_state.items() if s.exported)
         self._internal_names = tuple(n for n, s in spec._tensor_state.items() if not s.exported)
+        # State that is not param-shaped (Adafactor's): the spec's shape rule.
+        self._state_shape = (None if spec._state_shape is BaseOptimizer._state_shape
+                             else self._shape_of_state)
+
+    def _shape_of_state(self, name, shape):
+        return self._spec._state_shape(self, name, tuple(shape))
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -188,7 +195,8 @@ class Optimizer(torch.optim.Optimizer):
         if type(params) is not list:
             params = list(params)
         bad = plan.gather(params, self.state, slot_names, self._scalar_names,
-                          self._spec._exports_step, torch.Tensor, torch.strided, DTYPES)
+                          self._spec._exports_step, torch.Tensor, torch.strided, DTYPES,
+                          self._state_shape)
         if bad is not None:
             raise self._gather_error(group, g, params, *bad)
         return plan.missing
@@ -203,6 +211,9 @@ class Optimizer(torch.optim.Optimizer):
             elif name in spec._tensor_state:
                 entry[name] = torch.full((), spec._tensor_state[name].initial,
                                          dtype=_get_scalar_dtype())
+            elif self._state_shape is not None and self._state_shape(name, p.shape) != p.shape:
+                entry[name] = torch.full(self._state_shape(name, p.shape),
+                                         spec._state_fill(self, name, group), dtype=p.dtype)
             else:
                 fill = spec._state_fill(self, name, group)
                 entry[name] = (torch.zeros_like(p, memory_format=torch.contiguous_format)
@@ -275,6 +286,11 @@ class Optimizer(torch.optim.Optimizer):
             return TypeError(f"{cls}: {subject} has dtype {tensor.dtype}, but the param has "
                              f"dtype {p.dtype}; they must match")
         if code == _SHAPE:
+            is_state = self._state_shape is not None and _WHAT_STATE <= what < _WHAT_STEP
+            expected = self._state_shape(key, p.shape) if is_state else tuple(p.shape)
+            if expected != tuple(p.shape):
+                return ValueError(f"{cls}: {subject} has shape {tuple(tensor.shape)}, but a "
+                                  f"param of shape {tuple(p.shape)} needs {expected}")
             return ValueError(f"{cls}: {subject} has shape {tuple(tensor.shape)}, but the "
                               f"param has shape {tuple(p.shape)}")
         if code == _CONTIGUOUS:

@@ -147,7 +147,7 @@ cdef class TensorPlan(Plan):
 
     def gather(self, list params, object state, tuple slot_names, tuple scalar_names,
                bint has_step, object tensor_type, object strided, dict dtypes,
-               object local_type=None):
+               object state_shape=None, object local_type=None):
         """Check one group and record its pointers; write nothing but this plan.
 
         params: the group's params. state: optimizer.state (read with .get,
@@ -155,10 +155,14 @@ cdef class TensorPlan(Plan):
         name this step needs, or None. scalar_names: per-tensor scalar states
         (one-element tensors in the state, as NAdam's mu_product). has_step:
         whether the state holds "step". dtypes: torch dtype -> (NumPy type
-        number, itemsize) of the supported dtypes. local_type: the DTensor
-        class when torch.distributed.tensor is loaded, else None; its
-        instances are stepped through ``to_local()`` (call gather under
-        torch.no_grad(), where that is the shard itself, not an autograd view).
+        number, itemsize) of the supported dtypes. state_shape: None when
+        every state tensor has its param's shape; else a function (state
+        name, param shape) -> the state's shape, or None when that param has
+        no such state (its table entry is then NULL, and nothing is missing).
+        local_type: the DTensor class when torch.distributed.tensor is loaded,
+        else None; its instances are stepped through ``to_local()`` (call
+        gather under torch.no_grad(), where that is the shard itself, not an
+        autograd view).
 
         Returns None when every tensor is usable (self.missing then lists the
         state entries to create), else (param index in the group, what, code):
@@ -169,7 +173,7 @@ cdef class TensorPlan(Plan):
         cdef Py_ssize_t n_scalars = len(scalar_names)
         cdef int code
         cdef int64_t size, total = 0
-        cdef object p, g, entry, t, dtype, first_dtype = None
+        cdef object p, g, entry, t, dtype, first_dtype = None, shape
         cdef object lp, lg, lt         # the tensors whose memory is used: locals of DTensors
         cdef bint sharded
         cdef char** table
@@ -243,6 +247,12 @@ cdef class TensorPlan(Plan):
             for s in range(n_slots):
                 if slot_names[s] is None:
                     continue
+                shape = lp.shape
+                if state_shape is not None:
+                    shape = state_shape(slot_names[s], shape)
+                    if shape is None:
+                        self.c_state[s * self.capacity + k] = NULL
+                        continue
                 t = entry.get(slot_names[s]) if entry is not None else None
                 if t is None:
                     self.missing.append((k, p, slot_names[s]))
@@ -254,7 +264,7 @@ cdef class TensorPlan(Plan):
                         return i, WHAT_STATE + s, TENSOR_NOT_TENSOR
                     if not _placed_as(t, p, sharded, local_type):
                         return i, WHAT_STATE + s, TENSOR_PLACEMENT
-                    code = _check_tensor(lt, strided, dtypes, first_dtype, lp.shape)
+                    code = _check_tensor(lt, strided, dtypes, first_dtype, shape)
                     if code != TENSOR_OK:
                         return i, WHAT_STATE + s, code
                     data = _data(lt)

@@ -185,7 +185,7 @@ def fsdp_every(rank, world, out):
             params = list(model.parameters())
             try:
                 opt = cls(params, **options)
-            except ValueError as error:          # LAMB: not element-wise
+            except ValueError as error:          # LAMB, Adafactor: not element-wise
                 result[choice.key] = {"refused": str(error)}
                 continue
             shadow = [torch.nn.Parameter(_local(p).detach().clone()) for p in params]

@@ -51,12 +51,13 @@ THREADS = (1, 2)
 SHAPES = [(5, 7), (5,), (29,), (2, 3, 4)]
 ZERO_PARAMS = (1,)
 GROUP0_SIZE = 2
-# LAMB alone (the one optimizer whose step reduces) also gets a tensor larger
-# than one 4096-element reduction chunk, so its norms are summed in chunks. Its
-# data repeats a PERIOD-element pattern: element-wise updates keep the pattern,
+# LAMB and Adafactor (the optimizers whose step reduces) also get a tensor
+# larger than one 4096-element reduction chunk, so their norms are summed in
+# chunks. Its data repeats a PERIOD-element pattern: element-wise updates keep the pattern,
 # so deflate stores the results in a few hundred bytes, while the norms still
 # depend on how the chunks are summed and combined.
 LARGE_SHAPE = (5003,)
+REDUCING = ("lamb", "adafactor")
 PERIOD = 61
 
 # Optimizer -> (class name, kwargs shared by all its cases, overrides of the
@@ -107,6 +108,10 @@ OPTIMIZERS = {
     # t0 = 5: ax averages from step 7; group 1 from step 4.
     "asgd": ("ASGD", dict(lr=1e-2, lambd=0.1), dict(lr=3e-2, alpha=1.5, t0=2.0),
              dict(maximize=[False, True], weight_decay=[0.0, 0.1], t0=[1e6, 5.0]), None),
+    # Param 1 starts at zero: its step is eps2 * rho until it moves.
+    "adafactor": ("Adafactor", dict(lr=1e-2), dict(lr=3e-2, beta2_decay=-0.5, eps=(1e-4, 1e-2),
+                                                     d=1.5),
+                  dict(maximize=[False, True], weight_decay=[0.0, 0.1], d=[1.0, 2.0]), None),
 }
 
 
@@ -169,7 +174,7 @@ def values(stream, shape, dtype, zeros=True):
 
 
 def shapes_of(name):
-    return SHAPES + [LARGE_SHAPE] if name == "lamb" else list(SHAPES)
+    return SHAPES + [LARGE_SHAPE] if name in REDUCING else list(SHAPES)
 
 
 def initial_params(shapes, dtype):

@@ -156,6 +156,23 @@ def assert_thread_and_variant_invariant(cls, kwargs, dtype):
             np.testing.assert_array_equal(a, b, err_msg=f"param {k}: {key} vs {first_key}")
 
 
+def assert_buffer_steps_as_separate_arrays(cls, kwargs, shapes, dtype, steps=5, seed=0):
+    """A group in one ParamBuffer (the plan may run it as one fused run) steps
+    bitwise as the same params in separate arrays."""
+    buffer = cyoptim.ParamBuffer(shapes, dtype)
+    separate = make_params(dtype, seed, shapes)
+    for view, p in zip(buffer.params, separate):
+        view[...] = p
+    fused, plain = cls(buffer.params, **kwargs), cls(separate, **kwargs)
+    for grads in grad_sequence(separate, steps=steps, skip=False):
+        for view, g in zip(buffer.grads, grads):
+            view[...] = g
+        fused.step(buffer.grads)
+        plain.step(grads)
+    for k, (view, p) in enumerate(zip(buffer.params, separate)):
+        np.testing.assert_array_equal(view, p, err_msg=f"param {k}")
+
+
 def assert_state_dict_round_trip(cls, kwargs, dtype):
     """Save mid-run, load into a fresh optimizer, continue: bit-identical to no break."""
     params = make_params(dtype)

@@ -244,7 +244,8 @@ def test_train_stops_when_the_loss_diverges():
 def test_every_choice_is_known_and_tuned():
     keys = [c.key for c in CHOICES]
     assert keys == ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam",
-                    "adamw", "adamax", "nadam", "radam", "lion", "lamb", "rprop", "asgd"]
+                    "adamw", "adamax", "nadam", "radam", "lion", "lamb", "rprop", "asgd",
+                    "adafactor"]
     assert all(c.lr > 0 for c in CHOICES)
     assert all(issubclass(c.optimizer_class, cyoptim.Optimizer) for c in CHOICES)
     assert {c.key: c.optimizer_class for c in CHOICES}["lamb"] is cyoptim.LAMB

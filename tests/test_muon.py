@@ -27,7 +27,8 @@ from cyoptim import _dispatch
 from cyoptim.optimizers.muon import lr_ratio, normalizer, round_bfloat16
 from cyoptim.reference.muon import fma32, newton_schulz
 from conftest import torch_or_skip
-from optim_harness import (assert_state_equal, assert_unchanged, bad_grad_lists,
+from optim_harness import (assert_buffer_steps_as_separate_arrays, assert_state_equal,
+                           assert_unchanged, bad_grad_lists,
                            grad_sequence, snapshot, threads)
 
 COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -359,19 +360,8 @@ def test_param_buffer_views_step_as_separate_arrays():
     """Params in one ParamBuffer (one run per pass when their lr ratios agree,
     one run per tensor otherwise) step bitwise as separate arrays do."""
     for shapes in [[(8, 4), (4, 8), (6, 6)], [(5, 5), (5, 5)]]:
-        buffer = cyoptim.ParamBuffer(shapes, np.float32)
-        separate = make_params(np.float32, shapes)
-        for view, p in zip(buffer.params, separate):
-            view[...] = p
-        a = cyoptim.Muon(buffer.params, lr=0.1)
-        b = cyoptim.Muon(separate, lr=0.1)
-        for grads in grad_sequence(separate, steps=4, skip=False):
-            for view, g in zip(buffer.grads, grads):
-                view[...] = g
-            a.step(buffer.grads)
-            b.step(grads)
-        for view, p in zip(buffer.params, separate):
-            np.testing.assert_array_equal(view, p)
+        assert_buffer_steps_as_separate_arrays(cyoptim.Muon, {"lr": 0.1}, shapes, np.float32,
+                                               steps=4)
 
 
 # -------------------------------------------------------------- state_dict, checkpoints

@@ -26,6 +26,8 @@ SCALAR_BY_DESIGN = {
     ("max_abs", "baseline", "float64"): "SSE2 has no 64-bit integer compare (pcmpgtq is SSE4.2)",
     ("average_elements", "baseline", None): "SSE2 has no fused multiply-add: glibc's fma() "
                                             "per element (torch's lerp rounds once)",
+    ("adafactor_factors_typed", None, None): "the loop over a batch's matrices (per matrix: "
+                                             "the vectorized column loops and row-factor sum)",
 }
 
 

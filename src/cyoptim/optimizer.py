@@ -23,6 +23,10 @@ Subclasses describe their algorithm with a few class attributes and hooks:
   (default: ``_state_names``).
 - ``_exports_block(name, blocks, k)``: whether param k's entry shows that
   buffer (default: yes, once it exists).
+- ``_state_shape(name, shape)``: the shape of buffer ``name`` for a param of
+  this shape, or None when such a param has none (default: the param's
+  shape). Adafactor's factored buffers are not param-shaped; the group's
+  block then holds each param's part in param order, of that shape's size.
 - ``_state_fill(name, group)``: their initial value (0 unless overridden).
 - ``_tensor_state``: per-param scalar state (NAdam's ``mu_product``): name ->
   ``TensorState(initial, low, high, exported)``; kept in one float64 array per
@@ -37,10 +41,11 @@ Subclasses describe their algorithm with a few class attributes and hooks:
   checked; kernels read them through the plan).
 
 ``blocks`` maps each name (state, tensor state, scratch) to its array: a
-state or scratch block holds one element per param element of the group, a
-tensor state one value per param.
+state or scratch block holds one element per param element of the group
+(a state block: per ``_state_shape``), a tensor state one value per param.
 """
 
+import math
 from collections import namedtuple
 
 import numpy as np
@@ -213,6 +218,11 @@ class Optimizer:
     def _exports_block(self, name, blocks, k):
         return True
 
+    def _state_shape(self, name, shape):
+        """The shape of state buffer ``name`` of a param of this shape (a
+        tuple), or None when such a param has no such buffer."""
+        return shape
+
     def _loaded_tensor_state(self, name, entry):
         """The value of an internal (not exported) tensor state for a loaded entry."""
         return self._tensor_state[name].initial
@@ -289,7 +299,18 @@ class Optimizer:
                           f"np.ascontiguousarray(grad)")
 
     def _new_state_block(self, name, group, plan):
-        return aligned_zeros(plan.total_elements, plan.dtype, self._state_fill(name, group))
+        return aligned_zeros(self._state_offsets(plan, name)[-1], plan.dtype,
+                             self._state_fill(name, group))
+
+    def _state_offsets(self, plan, name):
+        """Where each param's part of the block ``name`` starts (and the
+        block's size, last): param k's part has prod(_state_shape) elements,
+        none where it is None."""
+        if type(self)._state_shape is Optimizer._state_shape:
+            return plan.offsets
+        sizes = [0 if shape is None else math.prod(shape)
+                 for shape in (self._state_shape(name, p.shape) for p in plan.params)]
+        return np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
 
     def _ensure_blocks(self, group, plan, blocks, also=()):
         """Allocate the group's missing blocks: state (the flags' names and
@@ -308,11 +329,14 @@ class Optimizer:
                 blocks[name] = aligned_empty(plan.total_elements, plan.dtype)
 
     # ------------------------------------------------------------------ state
-    def _views(self, plan, block):
-        """Per-param views of one state block."""
-        offsets = plan.offsets
-        return [block[offsets[k]:offsets[k + 1]].reshape(p.shape)
-                for k, p in enumerate(plan.params)]
+    def _views(self, plan, block, name):
+        """Per-param views of the state block ``name`` (None for a param without it)."""
+        offsets = self._state_offsets(plan, name)
+        views = []
+        for k, p in enumerate(plan.params):
+            shape = self._state_shape(name, p.shape)
+            views.append(None if shape is None else block[offsets[k]:offsets[k + 1]].reshape(shape))
+        return views
 
     @property
     def state(self):
@@ -321,7 +345,7 @@ class Optimizer:
         index = 0
         for group, plan, blocks in zip(self.param_groups, self._plans, self._blocks):
             names = [n for n in self._all_state_names() if n in blocks]
-            views = {name: self._views(plan, blocks[name]) for name in names}
+            views = {name: self._views(plan, blocks[name], name) for name in names}
             scalars = [n for n, spec in self._tensor_state.items()
                        if spec.exported and n in blocks]
             for k in range(plan.n_tensors):
@@ -330,7 +354,7 @@ class Optimizer:
                     for name in scalars:
                         entry[name] = float(blocks[name][k])
                     for name in names:
-                        if self._exports_block(name, blocks, k):
+                        if views[name][k] is not None and self._exports_block(name, blocks, k):
                             entry[name] = views[name][k]
                     if entry:
                         state[index + k] = entry
@@ -366,7 +390,7 @@ class Optimizer:
             self._ensure_blocks(group, plan, blocks, also=[
                 name for name in self._all_state_names()
                 if any(name in entry for entry in per_param[g].values())])
-            views = {name: self._views(plan, blocks[name])
+            views = {name: self._views(plan, blocks[name], name)
                      for name in self._all_state_names() if name in blocks}
             for k, entry in per_param[g].items():
                 plan.steps[k] = entry.get("step", 1.0)
@@ -417,6 +441,10 @@ class Optimizer:
                     | {n for n, spec in self._tensor_state.items() if spec.exported}
                     | ({"step"} if self._exports_step else set()))
         allowed = required | set(self._all_state_names())
+        shapes = {name: self._state_shape(name, param.shape) for name in self._all_state_names()}
+        absent = {name for name, shape in shapes.items() if shape is None}
+        required -= absent
+        allowed -= absent
         if not required <= set(entry) <= allowed:
             raise ValueError(f"state of param {index} has keys {sorted(entry)}; expected "
                              f"{sorted(required)}" + (f" and any of {sorted(allowed - required)}"
@@ -440,7 +468,11 @@ class Optimizer:
                                  f"[{spec.low}, {spec.high}], got {entry[name]!r}")
             scalars[name] = value
         for name in names:
-            check_like(entry[name], param, f"state {name!r} of param {index}", "the param")
+            like, like_what = param, "the param"
+            if shapes[name] != param.shape:
+                like = np.empty(shapes[name], param.dtype)
+                like_what = f"its {name} for a param of shape {param.shape}"
+            check_like(entry[name], like, f"state {name!r} of param {index}", like_what)
         checked = {name: entry[name] for name in names}
         checked.update(scalars)
         if "step" in entry:

@@ -77,8 +77,9 @@ Kernel = namedtuple("Kernel", [
     "cost",            # COST_LIGHT or COST_HEAVY (common.pxi: the thread threshold)
     "driver",          # "generated", or "custom": the .pxi writes its own def
     "element_types",   # names from ELEMENT_TYPES
-    "tensor_norms",    # True when an update reads norms of the whole tensor (LAMB's
-                       # trust ratio): then a shard of a tensor cannot be stepped alone
+    "tensor_norms",    # True when an update reads reductions over the whole tensor
+                       # (LAMB's norms, Adafactor's row and column factors): then a
+                       # shard of a tensor cannot be stepped alone
 ], defaults=((), (), "COST_HEAVY", "generated", ("f32", "f64"), False))
 
 D, B = "double", "bint"
@@ -161,6 +162,17 @@ KERNELS = (
                   ("step_size_max", D), ("maximize", B)),
            run_scalars=(("first", B),),
            cost="COST_LIGHT"),
+    # Adafactor's state is not param-sized: row_var and col_var hold each
+    # factored tensor's row and column factors, variance the unfactored
+    # tensors' elements (the class's _state_shape says which param has which,
+    # in what shape). A custom driver of three passes with reductions.
+    Kernel("adafactor", "Adafactor",
+           "Adafactor (torch.optim.Adafactor): factored second moments, three passes with norms",
+           blocks=(Block("row_var"), Block("col_var"), Block("variance")),
+           hyper=(("lr", D), ("beta2_decay", D), ("eps1", D), ("eps2", D), ("d", D),
+                  ("weight_decay", D), ("maximize", B)),
+           run_scalars=(("beta2_weight", D), ("rho", D)),
+           driver="custom", tensor_norms=True),
     Kernel("asgd", "ASGD", "ASGD (torch.optim.ASGD)",
            blocks=(Block("ax"),),
            hyper=(("lr", D), ("lambd", D), ("alpha", D), ("t0", D), ("weight_decay", D),
@@ -401,6 +413,26 @@ OPTIMIZERS = (
                   switches={"t0": (1e6, 0.0, 1e6), "lambd": (1e-4, 0.3, 1e-4),
                             "weight_decay": (0.0, 0.1, 0.0), "lr": (1e-2, 3e-2, 1e-2)},
                   convergence={"ASGD": Convergence({}, (1e-3, 1.0, 12000), (0.3, 1.0, 100))})),
+    Optimizer("Adafactor", "adafactor", torch=True, torch_fused=False,
+              demo=(Choice("adafactor", "Adafactor", 3e-2),),
+              # 1-d arrays (unfactored): pass 1 reads p, g, v and writes v, pass 3
+              # reads p, g, v and writes p.
+              bench=({}, 4 + 4),
+              testing=Testing(
+                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1), d=(1.0, 2.0),
+                             eps=((None, 1e-3), (1e-3, 0.5))),
+                  torch=dict(lr=(1e-2, 1e-3)),
+                  torch_group=dict(lr_scale=3, beta2_decay=-0.5, eps=(1e-6, 1e-2), d=1.5),
+                  reference=dict(lr=1e-2),
+                  reference_group=dict(lr=0.05, beta2_decay=-0.6, eps=(1e-4, 0.1), d=3.0,
+                                       weight_decay=0.05),
+                  invariance=dict(lr=1e-2, weight_decay=0.1),
+                  switches={"weight_decay": (0.0, 0.1, 0.0), "maximize": (False, True),
+                            "d": (1.0, 2.0, 1.0)},
+                  # Least squares starts from x = 0, where the step is eps2 * rho
+                  # (relative to the param's RMS): a larger eps2 gets it moving.
+                  convergence={"Adafactor": Convergence({}, (0.1, 0.999, 5000), (0.3, 0.99, 300),
+                                                        {"eps": (None, 0.1)})})),
 )
 
 # Public optimizer classes that are not rows of OPTIMIZERS. Muon takes 2-d

@@ -17,7 +17,7 @@ class ReferenceMixin:
         if key not in cache:
             cache[key] = [np.empty(plan.total_elements, plan.dtype) for _ in range(3)]
         flats = cache[key]
-        views = {name: self._views(plan, blocks[name]) for name in names}
+        views = {name: self._views(plan, blocks[name], name) for name in names}
         offsets = plan.offsets
         for k, grad in enumerate(grads):
             if grad is None:

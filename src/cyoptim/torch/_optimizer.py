@@ -21,9 +21,8 @@ communication; missing state is created as torch creates it (``zeros_like``
 of the param: a DTensor of the param's placements, so that
 torch.distributed.checkpoint saves and loads it). A DTensor param's grad and
 state must be DTensors of its mesh and placements, as with torch.optim.
-Every update rule here is element-wise except LAMB's (its trust ratio takes
-norms of whole tensors), which refuses sharded params (replicated ones are
-whole on every rank).
+Every update rule here is element-wise except LAMB's and Adafactor's (norms,
+row and column factors of whole tensors): those two refuse DTensor params.
 
 Each class names the cyoptim class of its algorithm (``_spec``); the hooks of
 that class (cyoptim/optimizer.py: ``_state_names``, ``_state_fill``,
@@ -39,6 +38,7 @@ from torch.autograd.graph import increment_version
 from torch.optim.optimizer import _get_scalar_dtype
 
 from .. import _dispatch, _threads, registry
+from ..optimizer import Optimizer as BaseOptimizer
 
 # torch dtype -> (NumPy type number, itemsize): what the kernels are built for.
 DTYPES = {torch.float32: (np.dtype(np.float32).num, 4),
@@ -52,7 +52,7 @@ _WHAT_PARAM, _WHAT_GRAD, _WHAT_STATE, _WHAT_STEP, _WHAT_SCALAR = 0, 1, 2, 99, 10
 
 # kernel name -> the names of its state blocks, in slot order.
 _KERNEL_BLOCKS = {k.name: tuple(b.name for b in k.blocks) for k in registry.KERNELS}
-# kernel name -> whether an update reads norms of the whole tensor.
+# kernel name -> whether an update reads reductions over the whole tensor.
 _KERNEL_NORMS = {k.name: k.tensor_norms for k in registry.KERNELS}
 
 
@@ -88,6 +88,12 @@ class Optimizer(torch.optim.Optimizer):
         self._tensor_norms = _KERNEL_NORMS[spec.kernel]
         self._scalar_names = tuple(n for n, s in spec._tensor_state.items() if s.exported)
         self._internal_names = tuple(n for n, s in spec._tensor_state.items() if not s.exported)
+        # State that is not param-shaped (Adafactor's): the spec's shape rule.
+        self._state_shape = (None if spec._state_shape is BaseOptimizer._state_shape
+                             else self._shape_of_state)
+
+    def _shape_of_state(self, name, shape):
+        return self._spec._state_shape(self, name, tuple(shape))
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -120,12 +126,10 @@ class Optimizer(torch.optim.Optimizer):
         """Why this optimizer cannot step p's local shard alone, or None."""
         if not (self._tensor_norms and _is_dtensor(p)):
             return None
-        if all(placement.is_replicate() for placement in p.placements):
-            return None
-        return (f"is a DTensor with placements {tuple(p.placements)}; "
-                f"{type(self).__name__} takes norms of whole tensors and cyoptim.torch "
-                f"steps each rank's shard alone (no communication): replicate the param, "
-                f"or use an element-wise optimizer")
+        return (f"is a DTensor (placements {tuple(p.placements)}); "
+                f"{type(self).__name__}'s update reads reductions over whole tensors, "
+                f"and cyoptim.torch steps each rank's local shard alone (no "
+                f"communication): use an element-wise optimizer")
 
     def _check_group(self, group, index):
         for flag in ("capturable", "differentiable"):
@@ -223,7 +227,7 @@ class Optimizer(torch.optim.Optimizer):
                                      f"{problem}")
         bad = plan.gather(params, self.state, slot_names, self._scalar_names,
                           self._spec._exports_step, torch.Tensor, torch.strided, DTYPES,
-                          _dtensor_type())
+                          self._state_shape, _dtensor_type())
         if bad is not None:
             raise self._gather_error(group, g, params, *bad)
         return plan.missing
@@ -238,6 +242,9 @@ class Optimizer(torch.optim.Optimizer):
             elif name in spec._tensor_state:
                 entry[name] = torch.full((), spec._tensor_state[name].initial,
                                          dtype=_get_scalar_dtype())
+            elif self._state_shape is not None and self._state_shape(name, p.shape) != p.shape:
+                entry[name] = torch.full(self._state_shape(name, p.shape),
+                                         spec._state_fill(self, name, group), dtype=p.dtype)
             else:
                 fill = spec._state_fill(self, name, group)
                 entry[name] = (torch.zeros_like(p, memory_format=torch.contiguous_format)
@@ -325,6 +332,11 @@ class Optimizer(torch.optim.Optimizer):
             return TypeError(f"{cls}: {subject} has dtype {tensor.dtype}, but the param has "
                              f"dtype {p.dtype}; they must match")
         if code == _SHAPE:
+            is_state = self._state_shape is not None and _WHAT_STATE <= what < _WHAT_STEP
+            expected = self._state_shape(key, p.shape) if is_state else tuple(p.shape)
+            if expected != tuple(p.shape):
+                return ValueError(f"{cls}: {subject} has shape {tuple(tensor.shape)}, but a "
+                                  f"param of shape {tuple(p.shape)} needs {expected}")
             whose = "the param's local shard" if _is_dtensor(params[k]) else "the param"
             return ValueError(f"{cls}: {subject} has shape {tuple(tensor.shape)}, but "
                               f"{whose} has shape {tuple(p.shape)}")

@@ -278,15 +278,9 @@ cdef class TensorPlan(Plan):
                     step_ptrs[k] = 0
                     self.missing.append((k, p, "step"))
                 else:
-                    data = seen.known(j_step, t, t)
+                    data = _scalar_data(seen, j_step, t, tensor_type, strided, &code)
                     if data == NULL:
-                        code = _check_scalar(t, tensor_type, strided)
-                        if code != TENSOR_OK:
-                            return i, WHAT_STEP, code
-                        data = _data(t)
-                        if data == NULL:
-                            return i, WHAT_STEP, TENSOR_NO_DATA
-                        seen.remember(j_step, t, data, t.dtype.itemsize == 8)
+                        return i, WHAT_STEP, code
                     step_ptrs[k] = <intptr_t> data
                     step_double[k] = seen.wide[j_step]
             for s in range(n_scalars):
@@ -294,15 +288,9 @@ cdef class TensorPlan(Plan):
                 if t is None:
                     self.missing.append((k, p, scalar_names[s]))
                     continue
-                data = seen.known(j_step + 1 + s, t, t)
+                data = _scalar_data(seen, j_step + 1 + s, t, tensor_type, strided, &code)
                 if data == NULL:
-                    code = _check_scalar(t, tensor_type, strided)
-                    if code != TENSOR_OK:
-                        return i, WHAT_SCALAR + s, code
-                    data = _data(t)
-                    if data == NULL:
-                        return i, WHAT_SCALAR + s, TENSOR_NO_DATA
-                    seen.remember(j_step + 1 + s, t, data, t.dtype.itemsize == 8)
+                    return i, WHAT_SCALAR + s, code
                 scalar_ptrs[s, k] = <intptr_t> data
                 scalar_double[s, k] = seen.wide[j_step + 1 + s]
                 self.scalar_float32 = not scalar_double[s, k]
@@ -398,6 +386,25 @@ cdef inline char* _data(object t) except? NULL:
     if address:
         return <char*> address
     return _EMPTY if t.numel() == 0 else NULL
+
+
+cdef char* _scalar_data(_Checked seen, Py_ssize_t j, object t, object tensor_type,
+                        object strided, int* code) except? NULL:
+    """The data of scalar state t (a step, a mu_product) at entry j of seen:
+    checked unless an earlier step checked this tensor; NULL with code set
+    when it cannot be used."""
+    cdef char* data = seen.known(j, t, t)
+    if data != NULL:
+        return data
+    code[0] = _check_scalar(t, tensor_type, strided)
+    if code[0] != TENSOR_OK:
+        return NULL
+    data = _data(t)
+    if data == NULL:
+        code[0] = TENSOR_NO_DATA
+        return NULL
+    seen.remember(j, t, data, t.dtype.itemsize == 8)
+    return data
 
 
 cdef inline double _load(char* address, bint is_double) noexcept:

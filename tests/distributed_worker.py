@@ -30,6 +30,7 @@ stuck-peer / failed-peer: rank 0 waits in a barrier that rank 1 never joins
 """
 
 import datetime
+import faulthandler
 import os
 import sys
 import time
@@ -385,6 +386,8 @@ SCENARIOS = {
 
 def main(argv):
     scenario, rank, world, store, out = argv[1], int(argv[2]), int(argv[3]), argv[4], argv[5]
+    # A rank that aborts in C++ (gloo) then leaves its Python stack in its log.
+    faulthandler.enable(all_threads=True)
     torch.set_num_threads(1)
     if scenario == "deepspeed":            # DeepSpeed initializes torch.distributed itself
         import deepspeed
@@ -403,3 +406,8 @@ def main(argv):
 
 if __name__ == "__main__":
     main(sys.argv)
+    # The result is saved and gloo torn down: skip interpreter finalization,
+    # where gloo's threads can still hold tensors and abort the process.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -242,9 +242,10 @@ class Optimizer(torch.optim.Optimizer):
             elif name in spec._tensor_state:
                 entry[name] = torch.full((), spec._tensor_state[name].initial,
                                          dtype=_get_scalar_dtype())
-            elif self._state_shape is not None and self._state_shape(name, p.shape) != p.shape:
-                entry[name] = torch.full(self._state_shape(name, p.shape),
-                                         spec._state_fill(self, name, group), dtype=p.dtype)
+            elif (self._state_shape is not None
+                  and (shape := self._state_shape(name, p.shape)) != p.shape):
+                entry[name] = torch.full(shape, spec._state_fill(self, name, group),
+                                         dtype=p.dtype)
             else:
                 fill = spec._state_fill(self, name, group)
                 entry[name] = (torch.zeros_like(p, memory_format=torch.contiguous_format)

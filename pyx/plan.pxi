@@ -77,6 +77,7 @@ cdef class Plan:
     cdef char** c_copies               # per tensor: the 16-bit copy's data (NULL: none)
     cdef object _staged_refs           # the arrays those tables point into, kept alive
     cdef int state_typenum[MAX_STATE_SLOTS]    # staged: each slot's storage type number
+    cdef int unstaged_type             # the element type before set_storage
 
     cdef void _use_tensor_runs(self):
         self.fused = False
@@ -148,6 +149,7 @@ cdef class Plan:
             raise ValueError("one kind, type number and sign per state slot")
         self._alloc_staging()
         self.staged = True
+        self.unstaged_type = self.element_type
         self.element_type = cnp.NPY_FLOAT32
         self._staging.param_kind = param_kind
         self._staging.grad_kind = grad_kind
@@ -165,6 +167,12 @@ cdef class Plan:
             self._staging.maps[s] = &UNSIGNED_MAP if nonnegative[s] else &SIGNED_MAP
             if state_kinds[s] == KIND_INT8:
                 self._staging.quantized = True
+
+    def unstage(self):
+        """Back to the params' own type (after a step staged for its copies)."""
+        self.staged = False
+        self.element_type = self.unstaged_type
+        self._staging.copies = NULL
 
     def refresh_runs(self):
         """A plan staged after its grads were gathered: use per-tensor runs."""
@@ -395,12 +403,6 @@ cdef class GroupPlan(Plan):
         if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a):
             return GRAD_LAYOUT
         return GRAD_OK
-
-    def unstage(self):
-        """Back to the params' own type (after a step staged for its copies)."""
-        self.staged = False
-        self.element_type = self.param_typenum
-        self._staging.copies = NULL
 
     def advance(self):
         """Count one more step for every tensor that has a grad this step."""

@@ -153,7 +153,8 @@ cdef class TensorPlan(Plan):
 
     def gather(self, list params, object state, tuple slot_names, tuple scalar_names,
                bint has_step, object tensor_type, object strided, dict dtypes,
-               object state_shape=None, object local_type=None, object staging=None):
+               object state_shape=None, object local_type=None, object staging=None,
+               list copies=None, int copy_kind=KIND_BF16):
         """Check one group and record its pointers; write nothing but this plan.
 
         params: the group's params. state: optimizer.state (read with .get,
@@ -170,7 +171,10 @@ cdef class TensorPlan(Plan):
         gather under torch.no_grad(), where that is the shard itself, not an
         autograd view). staging: None, or for a staged plan (set_storage) a
         TensorStaging: the dtypes its grads and states must have, and the
-        names of the master and int8 scale entries.
+        names of the master and int8 scale entries. copies: None, or per
+        param a 16-bit tensor (checked by the caller) or None: where a staged
+        step also writes the updated param rounded (copy_kind: KIND_BF16 or
+        KIND_F16).
 
         Returns None when every tensor is usable (self.missing then lists the
         state entries to create), else (param index in the group, what, code):
@@ -324,6 +328,8 @@ cdef class TensorPlan(Plan):
                 self.scalar_float32 = not scalar_double[s, k]
                 scalars[s, k] = _load(<char*> scalar_ptrs[s, k], scalar_double[s, k])
             self.stepped.append(p)
+            if copies is not None:
+                self.c_copies[k] = _data(copies[i]) if copies[i] is not None else NULL
             self.c_params[k] = param_data
             self.c_grads[k] = grad_data
             self.c_offsets[k] = total
@@ -338,6 +344,8 @@ cdef class TensorPlan(Plan):
             self._staging.grad_kind = (KIND_F32 if grad_dtype is staged.grad_dtype
                                        else self._staging.param_kind)
             self._staging.master = self.c_master if staged.master is not None else NULL
+        self._staging.copies = self.c_copies if copies is not None else NULL
+        self._staging.copy_kind = copy_kind
         self._use_tensor_runs()
         if not self.missing:
             self._read_steps()

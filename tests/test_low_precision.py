@@ -637,3 +637,70 @@ def test_copy_to_bad_input_changes_nothing():
     assert opt.state == {}
     with pytest.raises(ValueError, match="float32 and 16-bit params only"):
         cyoptim.Adam([np.ones(3)]).step([np.ones(3)], copy_to=[np.zeros(3, BF16)])
+
+
+@pytest.mark.parametrize("param_dtype, options", [
+    ("float32", {}), ("float32", {"state_dtype": "int8"}), ("bfloat16", {"master_weights": True})],
+    ids=["f32", "f32-int8", "bf16-master"])
+def test_torch_copy_to(param_dtype, options):
+    """cyoptim.torch's step(copy_to=...): copies are the updated params
+    rounded; the update is the one without copies, bitwise; grads of None
+    leave their copy alone."""
+    torch = _torch()
+    import cyoptim.torch as cot
+    torch.manual_seed(4)
+    dtype = getattr(torch, param_dtype)
+    start = [torch.randn(n).to(dtype) for n in INT8_SIZES]
+    params, plain = [p.clone() for p in start], [p.clone() for p in start]
+    opt = cot.AdamW(params, lr=1e-2, **options)
+    ref = cot.AdamW(plain, lr=1e-2, **options)
+    copies = [torch.zeros(n, dtype=torch.bfloat16) for n in INT8_SIZES]
+    for t in range(3):
+        for k, (p, r) in enumerate(zip(params, plain)):
+            g = torch.randn(p.shape).to(dtype)
+            p.grad, r.grad = (None, None) if (k == 0 and t == 2) else (g, g.clone())
+        kept = copies[0].clone()
+        opt.step(copy_to=copies)
+        ref.step()
+        for p, r, c in zip(params, plain, copies):
+            assert torch.equal(p, r)
+        for c, p in zip(copies[1:], params[1:]):
+            assert torch.equal(c, p.to(torch.bfloat16))
+    assert torch.equal(copies[0], kept)              # its param had no grad at the last step
+    with pytest.raises(ValueError, match="one per param"):
+        opt.step(copy_to=copies[:1])
+    with pytest.raises(TypeError, match="bfloat16 or float16 tensor"):
+        opt.step(copy_to=[torch.zeros(n) for n in INT8_SIZES])
+    for p, r in zip(params, plain):
+        assert torch.equal(p, r)                     # refused calls changed nothing
+
+
+def test_torch_int8_states():
+    """cyoptim.torch with int8 states: codes and scales in the state,
+    float32 below 4096 elements, the update as the NumPy optimizer's."""
+    torch = _torch()
+    import cyoptim.torch as cot
+    rng = np.random.default_rng(10)
+    arrays = [rng.standard_normal(n).astype(np.float32) for n in INT8_SIZES]
+    tensors = [torch.tensor(a) for a in arrays]
+    opt = cot.Adam(tensors, lr=1e-3, state_dtype="int8")
+    ref = cyoptim.Adam([a.copy() for a in arrays], lr=1e-3, state_dtype="int8")
+    for _ in range(4):
+        grads = [rng.standard_normal(a.size).astype(np.float32) for a in arrays]
+        for t, g in zip(tensors, grads):
+            t.grad = torch.tensor(g)
+        opt.step()
+        ref.step(grads)
+    for k, (t, a) in enumerate(zip(tensors, ref._plans[0].params)):
+        np.testing.assert_array_equal(t.numpy(), a)
+        state = opt.state[t]
+        if a.size >= precision.INT8_MIN_SIZE:
+            assert state["exp_avg"].dtype == torch.uint8
+            np.testing.assert_array_equal(state["exp_avg_absmax"].numpy(),
+                                          ref.state[k]["exp_avg_absmax"])
+        else:
+            assert state["exp_avg"].dtype == torch.float32 and "exp_avg_absmax" not in state
+    sd = copy.deepcopy(opt.state_dict())
+    other = cot.Adam([t.clone() for t in tensors], lr=1e-3, state_dtype="int8")
+    other.load_state_dict(sd)
+    assert other.state[other.param_groups[0]["params"][2]]["exp_avg"].dtype == torch.uint8

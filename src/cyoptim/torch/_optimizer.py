@@ -174,7 +174,7 @@ class Optimizer(torch.optim.Optimizer):
         return f"param {k} of param group {g}"
 
     # ------------------------------------------------------------------ step
-    def step(self, closure=None):
+    def step(self, closure=None, copy_to=None):
         """One kernel call per param group, on the params' own memory.
 
         Reads each param's ``.grad`` (params whose grad is None are skipped, as
@@ -184,6 +184,12 @@ class Optimizer(torch.optim.Optimizer):
         does that), grads are divided by the scale inside the kernel (in place,
         as torch's fused optimizers do) and a step with found_inf != 0 changes
         nothing.
+
+        copy_to: None, or one tensor (or None) per param, in param_groups
+        order: a bfloat16 or float16 CPU tensor of the param's size that
+        receives the updated param rounded to nearest even, in the same pass
+        (for offload: float32 params on the host, a 16-bit copy for the
+        accelerator). The copy of a 16-bit param has its dtype.
         """
         loss = None
         if closure is not None:
@@ -194,8 +200,9 @@ class Optimizer(torch.optim.Optimizer):
             return loss
         grad_scale = getattr(self, "grad_scale", None)
         scale = 1.0 if grad_scale is None else float(grad_scale)
+        copies = self._check_copies(copy_to) if copy_to is not None else None
         with torch.no_grad():          # DTensor.to_local() is then the shard itself
-            work = self._gather()
+            work = self._gather(copies)
         spec = self._spec
         has_step = spec._exports_step
         n_threads = _threads._requested
@@ -203,7 +210,11 @@ class Optimizer(torch.optim.Optimizer):
         for group, plan, blocks in work:
             plan.grad_scale = scale
             plan.advance(has_step)
-            self._kernel_group(plan, group, blocks, n_threads)
+            try:
+                self._kernel_group(plan, group, blocks, n_threads)
+            finally:
+                if copies is not None and plan.staged and self._storage_of(group) is None:
+                    plan.unstage()          # staged for its copies only
             plan.store_scalars()
             stepped += plan.stepped
         if stepped:
@@ -212,25 +223,32 @@ class Optimizer(torch.optim.Optimizer):
             increment_version(stepped)
         return loss
 
-    def _gather(self):
+    def _gather(self, copies=None):
         """Check every group and gather its pointers; create missing state.
 
         Returns (group, plan, blocks) for each group with something to step."""
         groups = self.param_groups
         while len(self._plans) < len(groups):
             self._plans.append(self._kernels.TensorPlan())
-        names, missing = [], []
+        names, missing, group_copies = [], [], []
+        first = 0
+        for g, group in enumerate(groups):
+            n = len(group["params"])
+            group_copies.append(None if copies is None or all(c is None for c in
+                                                               copies[first:first + n])
+                                else copies[first:first + n])
+            first += n
         for g, group in enumerate(groups):
             self._check_group(group, g)
             slot_names = self._slot_names(group)
             names.append(slot_names)
-            missing.append(self._gather_group(g, group, slot_names))
+            missing.append(self._gather_group(g, group, slot_names, group_copies[g]))
         work = []
         for g, group in enumerate(groups):
             plan = self._plans[g]
             if missing[g]:
                 self._create_state(group, missing[g])
-                self._gather_group(g, group, names[g])
+                self._gather_group(g, group, names[g], group_copies[g])
             if plan.n_tensors:
                 work.append((group, plan, self._blocks(g, group, plan, missing[g])))
         return work
@@ -239,7 +257,7 @@ class Optimizer(torch.optim.Optimizer):
         needed = self._spec._state_names(self, group)
         return tuple(name if name in needed else None for name in self._slot_blocks)
 
-    def _gather_group(self, g, group, slot_names):
+    def _gather_group(self, g, group, slot_names, copies=None):
         plan = self._plans[g]
         params = group["params"]
         if type(params) is not list:
@@ -251,12 +269,61 @@ class Optimizer(torch.optim.Optimizer):
                     raise ValueError(f"{type(self).__name__}: {self._name(group, g, k)} "
                                      f"{problem}")
         staging = self._staging(g, group, plan, params)
+        copy_kind = precision.KIND_BF16
+        if copies is not None:
+            copy_kind = (precision.KIND_F16 if next(c for c in copies if c is not None).dtype
+                         is torch.float16 else precision.KIND_BF16)
+            if staging is None:           # a float32 group: staged for this step's copies
+                blocks = self._slot_blocks
+                plan.set_storage(precision.KIND_F32, precision.KIND_F32,
+                                 (precision.KIND_F32,) * len(blocks),
+                                 (precision.FLOAT32.num,) * len(blocks), (False,) * len(blocks))
         bad = plan.gather(params, self.state, slot_names, self._scalar_names,
                           self._spec._exports_step, torch.Tensor, torch.strided, self._dtypes,
-                          self._state_shape, _dtensor_type(), staging)
+                          self._state_shape, _dtensor_type(), staging, copies, copy_kind)
         if bad is not None:
             raise self._gather_error(group, g, params, *bad)
         return plan.missing
+
+    def _check_copies(self, copy_to):
+        """Validate step's copy_to (nothing is written before); return it as a list."""
+        if isinstance(copy_to, torch.Tensor) or not hasattr(copy_to, "__len__"):
+            raise TypeError(f"copy_to must be a list with one tensor (or None) per param, "
+                            f"got {type(copy_to).__name__}")
+        copies = list(copy_to)
+        params = [p for group in self.param_groups for p in group["params"]]
+        if len(copies) != len(params):
+            raise ValueError(f"copy_to has {len(copies)} entries; expected {len(params)} "
+                             f"(one per param, in param_groups order, None for no copy)")
+        cls = type(self).__name__
+        if self._spec.kernel not in precision.STAGED_KERNELS:
+            raise ValueError(f"{cls} does not write 16-bit copies (its kernel is not staged)")
+        index = 0
+        for g, group in enumerate(self.param_groups):
+            kinds = set()
+            for p in group["params"]:
+                c = copies[index]
+                if c is not None:
+                    if not isinstance(c, torch.Tensor) or c.dtype not in (torch.bfloat16,
+                                                                          torch.float16):
+                        raise TypeError(f"{cls}: copy_to[{index}] must be a bfloat16 or "
+                                        f"float16 tensor, got {_describe(c)}")
+                    if (c.numel() != _local(p).numel() or not c.is_contiguous() or not c.is_cpu
+                            or c.layout is not torch.strided):
+                        raise ValueError(f"{cls}: copy_to[{index}] must be a contiguous CPU "
+                                         f"tensor of {_local(p).numel()} elements (its param's)")
+                    if p.dtype in (torch.bfloat16, torch.float16) and c.dtype != p.dtype:
+                        raise TypeError(f"{cls}: copy_to[{index}] has dtype {c.dtype}; the "
+                                        f"copy of a {p.dtype} param has its dtype")
+                    if p.dtype == torch.float64:
+                        raise ValueError(f"{cls}: copy_to[{index}]: 16-bit copies are of "
+                                         f"float32 and 16-bit params only")
+                    kinds.add(c.dtype)
+                index += 1
+            if len(kinds) > 1:
+                raise TypeError(f"{cls}: the copies of param group {g} mix dtypes "
+                                f"{sorted(str(k) for k in kinds)}; one dtype per group")
+        return copies
 
     def _staging(self, g, group, plan, params):
         """The staging of group g for its params' dtype now (set on its plan),

@@ -44,19 +44,21 @@ static inline float cyoptim_absmax(const float* x, int64_t n) {
 
 static inline uint8_t cyoptim_code(float y, const int32_t* below, const float* thresholds,
                                    int32_t first_key, int32_t n_buckets, int shift) {
+    /* thresholds: per bucket, the first threshold not below it */
     uint32_t u;
     memcpy(&u, &y, sizeof u);
     int32_t bucket = (int32_t) ((u & 0x7FFFFFFFu) >> shift) - first_key;
     bucket = bucket < 0 ? 0 : bucket;
     bucket = bucket > n_buckets - 1 ? n_buckets - 1 : bucket;
-    int32_t lower = below[bucket + (int32_t) (u >> 31) * n_buckets];
-    return (uint8_t) (y != y ? 255 : lower + (thresholds[lower] < y));
+    bucket += (int32_t) (u >> 31) * n_buckets;
+    return (uint8_t) (y != y ? 255 : below[bucket] + (thresholds[bucket] < y));
 }
 
 /* codes[i] = the number of thresholds below y = x[i] * inverse (255 for a
- * NaN y): the bucket of y's bits (sign aside) holds at most one threshold,
- * and below[] counts those under each bucket (positive buckets, then
- * negative ones). */
+ * NaN y): the bucket of y's bits (sign aside) holds at most one threshold;
+ * per bucket (positive buckets, then negative ones) below[] counts the
+ * thresholds under it and thresholds[] is the next one, so the two table
+ * loads are independent. */
 static inline void cyoptim_quantize(const float* x, int64_t n, float inverse,
                                     const int32_t* below, const float* thresholds,
                                     int32_t first_key, int32_t n_buckets, int shift,
@@ -73,10 +75,9 @@ static inline void cyoptim_quantize(const float* x, int64_t n, float inverse,
         __m512i u = _mm512_castps_si512(y);
         __m512i bucket = _mm512_sub_epi32(_mm512_srl_epi32(_mm512_and_si512(u, magnitude), vshift), vfirst);
         bucket = _mm512_min_epi32(_mm512_max_epi32(bucket, zero), vlast);
-        __m512i sign = _mm512_srli_epi32(u, 31);
-        bucket = _mm512_add_epi32(bucket, _mm512_mullo_epi32(sign, vbuckets));
+        bucket = _mm512_mask_add_epi32(bucket, _mm512_movepi32_mask(u), bucket, vbuckets);
         __m512i lower = _mm512_i32gather_epi32(bucket, below, 4);
-        __m512 t = _mm512_i32gather_ps(lower, thresholds, 4);
+        __m512 t = _mm512_i32gather_ps(bucket, thresholds, 4);
         __mmask16 up = _mm512_cmp_ps_mask(t, y, _CMP_LT_OQ);
         __m512i code = _mm512_mask_add_epi32(lower, up, lower, _mm512_set1_epi32(1));
         code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(y, y, _CMP_UNORD_Q), nan_code);
@@ -95,10 +96,10 @@ static inline void cyoptim_quantize(const float* x, int64_t n, float inverse,
         __m256i u = _mm256_castps_si256(y);
         __m256i bucket = _mm256_sub_epi32(_mm256_srl_epi32(_mm256_and_si256(u, magnitude), vshift), vfirst);
         bucket = _mm256_min_epi32(_mm256_max_epi32(bucket, zero), vlast);
-        __m256i sign = _mm256_srli_epi32(u, 31);
-        bucket = _mm256_add_epi32(bucket, _mm256_mullo_epi32(sign, vbuckets));
+        /* negative y: the second half of the table */
+        bucket = _mm256_add_epi32(bucket, _mm256_and_si256(_mm256_srai_epi32(u, 31), vbuckets));
         __m256i lower = _mm256_i32gather_epi32(below, bucket, 4);
-        __m256 t = _mm256_i32gather_ps(thresholds, lower, 4);
+        __m256 t = _mm256_i32gather_ps(thresholds, bucket, 4);
         __m256i up = _mm256_castps_si256(_mm256_cmp_ps(t, y, _CMP_LT_OQ));   /* -1 where up */
         __m256i code = _mm256_sub_epi32(lower, up);
         code = _mm256_blendv_epi8(code, nan_code, _mm256_castps_si256(_mm256_cmp_ps(y, y, _CMP_UNORD_Q)));

@@ -27,6 +27,7 @@ cdef struct QuantMap:
     float values[256]             # the dynamic map, ascending
     float thresholds[256]         # midpoints of neighbouring values; [255] = inf
     int32_t below[QMAP_MAX_BUCKETS]   # per bucket of |y|, then of -|y|: thresholds below it
+    float next[QMAP_MAX_BUCKETS]      # per bucket: the first threshold not below it
     int32_t first_key             # the bits >> shift of bucket 0
     int32_t n_buckets
     int shift
@@ -46,7 +47,7 @@ cdef inline float quantize_chunk(const float* values, int64_t n, const QuantMap*
                                  uint8_t* codes) noexcept nogil:
     """Write the codes of values[0:n] (one block); return its absmax."""
     cdef float absmax = cyoptim_absmax(values, n)
-    cyoptim_quantize(values, n, 0 if absmax == 0 else 1 / absmax, m.below, m.thresholds,
+    cyoptim_quantize(values, n, 0 if absmax == 0 else 1 / absmax, m.below, m.next,
                      m.first_key, m.n_buckets, m.shift, codes)
     return absmax
 
@@ -64,6 +65,7 @@ cdef _fill_map(QuantMap* m, bint signed):
         m.thresholds[i] = thresholds[i]
     for i in range(below.size):
         m.below[i] = below[i]
+        m.next[i] = thresholds[below[i]]
     m.first_key = first_key
     m.n_buckets = below.size // 2
     m.shift = quantization.BUCKET_SHIFT

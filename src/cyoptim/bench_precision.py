@@ -162,7 +162,7 @@ def measure(n=1 << 26, min_seconds=1.0, repeats=5, labels=None, progress=print):
 
 
 def format_table(results, n):
-    lines = [f"Adam(W) step on one tensor of {n / 1e6:.0f}M params "
+    lines = [f"Adam(W) step on one tensor of {n:,} params "
              f"(int8 blocks of {quantization.QBLOCK})",
              f"{'implementation':38s} {'ms/step':>9s} {'Mparam/s':>9s} "
              f"{'state B/param':>14s} {'moved B/param':>14s}"]

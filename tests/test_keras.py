@@ -374,3 +374,41 @@ def test_import_refuses_another_backend(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     with pytest.raises(ImportError, match="JAX arrays are immutable"):
         _backend.import_keras()
+
+
+# -- The demo --------------------------------------------------------------------------
+
+def test_keras_demo_trains_both_side_by_side(capsys):
+    from cyoptim.keras.demo import run_keras_demo
+    results = run_keras_demo(["adam", "rmsprop", "radam"], epochs=1, seed=0)
+    by_key = {(r["optimizer"], r["implementation"]): r for r in results}
+    assert set(by_key) == {("Adam", "cyoptim.keras"), ("Adam", "keras.optimizers"),
+                           ("RMSprop", "cyoptim.keras"), ("RMSprop", "keras.optimizers"),
+                           ("RAdam", "cyoptim.keras")}
+    ours, theirs = by_key["Adam", "cyoptim.keras"], by_key["Adam", "keras.optimizers"]
+    assert ours["final_loss"] == pytest.approx(theirs["final_loss"], rel=1e-4)
+    assert ours["test_accuracy"] == pytest.approx(theirs["test_accuracy"], abs=0.01)
+    assert ours["final_loss"] < 2.0 and 0 < ours["step_seconds"] < ours["seconds"]
+    assert ours["rule"] == "Keras" and by_key["RMSprop", "cyoptim.keras"]["rule"] == "torch"
+    table = capsys.readouterr().out
+    assert "Adam" in table and "opt speed-up" in table and "keras loss" in table
+
+
+def test_keras_demo_command_line(tmp_path):
+    import subprocess
+    import sys
+    import cyoptim
+    env = dict(os.environ)
+    env.pop("KERAS_BACKEND", None)           # the command picks torch itself
+    src = os.path.dirname(os.path.dirname(os.path.abspath(cyoptim.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in [env.get("PYTHONPATH")] if p])
+    out = subprocess.run([sys.executable, "-m", "cyoptim", "demo", "--framework", "keras",
+                          "--epochs", "1", "--optimizers", "sgd"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert "SGD" in out and "keras loss" in out and "torch" in out
+    env["KERAS_BACKEND"] = "jax"
+    bad = subprocess.run([sys.executable, "-m", "cyoptim", "demo", "--framework", "keras",
+                          "--epochs", "1"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "--framework keras" in bad.stderr
+    assert "torch backend" in bad.stderr or "KERAS_BACKEND=torch" in bad.stderr

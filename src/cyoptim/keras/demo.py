@@ -20,6 +20,7 @@ import torch
 from .. import _threads
 from ..examples import load_digits_dataset
 from ..examples.optimizers import select_optimizers
+from ..torch.demo import side_by_side
 from . import _classes
 
 SIZES = (64, 128, 64, 10)
@@ -117,15 +118,11 @@ def run_keras_demo(optimizers=None, epochs=20, batch_size=32, seed=0, threads=No
 
 def format_table(results):
     """One line per optimizer: cyoptim.keras beside keras.optimizers."""
-    by_label = {}
-    for r in results:
-        by_label.setdefault((r["optimizer"], r["lr"]), {})[r["implementation"]] = r
     header = (f"{'optimizer':<14}{'lr':>7} {'rule':>6}  {'loss':>7} {'acc':>7} {'fit s':>7} "
               f"{'opt s':>7}  {'keras loss':>10} {'acc':>7} {'fit s':>7} {'opt s':>7}  "
               f"{'opt speed-up':>12}")
     lines = [header, "-" * len(header)]
-    for (label, lr), pair in by_label.items():
-        ours, theirs = pair["cyoptim.keras"], pair.get("keras.optimizers")
+    for label, lr, ours, theirs in side_by_side(results, "cyoptim.keras", "keras.optimizers"):
         line = (f"{label:<14}{lr:>7g} {ours['rule']:>6}  {ours['final_loss']:>7.4f} "
                 f"{ours['test_accuracy']:>7.4f} {ours['seconds']:>7.2f} "
                 f"{ours['step_seconds']:>7.2f}  ")

@@ -4,7 +4,7 @@
   build warns loudly and compiles serial kernels; CYOPTIM_REQUIRE_OPENMP=1 makes
   that an error (CI sets it).
 - SIMD: the same kernel source is compiled once per target (baseline x86-64,
-  AVX2+FMA, AVX-512) as cyoptim._kernels_<variant>; cyoptim._dispatch picks the
+  AVX2+FMA+F16C, AVX-512) as cyoptim._kernels_<variant>; cyoptim._dispatch picks the
   best one the CPU runs at import. Never -march=native. Non-x86 builds ship the
   baseline only. CYOPTIM_SIMD_VARIANTS=baseline,avx2 limits the variants built.
 - -fno-math-errno lets gcc vectorize sqrt; -ffp-contract=off keeps a*b+c as two
@@ -29,9 +29,9 @@ from setuptools.command.build_ext import build_ext
 
 VARIANT_FLAGS = {
     "baseline": [],
-    "avx2": ["-mavx2", "-mfma"],
+    "avx2": ["-mavx2", "-mfma", "-mf16c"],
     "avx512": ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq",
-               "-mavx2", "-mfma", "-mprefer-vector-width=512"],
+               "-mavx2", "-mfma", "-mf16c", "-mprefer-vector-width=512"],
 }
 COMMON_FLAGS = ["-O3", "-fno-math-errno", "-ffp-contract=off"]
 OPENMP_FLAG = "-fopenmp"

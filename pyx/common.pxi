@@ -44,6 +44,10 @@ cdef extern from "pool.h":
                           int n_threads) nogil
     int cyoptim_pool_helpers() nogil
 
+# The most state blocks a kernel addresses (its blocks and scratch blocks).
+cdef enum:
+    MAX_STATE_SLOTS = 6
+
 ctypedef fused floating:
     float
     double

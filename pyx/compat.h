@@ -21,7 +21,8 @@ static inline int cyoptim_omp_max_threads(void) { return 1; }
 /* __builtin_cpu_supports also checks that the OS saves the wide registers. */
 static inline int cyoptim_cpu_has_avx2(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+        && __builtin_cpu_supports("f16c");
 }
 static inline int cyoptim_cpu_has_avx512(void) {
     __builtin_cpu_init();

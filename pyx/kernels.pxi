@@ -10,6 +10,8 @@
 import numpy as np
 
 include "common.pxi"
+include "quantize.pxi"
+include "staging.pxi"
 include "plan.pxi"
 include "tensor_plan.pxi"
 include "reductions.pxi"

@@ -397,19 +397,21 @@ cdef int _span_order(const void* x, const void* y) noexcept nogil:
 
 
 def first_overlap(list arrays):
-    """(i, j) of two float arrays (checked as for clamp_) sharing memory, else None."""
-    cdef _ArrayList lst = _ArrayList(arrays, False)
-    cdef Py_ssize_t k, n = 0, i, j
-    cdef size_t itemsize
-    cdef _Span* spans = <_Span*> malloc(max(lst.n, 1) * sizeof(_Span))
+    """(i, j) of two C-contiguous arrays sharing memory, else None."""
+    cdef Py_ssize_t k, n = 0, i, j, n_arrays = len(arrays)
+    cdef cnp.ndarray a
+    for k in range(n_arrays):
+        if not cnp.PyArray_Check(arrays[k]) or not cnp.PyArray_IS_C_CONTIGUOUS(arrays[k]):
+            raise ValueError(f"array {k}: expected a C-contiguous array")
+    cdef _Span* spans = <_Span*> malloc(max(n_arrays, 1) * sizeof(_Span))
     if spans == NULL:
         raise MemoryError()
     try:
-        for k in range(lst.n):
-            itemsize = 8 if lst.is_double[k] else 4
-            if lst.offsets[k + 1] > lst.offsets[k]:
-                spans[n].start = lst.ptrs[k]
-                spans[n].end = lst.ptrs[k] + (lst.offsets[k + 1] - lst.offsets[k]) * itemsize
+        for k in range(n_arrays):
+            a = <cnp.ndarray> arrays[k]
+            if cnp.PyArray_NBYTES(a) > 0:
+                spans[n].start = <char*> cnp.PyArray_DATA(a)
+                spans[n].end = spans[n].start + cnp.PyArray_NBYTES(a)
                 spans[n].index = k
                 n += 1
         qsort(spans, n, sizeof(_Span), _span_order)

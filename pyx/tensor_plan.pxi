@@ -129,7 +129,9 @@ cdef class TensorPlan(Plan):
         if n <= self.capacity and self.scalars.shape[0] == n_scalars:
             return
         cdef Py_ssize_t cap = max(n, 2 * self.capacity, 8)
-        self._ptrs = np.zeros((3 + MAX_STATE_SLOTS) * cap, dtype=np.intp)
+        # params, grads, steps' room, state slots; then staging: scales per
+        # slot, masters, copies.
+        self._ptrs = np.zeros((5 + 2 * MAX_STATE_SLOTS) * cap, dtype=np.intp)
         self._offsets = np.zeros(cap + 1, dtype=np.int64)
         self.steps = np.zeros(cap, dtype=np.float64)
         self.scalars = np.zeros((n_scalars, cap), dtype=np.float64)
@@ -141,13 +143,18 @@ cdef class TensorPlan(Plan):
         self.c_params = base
         self.c_grads = base + cap
         self.c_state = base + 2 * cap
+        self.c_scales = base + (3 + MAX_STATE_SLOTS) * cap
+        self.c_master = self.c_scales + MAX_STATE_SLOTS * cap
+        self.c_copies = self.c_master + cap
+        self.table_stride = cap
         self.c_offsets = <int64_t*> cnp.PyArray_DATA(self._offsets)
         self.c_steps = <double*> cnp.PyArray_DATA(self.steps)
         self.capacity = cap
 
     def gather(self, list params, object state, tuple slot_names, tuple scalar_names,
                bint has_step, object tensor_type, object strided, dict dtypes,
-               object state_shape=None, object local_type=None):
+               object state_shape=None, object local_type=None, object staging=None,
+               list copies=None, int copy_kind=KIND_BF16):
         """Check one group and record its pointers; write nothing but this plan.
 
         params: the group's params. state: optimizer.state (read with .get,
@@ -162,7 +169,12 @@ cdef class TensorPlan(Plan):
         local_type: the DTensor class when torch.distributed.tensor is loaded,
         else None; its instances are stepped through ``to_local()`` (call
         gather under torch.no_grad(), where that is the shard itself, not an
-        autograd view).
+        autograd view). staging: None, or for a staged plan (set_storage) a
+        TensorStaging: the dtypes its grads and states must have, and the
+        names of the master and int8 scale entries. copies: None, or per
+        param a 16-bit tensor (checked by the caller) or None: where a staged
+        step also writes the updated param rounded (copy_kind: KIND_BF16 or
+        KIND_F16).
 
         Returns None when every tensor is usable (self.missing then lists the
         state entries to create), else (param index in the group, what, code):
@@ -198,6 +210,10 @@ cdef class TensorPlan(Plan):
         cdef char* data
         cdef char* param_data
         cdef char* grad_data
+        cdef object grad_dtype = None          # the dtype of this step's grads
+        cdef TensorStaging staged = staging
+        if staged is not None and not self.staged:
+            raise ValueError("staging given for a plan without set_storage()")
         if local_type is not None and not isinstance(local_type, type):
             raise TypeError(f"local_type must be a class or None, got {local_type!r}")
         if len(self._checked) != n_params:
@@ -237,9 +253,15 @@ cdef class TensorPlan(Plan):
             if not _placed_as(g, p, sharded, local_type):
                 return i, WHAT_GRAD, TENSOR_PLACEMENT
             lg = g.to_local() if sharded else g
-            code = _check_tensor(lg, strided, dtypes, first_dtype, lp.shape)
+            code = _check_tensor(lg, strided, dtypes,
+                                 first_dtype if grad_dtype is None else grad_dtype, lp.shape)
+            if code == TENSOR_DTYPE and grad_dtype is None and staged is not None:
+                # A staged group's grads: all in the params' dtype, or all float32.
+                code = _check_tensor(lg, strided, dtypes, staged.grad_dtype, lp.shape)
             if code != TENSOR_OK:
                 return i, WHAT_GRAD, code
+            if grad_dtype is None:
+                grad_dtype = lg.dtype
             grad_data = _data(lg)
             if grad_data == NULL:
                 return i, WHAT_GRAD, TENSOR_NO_DATA
@@ -264,7 +286,8 @@ cdef class TensorPlan(Plan):
                         return i, WHAT_STATE + s, TENSOR_NOT_TENSOR
                     if not _placed_as(t, p, sharded, local_type):
                         return i, WHAT_STATE + s, TENSOR_PLACEMENT
-                    code = _check_tensor(lt, strided, dtypes, first_dtype, shape)
+                    code = _check_tensor(lt, strided, dtypes, first_dtype if staged is None
+                                         else staged.dtype_of(size), shape)
                     if code != TENSOR_OK:
                         return i, WHAT_STATE + s, code
                     data = _data(lt)
@@ -272,6 +295,15 @@ cdef class TensorPlan(Plan):
                         return i, WHAT_STATE + s, TENSOR_NO_DATA
                     seen.remember(s, t, data)
                 self.c_state[s * self.capacity + k] = data
+                if staged is not None:
+                    code = self._gather_staged(staged, s, k, entry, slot_names[s], size, sharded,
+                                               local_type, strided)
+                    if code != TENSOR_OK:
+                        return i, WHAT_STATE + s, code
+            if staged is not None and staged.master is not None:
+                code = self._gather_master(staged.master, k, p, entry, size)
+                if code != TENSOR_OK:
+                    return i, WHAT_MASTER, code
             if has_step:
                 t = entry.get("step") if entry is not None else None
                 if t is None:
@@ -296,6 +328,8 @@ cdef class TensorPlan(Plan):
                 self.scalar_float32 = not scalar_double[s, k]
                 scalars[s, k] = _load(<char*> scalar_ptrs[s, k], scalar_double[s, k])
             self.stepped.append(p)
+            if copies is not None:
+                self.c_copies[k] = _data(copies[i]) if copies[i] is not None else NULL
             self.c_params[k] = param_data
             self.c_grads[k] = grad_data
             self.c_offsets[k] = total
@@ -306,10 +340,59 @@ cdef class TensorPlan(Plan):
         self.n_active = k
         self.active_elements = total
         self.dtype = first_dtype
+        if staged is not None:
+            self._staging.grad_kind = (KIND_F32 if grad_dtype is staged.grad_dtype
+                                       else self._staging.param_kind)
+            self._staging.master = self.c_master if staged.master is not None else NULL
+        self._staging.copies = self.c_copies if copies is not None else NULL
+        self._staging.copy_kind = copy_kind
         self._use_tensor_runs()
         if not self.missing:
             self._read_steps()
         return None
+
+    cdef int _gather_staged(self, TensorStaging staged, Py_ssize_t s, Py_ssize_t k,
+                            object entry, str name, int64_t size, bint sharded,
+                            object local_type, object strided) except -1:
+        """Slot s's int8 scales (the absmax entry, float32, one per block) of
+        tensor k; NULL for a state stored plainly."""
+        cdef object t
+        cdef char* data
+        cdef int code
+        self.c_scales[s * self.capacity + k] = NULL
+        if not staged.quantizes(size):
+            return TENSOR_OK
+        t = entry.get(name + "_absmax")
+        if t is None:
+            return TENSOR_MISSING
+        if sharded and _is_a(t, local_type):
+            t = t.to_local()
+        code = _check_tensor(t, strided, {}, staged.scale_dtype, ((size + QBLOCK - 1) // QBLOCK,))
+        if code != TENSOR_OK:
+            return code
+        data = _data(t)
+        if data == NULL:
+            return TENSOR_NO_DATA
+        self.c_scales[s * self.capacity + k] = data
+        return TENSOR_OK
+
+    cdef int _gather_master(self, str name, Py_ssize_t k, object p, object entry,
+                            int64_t size) except -1:
+        """Tensor k's float32 master copy (created with the state when missing)."""
+        cdef object t = entry.get(name) if entry is not None else None
+        cdef char* data
+        self.c_master[k] = NULL
+        if t is None:
+            self.missing.append((k, p, name))
+            return TENSOR_OK
+        if t.dtype.itemsize != 4 or not t.is_floating_point() or t.numel() != size \
+                or not t.is_contiguous() or not t.is_cpu:
+            return TENSOR_DTYPE
+        data = _data(t)
+        if data == NULL:
+            return TENSOR_NO_DATA
+        self.c_master[k] = data
+        return TENSOR_OK
 
     cdef void _read_steps(self):
         cdef Py_ssize_t k
@@ -372,6 +455,35 @@ cdef class TensorPlan(Plan):
         elif not (self._gathered >> slot & 1):
             raise ValueError(f"state slot {slot} was not gathered for this step")
         return table
+
+
+WHAT_MASTER = 98
+
+
+cdef class TensorStaging:
+    """What a staged TensorPlan.gather checks beyond a plain one: the dtype of
+    float32 grads (the params' own dtype is accepted too), the dtype of the
+    state tensors (int8 states: uint8 codes from quantized_min elements on,
+    float32 below), the dtype of the scales, the master entry's name."""
+    cdef readonly object grad_dtype, state_dtype, small_state_dtype, scale_dtype
+    cdef readonly object master
+    cdef readonly int64_t quantized_min
+
+    def __init__(self, grad_dtype, state_dtype, small_state_dtype=None, scale_dtype=None,
+                 master=None, int64_t quantized_min=0):
+        self.grad_dtype = grad_dtype
+        self.state_dtype = state_dtype
+        self.small_state_dtype = small_state_dtype
+        self.scale_dtype = scale_dtype
+        self.master = master
+        self.quantized_min = quantized_min
+
+    cdef inline bint quantizes(self, int64_t size):
+        return self.quantized_min > 0 and size >= self.quantized_min
+
+    cdef inline object dtype_of(self, int64_t size):
+        return (self.small_state_dtype if self.quantized_min > 0 and size < self.quantized_min
+                else self.state_dtype)
 
 
 cdef inline char* _data(object t) except? NULL:

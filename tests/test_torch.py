@@ -19,7 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 import cyoptim  # noqa: E402
 import cyoptim.torch as cot  # noqa: E402
-from cyoptim import registry  # noqa: E402
+from cyoptim import precision, registry  # noqa: E402
 
 STEPS = 50
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12}
@@ -506,7 +506,15 @@ def test_signature_and_defaults_are_torchs(row):
     assert issubclass(cls, torch.optim.Optimizer) and cls.__module__ == "cyoptim.torch"
     if row.torch:
         theirs = getattr(torch.optim, row.name)
-        assert inspect.signature(cls) == inspect.signature(theirs)
+        ours = list(inspect.signature(cls).parameters.values())
+        torchs = list(inspect.signature(theirs).parameters.values())
+        # torch's parameters, in order; then cyoptim's low-precision options
+        # (keyword-only) where the kernel stages 16-bit storage.
+        assert ours[:len(torchs)] == torchs
+        low = ["master_weights", "state_dtype", "stochastic_rounding", "seed"]
+        assert [p.name for p in ours[len(torchs):]] == (
+            low if row.kernel in precision.STAGED_KERNELS else [])
+        assert all(p.kind is p.KEYWORD_ONLY for p in ours[len(torchs):])
         assert cls([torch.zeros(1)]).defaults == theirs([torch.zeros(1)]).defaults
     else:
         assert {"foreach", "fused"} <= set(cls([torch.zeros(1)]).defaults)
@@ -640,12 +648,15 @@ def test_bad_state_entries_change_nothing():
 
 @pytest.mark.parametrize("make, message", [
     (lambda: torch.zeros(4, 4).t(), "not contiguous"),
-    (lambda: torch.zeros(4, dtype=torch.float16), "dtype torch.float16"),
+    (lambda: torch.zeros(4, dtype=torch.int32), "dtype torch.int32"),
     (lambda: torch.zeros(4).to_sparse(), "layout"),
 ])
 def test_bad_params_refused_at_construction(make, message):
     with pytest.raises((TypeError, ValueError), match=message):
         cot.Adam([make()])
+    with pytest.raises(ValueError, match="dtype torch.bfloat16; supported dtypes are "
+                                         "torch.float32 and torch.float64"):
+        cot.LAMB([torch.zeros(4, dtype=torch.bfloat16)])     # LAMB's kernel is not staged
 
 
 def test_mixed_dtypes_refused_at_construction():

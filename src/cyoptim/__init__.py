@@ -9,7 +9,7 @@ API that follows torch.optim::
     opt.step([dW, db])          # W and b are updated in place
 """
 
-from . import optimizers, reference, registry, schedules
+from . import optimizers, quantization, reference, registry, schedules
 from .optimizers import *  # noqa: F403  (every optimizer of the registry)
 from ._dispatch import simd_info
 from ._threads import get_num_threads, set_num_threads
@@ -20,6 +20,7 @@ from .clip import clip_grad_norm_, clip_grad_value_
 from .early_stopping import EarlyStopping
 from .lr_finder import LRFinder
 from .optimizer import Optimizer
+from .precision import state_bytes
 from .search import LRSearchResult, lr_search
 
 __version__ = "0.1.0"
@@ -27,4 +28,5 @@ __version__ = "0.1.0"
 __all__ = [*optimizers.__all__, "Optimizer", "AveragedParams", "ParamBuffer",
            "clip_grad_norm_", "clip_grad_value_", "EarlyStopping", "LRFinder",
            "LRSearchResult", "lr_search", "schedules", "reference", "registry",
-           "get_num_threads", "set_num_threads", "simd_info", "save_state", "load_state"]
+           "get_num_threads", "set_num_threads", "simd_info", "save_state", "load_state",
+           "state_bytes", "quantization"]

@@ -333,6 +333,13 @@ def build_parser():
                         help="also measure cyoptim beside N busy processes (and on one "
                              "thread), against its own one-thread figure (default: "
                              "%(default)s, none)")
+    parser.add_argument("--precision", action="store_true",
+                        help="instead: Adam(W) with 16-bit params, master weights, bfloat16 "
+                             "and int8 states, against torch fused on bfloat16, "
+                             "DeepSpeedCPUAdam, bitsandbytes and torchao (8-bit)")
+    parser.add_argument("--params", type=int_at_least(4096), default=1 << 26,
+                        help="with --precision: params of the tensor stepped "
+                             "(default: %(default)s, 64M)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress lines on stderr")
     return parser
@@ -393,6 +400,13 @@ def main(argv=None):
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        cyoptim.set_num_threads(args.threads)
+    if args.precision:
+        from . import bench_precision
+        bench_precision.main(args.params, max(args.seconds, 0.5),
+                             progress=args.progress)
+        return 0
     optimizers = _optimizer_names(parser, args.optimizers)
     layouts = _names(parser, args.layouts, LAYOUTS, "layout")
     implementations = _names(parser, args.implementations, IMPLEMENTATIONS, "implementation")

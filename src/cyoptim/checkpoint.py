@@ -55,6 +55,7 @@ import zipfile
 
 import numpy as np
 
+from . import precision
 from .optimizer import Optimizer
 
 FORMAT = "cyoptim.optimizer_state"
@@ -168,6 +169,10 @@ def _entries(opt):
             key = f"{_STATE_PREFIX}{index}/{name}"
             if isinstance(value, np.ndarray) and value.dtype.kind in "biufc":
                 entries[key], kinds[key] = value, "array"
+                continue
+            if isinstance(value, np.ndarray) and value.dtype == precision.BFLOAT16:
+                # .npy has no bfloat16: its bits, as uint16, and the kind says so.
+                entries[key], kinds[key] = value.view(np.uint16), "bfloat16"
                 continue
             kind = _number_kind(value)
             if kind is None:
@@ -353,6 +358,11 @@ def _state_key(key, path):
 def _state_value(value, kind, key, path):
     if kind == "array":
         return value
+    if kind == "bfloat16":
+        if value.dtype != np.uint16 or precision.BFLOAT16 is None:
+            raise TypeError(f"{path}: state entry {key!r} should hold bfloat16 bits as "
+                            f"uint16 (and ml_dtypes be installed), got dtype {value.dtype}")
+        return value.view(precision.BFLOAT16)
     if kind not in _NUMBERS:
         raise ValueError(f"{path}: state entry {key!r} has the unknown kind {kind!r}")
     python_type, dtype = _NUMBERS[kind]

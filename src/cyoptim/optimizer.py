@@ -50,9 +50,11 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import _dispatch, _threads, registry
+from . import _dispatch, _threads, precision as _precision, registry
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Optimizers with staged kernels also step 16-bit params (cyoptim.precision).
+PARAM_DTYPES = _precision.supported_param_dtypes()
 
 # gather_all() codes from pyx/plan.pxi.
 _GRAD_NOT_ARRAY, _GRAD_DTYPE, _GRAD_SHAPE, _GRAD_LAYOUT = 1, 2, 3, 4
@@ -108,13 +110,14 @@ def check_like(value, like, what, like_what):
                          f"{_describe(like)}")
 
 
-def _check_param(p, index, kind="param", writeable=True):
+def _check_param(p, index, kind="param", writeable=True, dtypes=SUPPORTED_DTYPES):
     """Refuse params the kernels cannot update in place (``writeable=False``: only read)."""
     if not isinstance(p, np.ndarray):
         raise TypeError(f"{kind} {index} must be a NumPy array, got {_describe(p)}")
-    if p.dtype not in SUPPORTED_DTYPES or not p.dtype.isnative:
+    if p.dtype not in dtypes or not p.dtype.isnative:
+        names = [str(d) for d in dtypes]
         raise TypeError(f"{kind} {index} has dtype {p.dtype}; supported dtypes are "
-                        f"float32 and float64 (native byte order)")
+                        f"{', '.join(names[:-1])} and {names[-1]} (native byte order)")
     if writeable and not p.flags.writeable:
         raise ValueError(f"{kind} {index} is read-only; optimizers update params in place")
     if not p.flags.c_contiguous or not p.flags.aligned:
@@ -129,7 +132,11 @@ class Optimizer:
     _exports_step = True
     _tensor_state = {}
 
-    def __init__(self, params, defaults):
+    def __init__(self, params, defaults, *, master_weights=False, state_dtype=None,
+                 stochastic_rounding=False, seed=None):
+        self.precision = _precision.check(self.kernel, master_weights, state_dtype,
+                                          stochastic_rounding, seed)
+        self._storages = []
         if isinstance(params, np.ndarray):
             raise TypeError("params argument given to the optimizer should be an iterable "
                             "of arrays or dicts, but got a single array; wrap it in a list")
@@ -174,7 +181,7 @@ class Optimizer:
         params = list(params)
         first = self._n_params
         for k, p in enumerate(params):
-            _check_param(p, first + k)
+            _check_param(p, first + k, dtypes=PARAM_DTYPES)
         dtypes = {p.dtype for p in params}
         if len(dtypes) > 1:
             raise TypeError(f"the params of one group must share a dtype, got "
@@ -190,7 +197,24 @@ class Optimizer:
         self._validate_hyperparameters(group)
         group["params"] = params
         dtype = params[0].dtype if params else np.float32
-        self._plans.append(self._kernels.GroupPlan(params, dtype))
+        storage = _precision.group_storage(self.precision, np.dtype(dtype), self.kernel,
+                                           f"group {len(self.param_groups)}")
+        if storage is None and dtype not in (np.float32, np.float64):
+            raise TypeError(f"{dtype} params need a staged kernel; "
+                            f"{type(self).__name__} steps float32 and float64 params")
+        plan = self._kernels.GroupPlan(params, dtype)
+        if storage is not None:
+            blocks = _KERNEL_BLOCKS[self.kernel]
+            seed = self.precision.seed
+            plan.set_storage(storage.param_kind, storage.param_kind,
+                             (storage.state_kind,) * len(blocks),
+                             (storage.state_dtype.num,) * len(blocks),
+                             tuple(b in _precision.NONNEGATIVE_STATES for b in blocks),
+                             self.precision.stochastic_rounding,
+                             np.random.SeedSequence(seed).generate_state(1)[0]
+                             if seed is None else seed)
+        self._plans.append(plan)
+        self._storages.append(storage)
         self._n_params += len(params)
         self._blocks.append({})
         self.param_groups.append(group)
@@ -209,8 +233,14 @@ class Optimizer:
         return 0.0
 
     def _all_state_names(self):
-        """Every state buffer this class can have: its kernel's blocks, in order."""
-        return _KERNEL_BLOCKS.get(self.kernel, ())
+        """Every state buffer this class can have: its kernel's blocks, in order
+        (and with staged storage, the master copy and int8 scales)."""
+        names = _KERNEL_BLOCKS.get(self.kernel, ())
+        if self.precision.state_dtype == "int8":
+            names += tuple(name + "_absmax" for name in names)
+        if self.precision.master_weights:
+            names += (_precision.MASTER,)
+        return names
 
     def _required_state_names(self, group):
         return self._state_names(group)
@@ -244,26 +274,96 @@ class Optimizer:
         return self._kernel_group(plan, group, blocks, n_threads)
 
     # ------------------------------------------------------------------ step
-    def step(self, grads):
+    def step(self, grads, copy_to=None):
         """Update every param in place from its grad.
 
         grads: one array per param, in the order the params were given (groups
         in order), or None to leave that param and its state untouched. Every
         grad is checked before anything is written; on error nothing changes.
+
+        copy_to: None, or one array (or None) per param: a bfloat16 or float16
+        array of the param's size that receives the updated param rounded to
+        nearest even, written in the same pass as the update (the 16-bit copy
+        an accelerator reads when the float32 params live on the host). For
+        16-bit params the copy has the param's dtype and gets its bits.
         """
+        copies = self._check_copies(copy_to) if copy_to is not None else None
         grads = self._gather(grads)
         groups = tuple(zip(self.param_groups, self._plans, self._blocks))
         for group, plan, blocks in groups:
             self._ensure_blocks(group, plan, blocks)
         n_threads = _threads._requested
         first = 0
-        for group, plan, blocks in groups:
+        for g, (group, plan, blocks) in enumerate(groups):
             n = plan.n_tensors
             if plan.n_active:
                 plan.advance()
-                self._update(group, plan, blocks, grads if n == len(grads)
-                             else grads[first:first + n], n_threads)
+                if copies is not None:
+                    self._stage_copies(g, plan, copies[first:first + n])
+                try:
+                    self._update(group, plan, blocks, grads if n == len(grads)
+                                 else grads[first:first + n], n_threads)
+                finally:
+                    if copies is not None:
+                        self._unstage_copies(g, plan)
             first += n
+
+    def _check_copies(self, copy_to):
+        """Validate step's copy_to; return it as a list."""
+        if isinstance(copy_to, np.ndarray) or not hasattr(copy_to, "__len__"):
+            raise TypeError(f"copy_to must be a list with one array (or None) per param, "
+                            f"got {_describe(copy_to)}")
+        copies = list(copy_to)
+        if len(copies) != self._n_params:
+            raise ValueError(f"copy_to has {len(copies)} entries; expected {self._n_params} "
+                             f"(one per param, None for no copy)")
+        sixteen = tuple(d for d in (_precision.BFLOAT16, _precision.FLOAT16) if d is not None)
+        index = 0
+        for g, (group, storage) in enumerate(zip(self.param_groups, self._storages)):
+            for p in group["params"]:
+                c = copies[index]
+                if c is not None:
+                    if not isinstance(c, np.ndarray) or c.dtype not in sixteen:
+                        raise TypeError(f"copy_to[{index}] must be a bfloat16 or float16 "
+                                        f"array, got {_describe(c)}")
+                    if c.size != p.size or not c.flags.c_contiguous or not c.flags.writeable:
+                        raise ValueError(f"copy_to[{index}] must be a writeable C-contiguous "
+                                         f"array of {p.size} elements (param {index}'s size)")
+                    if p.dtype in sixteen and c.dtype != p.dtype:
+                        raise TypeError(f"copy_to[{index}] has dtype {c.dtype}; the copy of "
+                                        f"a {p.dtype} param has its dtype")
+                    if p.dtype == np.float64 or (storage is None and self.kernel
+                                                 not in _precision.STAGED_KERNELS):
+                        raise ValueError(f"copy_to[{index}]: {type(self).__name__} writes "
+                                         f"16-bit copies of float32 and 16-bit params only")
+                index += 1
+            kinds = {c.dtype for c in copies[index - len(group["params"]):index]
+                     if c is not None}
+            if len(kinds) > 1:
+                raise TypeError(f"copy_to: the copies of param group {g} mix "
+                                f"{sorted(str(k) for k in kinds)}; one dtype per group")
+        return copies
+
+    def _stage_copies(self, g, plan, copies):
+        """Hand the group's copies to its plan (staging a float32 group for
+        this step, whose kernel then runs chunk by chunk)."""
+        if all(c is None for c in copies):
+            return
+        kind = (_precision.KIND_F16 if next(c for c in copies if c is not None).dtype
+                == _precision.FLOAT16 else _precision.KIND_BF16)
+        if self._storages[g] is None:
+            blocks = _KERNEL_BLOCKS[self.kernel]
+            plan.set_storage(_precision.KIND_F32, _precision.KIND_F32,
+                             (_precision.KIND_F32,) * len(blocks),
+                             (_precision.FLOAT32.num,) * len(blocks),
+                             (False,) * len(blocks))
+            plan.refresh_runs()
+        plan.set_copies(copies, kind)
+
+    def _unstage_copies(self, g, plan):
+        plan.set_copies(None)
+        if self._storages[g] is None and plan.staged:
+            plan.unstage()
 
     def _gather(self, grads):
         """Check all grads and record their pointers in the plans; write nothing else."""
@@ -298,9 +398,24 @@ class Optimizer:
         return ValueError(f"grad {index} is not C-contiguous (or not aligned); pass "
                           f"np.ascontiguousarray(grad)")
 
-    def _new_state_block(self, name, group, plan):
-        return aligned_zeros(self._state_offsets(plan, name)[-1], plan.dtype,
-                             self._state_fill(name, group))
+    def _new_state_block(self, name, group, plan, storage=None):
+        fill = self._state_fill(name, group)
+        if storage is None:
+            return aligned_zeros(self._state_offsets(plan, name)[-1], plan.dtype, fill)
+        if storage.state_kind != _precision.KIND_INT8:
+            return aligned_zeros(plan.total_elements, storage.state_dtype, fill)
+        # int8: per tensor, codes (or float32 below INT8_MIN_SIZE elements).
+        from . import quantization
+        return [quantization.quantize_blockwise(np.full(p.shape, fill, np.float32),
+                                                signed=name not in _precision.NONNEGATIVE_STATES)[0]
+                if _precision.quantized(storage, p.size) else np.full(p.shape, fill, np.float32)
+                for p in plan.params]
+
+    def _new_scales(self, name, group, plan, storage):
+        """The absmax arrays of a new int8 state (None for float32 tensors)."""
+        fill = self._state_fill(name, group)
+        return [np.full(_precision.n_blocks(p.size), abs(fill), np.float32)
+                if _precision.quantized(storage, p.size) else None for p in plan.params]
 
     def _state_offsets(self, plan, name):
         """Where each param's part of the block ``name`` starts (and the
@@ -314,13 +429,23 @@ class Optimizer:
 
     def _ensure_blocks(self, group, plan, blocks, also=()):
         """Allocate the group's missing blocks: state (the flags' names and
-        ``also``), tensor state and scratch."""
-        for name in self._state_names(group):
+        ``also``), tensor state and scratch; with staged storage also the
+        master copy and int8 scales, handed to the plan."""
+        storage = self._storages[self._plans.index(plan)]
+        derived = (_precision.MASTER,) + tuple(n for n in also if n.endswith("_absmax"))
+        for name in tuple(self._state_names(group)) + tuple(n for n in also if n not in derived):
             if name not in blocks:
-                blocks[name] = self._new_state_block(name, group, plan)
-        for name in also:
-            if name not in blocks:
-                blocks[name] = self._new_state_block(name, group, plan)
+                blocks[name] = self._new_state_block(name, group, plan, storage)
+                if storage is not None and storage.state_kind == _precision.KIND_INT8:
+                    blocks[name + "_absmax"] = self._new_scales(name, group, plan, storage)
+                    plan.set_scales(_KERNEL_BLOCKS[self.kernel].index(name),
+                                    blocks[name + "_absmax"])
+        if storage is not None and storage.master and _precision.MASTER not in blocks:
+            blocks[_precision.MASTER] = aligned_empty(plan.total_elements, np.float32)
+            masters = self._views(plan, blocks[_precision.MASTER], _precision.MASTER)
+            for master, p in zip(masters, plan.params):
+                master[...] = p
+            plan.set_master(masters)
         for name, spec in self._tensor_state.items():
             if name not in blocks:
                 blocks[name] = np.full(plan.n_tensors, spec.initial, dtype=np.float64)
@@ -331,6 +456,8 @@ class Optimizer:
     # ------------------------------------------------------------------ state
     def _views(self, plan, block, name):
         """Per-param views of the state block ``name`` (None for a param without it)."""
+        if type(block) is list:                   # int8 states and their scales: per param
+            return block
         offsets = self._state_offsets(plan, name)
         views = []
         for k, p in enumerate(plan.params):
@@ -431,18 +558,27 @@ class Optimizer:
                                  f"which no parameter group lists")
             g, k, index, merged = owner[saved_index]
             per_param[g][k] = self._check_param_state(entry, index, merged,
-                                                      self.param_groups[g]["params"][k])
+                                                      self.param_groups[g]["params"][k],
+                                                      self._storages[g])
         return new_groups, per_param
 
-    def _check_param_state(self, entry, index, group, param):
+    def _check_param_state(self, entry, index, group, param, storage=None):
         if not isinstance(entry, dict):
             raise ValueError(f"state of param {index} must be a dict")
         required = (set(self._required_state_names(group))
                     | {n for n, spec in self._tensor_state.items() if spec.exported}
                     | ({"step"} if self._exports_step else set()))
+        if storage is not None and storage.master:
+            required.add(_precision.MASTER)
         allowed = required | set(self._all_state_names())
         shapes = {name: self._state_shape(name, param.shape) for name in self._all_state_names()}
         absent = {name for name, shape in shapes.items() if shape is None}
+        if _precision.quantized(storage, param.size):
+            # Each int8 state comes with its scales.
+            blocks = _KERNEL_BLOCKS[self.kernel]
+            required |= {name + "_absmax" for name in required | set(entry) if name in blocks}
+        else:
+            absent |= {name for name in shapes if name.endswith("_absmax")}
         required -= absent
         allowed -= absent
         if not required <= set(entry) <= allowed:
@@ -469,7 +605,9 @@ class Optimizer:
             scalars[name] = value
         for name in names:
             like, like_what = param, "the param"
-            if shapes[name] != param.shape:
+            if storage is not None:
+                like, like_what = self._staged_like(name, param, storage)
+            elif shapes[name] != param.shape:
                 like = np.empty(shapes[name], param.dtype)
                 like_what = f"its {name} for a param of shape {param.shape}"
             check_like(entry[name], like, f"state {name!r} of param {index}", like_what)
@@ -478,6 +616,19 @@ class Optimizer:
         if "step" in entry:
             checked["step"] = float(np.asarray(entry["step"]))
         return checked
+
+    @staticmethod
+    def _staged_like(name, param, storage):
+        """An array like the state ``name`` of ``param`` in staged storage, and
+        what to call it in an error."""
+        what = f"its {name} in this optimizer's storage"
+        if name == _precision.MASTER:
+            return np.empty(param.shape, np.float32), what
+        if name.endswith("_absmax"):
+            return np.empty(_precision.n_blocks(param.size), np.float32), what
+        if storage.state_kind == _precision.KIND_INT8 and not _precision.quantized(storage, param.size):
+            return np.empty(param.shape, np.float32), what
+        return np.empty(param.shape, storage.state_dtype), what
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
@@ -493,7 +644,7 @@ class Optimizer:
     # Attributes rebuilt on unpickling, not pickled: the compiled plans (raw
     # pointers), the state blocks (pickled as a state_dict instead), the kernel
     # module, and the NumPy twins' scratch cache.
-    _unpickled = ("param_groups", "_plans", "_blocks", "_n_params", "_kernels",
+    _unpickled = ("param_groups", "_plans", "_blocks", "_n_params", "_kernels", "_storages",
                   "_kernel_group", "_reference_cache")
 
     def __getstate__(self):
@@ -529,6 +680,7 @@ class Optimizer:
         groups, state_dict = state.pop("param_groups"), state.pop("state_dict")
         self.__dict__.update(state)
         self.param_groups, self._plans, self._blocks, self._n_params = [], [], [], 0
+        self._storages = []
         self._bind_kernels()
         for group in groups:
             self.add_param_group(group)

@@ -49,9 +49,12 @@ class Adamax(Optimizer):
     kernel = "adamax"
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 *, maximize=False):
+                 *, maximize=False, master_weights=False,
+                 state_dtype=None, stochastic_rounding=False, seed=None):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay, maximize=maximize))
+                                      weight_decay=weight_decay, maximize=maximize),
+                         master_weights=master_weights, state_dtype=state_dtype,
+                         stochastic_rounding=stochastic_rounding, seed=seed)
 
     def _validate_hyperparameters(self, group):
         validate_adam_family(group)

@@ -77,9 +77,12 @@ class ASGD(Optimizer):
                      "mu": TensorState(initial=1.0, low=0.0, high=1.0)}
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *,
-                 maximize=False):
+                 maximize=False, master_weights=False,
+                 state_dtype=None, stochastic_rounding=False, seed=None):
         super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0,
-                                      weight_decay=weight_decay, maximize=maximize))
+                                      weight_decay=weight_decay, maximize=maximize),
+                         master_weights=master_weights, state_dtype=state_dtype,
+                         stochastic_rounding=stochastic_rounding, seed=seed)
 
     def _validate_hyperparameters(self, group):
         if not 0.0 <= group["lr"]:

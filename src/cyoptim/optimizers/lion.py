@@ -58,9 +58,12 @@ class Lion(Optimizer):
     _exports_step = False
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *,
-                 maximize=False):
+                 maximize=False, master_weights=False,
+                 state_dtype=None, stochastic_rounding=False, seed=None):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay,
-                                      maximize=maximize))
+                                      maximize=maximize),
+                         master_weights=master_weights, state_dtype=state_dtype,
+                         stochastic_rounding=stochastic_rounding, seed=seed)
 
     def _validate_hyperparameters(self, group):
         validate_adam_family(dict(group, eps=0.0))     # Lion has no epsilon

@@ -48,10 +48,13 @@ class SGD(Optimizer):
     _exports_step = False
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False):
+                 nesterov=False, *, maximize=False, master_weights=False,
+                 state_dtype=None, stochastic_rounding=False, seed=None):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize))
+                                      maximize=maximize),
+                         master_weights=master_weights, state_dtype=state_dtype,
+                         stochastic_rounding=stochastic_rounding, seed=seed)
 
     def _validate_hyperparameters(self, group):
         if not 0.0 <= group["lr"]:
@@ -70,7 +73,9 @@ class SGD(Optimizer):
         return ()           # a param that has not stepped with momentum has no buffer
 
     def _exports_block(self, name, blocks, k):
-        return blocks["momentum_started"][k] != 0
+        if name == "momentum_buffer" or name == "momentum_buffer_absmax":
+            return blocks["momentum_started"][k] != 0
+        return True
 
     def _loaded_tensor_state(self, name, entry):
         return 1.0 if "momentum_buffer" in entry else 0.0

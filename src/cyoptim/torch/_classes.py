@@ -14,7 +14,7 @@ import inspect
 import numpy as np
 import torch
 
-from .. import registry
+from .. import precision, registry
 from ._optimizer import Optimizer
 
 # torch's flags every class accepts: (name, default).
@@ -22,12 +22,23 @@ _TORCH_FLAGS = (("foreach", None), ("capturable", False), ("differentiable", Fal
                 ("fused", None))
 
 
+# cyoptim's low-precision options (cyoptim.precision), keyword-only, after
+# torch's arguments, in the classes whose kernels stage storage.
+_PRECISION_OPTIONS = (("master_weights", False), ("state_dtype", None),
+                      ("stochastic_rounding", False), ("seed", None))
+
+
 def _signature(row, spec):
     if row.torch:
-        return inspect.signature(getattr(torch.optim, row.name).__init__)
-    signature = inspect.signature(spec.__init__)
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-             for name, default in _TORCH_FLAGS if name not in signature.parameters]
+        signature = inspect.signature(getattr(torch.optim, row.name).__init__)
+        extra = []
+    else:
+        signature = inspect.signature(spec.__init__)
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+                 for name, default in _TORCH_FLAGS if name not in signature.parameters]
+    if row.kernel in precision.STAGED_KERNELS:
+        extra += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+                  for name, default in _PRECISION_OPTIONS if name not in signature.parameters]
     return signature.replace(parameters=list(signature.parameters.values()) + extra)
 
 
@@ -55,7 +66,9 @@ def make_class(row, module):
         bound.apply_defaults()
         options = {name: value for name, value in bound.arguments.items()
                    if name not in ("self", "params")}
-        Optimizer.__init__(self, params, _defaults(row, spec, options))
+        low = {name: options.pop(name) for name, _ in _PRECISION_OPTIONS if name in options}
+        Optimizer.__init__(self, params, _defaults(row, spec, options),
+                           precision.check(spec.kernel, **low))
 
     __init__.__signature__ = signature
     __init__.__qualname__ = f"{row.name}.__init__"

@@ -1,0 +1,137 @@
+/* The loops of blockwise int8 quantization (pyx/quantize.pxi), in C.
+ * cyoptim.quantization is their definition, bitwise. gcc does not vectorize
+ * the two table lookups (a byte-indexed load, a computed index) by itself, so
+ * the AVX2 and AVX-512 builds gather explicitly; every build computes the
+ * same codes and values. */
+#ifndef CYOPTIM_QUANT_H
+#define CYOPTIM_QUANT_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#define CYOPTIM_LANES 16
+
+/* The largest magnitude of x[0:n]; NaN when any element is NaN. Kept in 16
+ * lanes (an element-wise loop gcc vectorizes), then combined: the maximum
+ * does not depend on the order. */
+static inline float cyoptim_absmax(const float* x, int64_t n) {
+    float lanes[CYOPTIM_LANES] = {0};
+    int nans[CYOPTIM_LANES] = {0};
+    int64_t i = 0;
+    for (; i + CYOPTIM_LANES <= n; i += CYOPTIM_LANES)
+        for (int j = 0; j < CYOPTIM_LANES; j++) {
+            float a = fabsf(x[i + j]);
+            lanes[j] = a > lanes[j] ? a : lanes[j];
+            nans[j] |= a != a;
+        }
+    for (; i < n; i++) {
+        float a = fabsf(x[i]);
+        lanes[0] = a > lanes[0] ? a : lanes[0];
+        nans[0] |= a != a;
+    }
+    float most = 0.0f;
+    int nan = 0;
+    for (int j = 0; j < CYOPTIM_LANES; j++) {
+        most = lanes[j] > most ? lanes[j] : most;
+        nan |= nans[j];
+    }
+    return nan ? NAN : most;
+}
+
+static inline uint8_t cyoptim_code(float y, const int32_t* below, const float* thresholds,
+                                   int32_t first_key, int32_t n_buckets, int shift) {
+    uint32_t u;
+    memcpy(&u, &y, sizeof u);
+    int32_t bucket = (int32_t) ((u & 0x7FFFFFFFu) >> shift) - first_key;
+    bucket = bucket < 0 ? 0 : bucket;
+    bucket = bucket > n_buckets - 1 ? n_buckets - 1 : bucket;
+    int32_t lower = below[bucket + (int32_t) (u >> 31) * n_buckets];
+    return (uint8_t) (y != y ? 255 : lower + (thresholds[lower] < y));
+}
+
+/* codes[i] = the number of thresholds below y = x[i] * inverse (255 for a
+ * NaN y): the bucket of y's bits (sign aside) holds at most one threshold,
+ * and below[] counts those under each bucket (positive buckets, then
+ * negative ones). */
+static inline void cyoptim_quantize(const float* x, int64_t n, float inverse,
+                                    const int32_t* below, const float* thresholds,
+                                    int32_t first_key, int32_t n_buckets, int shift,
+                                    uint8_t* codes) {
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    const __m512 vinverse = _mm512_set1_ps(inverse);
+    const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF), vfirst = _mm512_set1_epi32(first_key);
+    const __m512i zero = _mm512_setzero_si512(), vlast = _mm512_set1_epi32(n_buckets - 1);
+    const __m512i vbuckets = _mm512_set1_epi32(n_buckets), nan_code = _mm512_set1_epi32(255);
+    const __m128i vshift = _mm_cvtsi32_si128(shift);
+    for (; i + 16 <= n; i += 16) {
+        __m512 y = _mm512_mul_ps(_mm512_loadu_ps(x + i), vinverse);
+        __m512i u = _mm512_castps_si512(y);
+        __m512i bucket = _mm512_sub_epi32(_mm512_srl_epi32(_mm512_and_si512(u, magnitude), vshift), vfirst);
+        bucket = _mm512_min_epi32(_mm512_max_epi32(bucket, zero), vlast);
+        __m512i sign = _mm512_srli_epi32(u, 31);
+        bucket = _mm512_add_epi32(bucket, _mm512_mullo_epi32(sign, vbuckets));
+        __m512i lower = _mm512_i32gather_epi32(bucket, below, 4);
+        __m512 t = _mm512_i32gather_ps(lower, thresholds, 4);
+        __mmask16 up = _mm512_cmp_ps_mask(t, y, _CMP_LT_OQ);
+        __m512i code = _mm512_mask_add_epi32(lower, up, lower, _mm512_set1_epi32(1));
+        code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(y, y, _CMP_UNORD_Q), nan_code);
+        _mm_storeu_si128((__m128i*) (codes + i), _mm512_cvtepi32_epi8(code));
+    }
+#elif defined(__AVX2__)
+    const __m256 vinverse = _mm256_set1_ps(inverse);
+    const __m256i magnitude = _mm256_set1_epi32(0x7FFFFFFF), vfirst = _mm256_set1_epi32(first_key);
+    const __m256i zero = _mm256_setzero_si256(), vlast = _mm256_set1_epi32(n_buckets - 1);
+    const __m256i vbuckets = _mm256_set1_epi32(n_buckets), nan_code = _mm256_set1_epi32(255);
+    const __m128i vshift = _mm_cvtsi32_si128(shift);
+    const __m256i pack = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    for (; i + 8 <= n; i += 8) {
+        __m256 y = _mm256_mul_ps(_mm256_loadu_ps(x + i), vinverse);
+        __m256i u = _mm256_castps_si256(y);
+        __m256i bucket = _mm256_sub_epi32(_mm256_srl_epi32(_mm256_and_si256(u, magnitude), vshift), vfirst);
+        bucket = _mm256_min_epi32(_mm256_max_epi32(bucket, zero), vlast);
+        __m256i sign = _mm256_srli_epi32(u, 31);
+        bucket = _mm256_add_epi32(bucket, _mm256_mullo_epi32(sign, vbuckets));
+        __m256i lower = _mm256_i32gather_epi32(below, bucket, 4);
+        __m256 t = _mm256_i32gather_ps(thresholds, lower, 4);
+        __m256i up = _mm256_castps_si256(_mm256_cmp_ps(t, y, _CMP_LT_OQ));   /* -1 where up */
+        __m256i code = _mm256_sub_epi32(lower, up);
+        code = _mm256_blendv_epi8(code, nan_code, _mm256_castps_si256(_mm256_cmp_ps(y, y, _CMP_UNORD_Q)));
+        __m256i bytes = _mm256_shuffle_epi8(code, pack);
+        uint32_t low = (uint32_t) _mm256_extract_epi32(bytes, 0);
+        uint32_t high = (uint32_t) _mm256_extract_epi32(bytes, 4);
+        memcpy(codes + i, &low, 4);
+        memcpy(codes + i + 4, &high, 4);
+    }
+#endif
+    for (; i < n; i++)
+        codes[i] = cyoptim_code(x[i] * inverse, below, thresholds, first_key, n_buckets, shift);
+}
+
+/* out[i] = values[codes[i]] * absmax. */
+static inline void cyoptim_dequantize(const uint8_t* codes, float absmax, const float* values,
+                                      float* out, int64_t n) {
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    const __m512 scale = _mm512_set1_ps(absmax);
+    for (; i + 16 <= n; i += 16) {
+        __m512i index = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*) (codes + i)));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_i32gather_ps(index, values, 4), scale));
+    }
+#elif defined(__AVX2__)
+    const __m256 scale = _mm256_set1_ps(absmax);
+    for (; i + 8 <= n; i += 8) {
+        __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*) (codes + i)));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_i32gather_ps(values, index, 4), scale));
+    }
+#endif
+    for (; i < n; i++)
+        out[i] = values[codes[i]] * absmax;
+}
+
+#endif

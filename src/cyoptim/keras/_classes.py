@@ -26,12 +26,19 @@ import torch
 
 import keras
 
-from .. import registry
+from .. import precision, registry
 from ._optimizer import Optimizer
 
 _BASE_ARGS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema",
               "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
               "gradient_accumulation_steps", "name")
+
+
+# The low-precision options of cyoptim's classes (docs/contract.md §7), not
+# offered here: Keras's variables are float32 or float64 (its mixed precision
+# keeps float32 variables), and so are the optimizer variables.
+_PRECISION_ARGS = tuple(name for name in inspect.signature(precision.check).parameters
+                        if name != "kernel")
 
 
 def _as_dtype(x, dtype):
@@ -294,8 +301,8 @@ def _keras_signature(cls, defaults):
 
 def _cyoptim_signature(spec):
     """learning_rate, then the cyoptim class's hyperparameters (but its weight
-    decay: Keras's own, decoupled, is a common argument), then Keras's common
-    arguments."""
+    decay: Keras's own, decoupled, is a common argument; and its low-precision
+    options), then Keras's common arguments."""
     own = inspect.signature(spec.__init__).parameters
     base = inspect.signature(keras.optimizers.Optimizer.__init__).parameters
     keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -303,7 +310,7 @@ def _cyoptim_signature(spec):
                                                  default=own["lr"].default)]
     parameters += [p.replace(kind=keyword) for name, p in own.items()
                    if name not in ("self", "params", "lr", "weight_decay",
-                                   "decoupled_weight_decay")]
+                                   "decoupled_weight_decay") + _PRECISION_ARGS]
     parameters += [base[name].replace(kind=keyword) for name in _BASE_ARGS]
     parameters.append(base["kwargs"])
     return inspect.Signature(parameters)

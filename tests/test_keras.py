@@ -154,10 +154,13 @@ def test_schedule_and_gradient_options_match_keras():
         ("Adam", dict(learning_rate=0.01, clipnorm=0.1, gradient_accumulation_steps=3,
                       weight_decay=0.1)),
         ("Lion", dict(learning_rate=1e-3, clipvalue=0.01, weight_decay=0.5)),
+        # Two kernel calls a step (biases without weight decay), one u_product.
+        ("NAdam", dict(learning_rate=0.01, weight_decay=0.1)),
     ]
     for name, kwargs in cases:
         results = []
-        for cls in (getattr(keras.optimizers, name), getattr(ck, name)):
+        keras_name = {"NAdam": "Nadam"}.get(name, name)
+        for cls in (getattr(keras.optimizers, keras_name), getattr(ck, name)):
             opt = cls(**{k: v for k, v in kwargs.items()})
             if kwargs.get("weight_decay"):
                 opt.exclude_from_weight_decay(var_names=["bias"])

@@ -152,12 +152,12 @@ class Optimizer(keras.optimizers.Optimizer):
         step = self._local_step()
         grads = rule.grads(self, list(grads), lr)
         decay = self._kernel_weight_decay(lr) if rule.folds_decay else 0.0
-        groups = {}
+        groups = {}         # (dtype, weight decay) -> (variables, grads)
         for g, variable in zip(grads, trainable_variables):
             wd = decay if decay and self._use_weight_decay(variable) else 0.0
-            groups.setdefault((variable.value.dtype, wd), ([], []))
-            groups[(variable.value.dtype, wd)][0].append(variable)
-            groups[(variable.value.dtype, wd)][1].append(g)
+            members = groups.setdefault((variable.value.dtype, wd), ([], []))
+            members[0].append(variable)
+            members[1].append(g)
         saved = []
         try:
             work = [self._gather(key, variables, group_grads, saved)

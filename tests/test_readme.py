@@ -3,6 +3,7 @@ user's own functions), so the README cannot drift from the API."""
 
 import pathlib
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -69,6 +70,22 @@ def torch_stand_ins():
     return dict(model=model, loader=loader, loss_fn=torch.nn.functional.cross_entropy)
 
 
+def keras_stand_ins(monkeypatch):
+    """Digits-shaped data for the Keras section's snippet. Its KERAS_BACKEND is
+    set through monkeypatch (undone after the test), so other tests never see it."""
+    import importlib.util
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("keras") is None:
+        raise ImportError("the Keras section needs keras and torch")
+    keras = sys.modules.get("keras")
+    if keras is not None and keras.backend.backend() != "torch":
+        raise ImportError("Keras runs on another backend in this process")
+    if keras is None:
+        monkeypatch.setenv("KERAS_BACKEND", "torch")
+    rng = np.random.default_rng(0)
+    return dict(x_train=rng.standard_normal((64, 64)).astype(np.float32),
+                y_train=rng.integers(0, 10, 64))
+
+
 def test_readme_examples_run(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     import matplotlib
@@ -78,6 +95,14 @@ def test_readme_examples_run(tmp_path, monkeypatch):
     assert len(blocks) >= 6
     namespace = user_stand_ins()
     for block in blocks:
+        if "cyoptim.keras" in block:
+            # The Keras section: run on its own, when keras and torch are installed.
+            try:
+                stand_ins = keras_stand_ins(monkeypatch)
+            except ImportError:
+                continue
+            exec(compile(block, "README.md", "exec"), dict(namespace, **stand_ins))
+            continue
         if "cyoptim.torch" in block:
             # The PyTorch section: run on its own (torch stand-ins), when torch is installed.
             try:

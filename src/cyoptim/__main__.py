@@ -78,10 +78,12 @@ def build_parser():
                            "cyoptim.AveragedParams) and report its test accuracy")
     demo.add_argument("--no-progress", dest="progress", action="store_false",
                       help="no progress bar and per-optimizer lines")
-    demo.add_argument("--framework", choices=("numpy", "torch"), default="numpy",
+    demo.add_argument("--framework", choices=("numpy", "torch", "keras"), default="numpy",
                       help="numpy: cyoptim's NumPy MLP; torch: the same MLP in PyTorch, "
-                           "cyoptim.torch beside torch.optim (needs torch) "
-                           "(default %(default)s)")
+                           "cyoptim.torch beside torch.optim (needs torch); keras: the same "
+                           "MLP in Keras 3 (torch backend), cyoptim.keras beside "
+                           "keras.optimizers, SGD, RMSprop, Adam and AdamW unless "
+                           "--optimizers names others (needs keras) (default %(default)s)")
 
     lr_find = commands.add_parser(
         "lr-find", formatter_class=HelpFormatter,
@@ -176,7 +178,20 @@ def main(argv=None):
         check_output_dir(args.out, DEMO_FILES if args.command == "demo" else LR_FIND_FILES)
     except ValueError as error:
         args.command_parser.error(f"argument --out: {error}")
-    if args.command == "demo" and args.framework == "torch":
+    if args.command == "demo" and args.framework == "keras":
+        if args.schedule != "none":
+            args.command_parser.error("--schedule is for --framework numpy; the Keras demo "
+                                      "runs without a schedule")
+        # This process is the demo's own: Keras gets the torch backend unless
+        # KERAS_BACKEND names another (which cyoptim.keras then refuses).
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+        try:
+            from .keras.demo import DEFAULT_OPTIMIZERS, run_keras_demo
+        except ImportError as error:
+            args.command_parser.error(f"--framework keras: {error}")
+        run_keras_demo(optimizers=args.optimizers or DEFAULT_OPTIMIZERS, epochs=args.epochs,
+                       batch_size=args.batch_size, seed=args.seed, threads=args.threads)
+    elif args.command == "demo" and args.framework == "torch":
         if args.schedule != "none":
             args.command_parser.error("--schedule is for --framework numpy; the torch demo "
                                       "runs without a schedule")

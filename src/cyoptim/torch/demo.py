@@ -103,16 +103,20 @@ def run_torch_demo(optimizers=None, epochs=20, batch_size=32, seed=0, threads=No
     return results
 
 
-def format_table(results):
-    """One line per optimizer: cyoptim.torch beside torch.optim."""
+def side_by_side(results, ours, theirs):
+    """(label, lr, our result, theirs or None) per optimizer, in the results' order."""
     by_label = {}
     for r in results:
         by_label.setdefault((r["optimizer"], r["lr"]), {})[r["implementation"]] = r
+    return [(label, lr, pair[ours], pair.get(theirs)) for (label, lr), pair in by_label.items()]
+
+
+def format_table(results):
+    """One line per optimizer: cyoptim.torch beside torch.optim."""
     header = (f"{'optimizer':<14}{'lr':>7}  {'loss':>7} {'acc':>7} {'step s':>7}  "
               f"{'torch loss':>10} {'acc':>7} {'step s':>7}  {'step speed-up':>13}")
     lines = [header, "-" * len(header)]
-    for (label, lr), pair in by_label.items():
-        ours, theirs = pair["cyoptim.torch"], pair.get("torch.optim")
+    for label, lr, ours, theirs in side_by_side(results, "cyoptim.torch", "torch.optim"):
         line = (f"{label:<14}{lr:>7g}  {ours['final_loss']:>7.4f} "
                 f"{ours['test_accuracy']:>7.4f} {ours['step_seconds']:>7.3f}  ")
         if theirs is None:
@@ -125,4 +129,4 @@ def format_table(results):
     return "\n".join(lines)
 
 
-__all__ = ["run_torch_demo", "make_model", "format_table"]
+__all__ = ["run_torch_demo", "make_model", "format_table", "side_by_side"]

@@ -5,7 +5,8 @@
 # whole group in one call with the GIL released. _optimizers.pxi is generated
 # by setup.py from optimizers.pxi.tp and src/cyoptim/registry.py; it includes each
 # algorithm's math (<name>.pxi). averaging.pxi holds the kernel of
-# cyoptim.AveragedParams (EMA and SWA of the weights).
+# cyoptim.AveragedParams (EMA and SWA of the weights); lbfgs.pxi the vector
+# work of cyoptim.LBFGS (dot products, axpy).
 
 import numpy as np
 
@@ -16,6 +17,7 @@ include "plan.pxi"
 include "tensor_plan.pxi"
 include "reductions.pxi"
 include "bfloat16.pxi"
+include "lbfgs.pxi"
 include "_optimizers.pxi"
 include "bandwidth.pxi"
 include "averaging.pxi"

@@ -208,12 +208,16 @@ def test_nonfinite_grads_propagate_like_torch(row):
 
 def test_registry_names_every_public_optimizer_once():
     assert len(set(registry.NAMES)) == len(registry.NAMES)
-    assert not set(registry.NAMES) & set(registry.MATRIX_OPTIMIZERS)
-    assert set(registry.NAMES) | set(registry.MATRIX_OPTIMIZERS) == set(cyoptim.optimizers.__all__)
+    others = registry.MATRIX_OPTIMIZERS + registry.CLOSURE_OPTIMIZERS
+    assert len(set(registry.NAMES) | set(others)) == len(registry.NAMES) + len(others)
+    assert set(registry.NAMES) | set(others) == set(cyoptim.optimizers.__all__)
     assert set(cyoptim.optimizers.__all__) <= set(cyoptim.__all__)
     for name in registry.MATRIX_OPTIMIZERS:
         assert getattr(cyoptim, name) is getattr(cyoptim.optimizers, name)
         assert issubclass(getattr(cyoptim.reference, name), getattr(cyoptim, name))
+    for name in registry.CLOSURE_OPTIMIZERS:
+        assert getattr(cyoptim, name) is getattr(cyoptim.optimizers, name)
+        assert issubclass(getattr(cyoptim, name), cyoptim.Optimizer)
     for row in ROWS:
         cls = registry.optimizer_class(row)
         assert issubclass(cls, cyoptim.Optimizer)

@@ -5,8 +5,9 @@ Everything that lists optimizers reads this module: ``cyoptim.__all__``,
 the generic test table (tests/test_optimizers.py). Adding an optimizer
 touches four files: its element math (pyx/<kernel>.pxi), its rows here, its
 class (cyoptim/optimizers/) and its NumPy twin (cyoptim/reference/).
-Muon is the exception: a public class with two KERNELS rows but no OPTIMIZERS
-row (see MATRIX_OPTIMIZERS below for why).
+Muon is an exception: a public class with two KERNELS rows but no OPTIMIZERS
+row (see MATRIX_OPTIMIZERS below for why); LBFGS another, with no row at all
+(CLOSURE_OPTIMIZERS).
 
 This module imports nothing from cyoptim (classes are named, and resolved
 on use), because setup.py loads it at build time, before anything is
@@ -448,6 +449,15 @@ OPTIMIZERS = (
 # bounds against torch; Muon's bench is tools/muon_bench.py, its recipe with
 # AdamW is cyoptim.examples.muon.
 MATRIX_OPTIMIZERS = ("Muon",)
+
+# Public optimizer classes stepped by a closure: LBFGS (torch.optim.LBFGS)
+# evaluates the loss and grads several times per step, over the flat vector of
+# all params, with dot products between the evaluations (pyx/lbfgs.pxi). It
+# has no kernel row and no NumPy twin: its vector work is not element-wise
+# math to restate. tests/test_lbfgs.py compares it with torch.optim.LBFGS
+# side by side (logistic regression, Rosenbrock; with and without
+# strong_wolfe), in cyoptim and cyoptim.torch.
+CLOSURE_OPTIMIZERS = ("LBFGS",)
 
 NAMES = tuple(row.name for row in OPTIMIZERS)
 BY_NAME = {row.name: row for row in OPTIMIZERS}

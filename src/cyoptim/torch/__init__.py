@@ -32,9 +32,10 @@ except ImportError as error:            # pragma: no cover - depends on the inst
 
 from .. import registry
 from ._classes import make_class
+from ._lbfgs import LBFGS
 from ._optimizer import DTYPES, Optimizer
 
-__all__ = ["Optimizer", "DTYPES"] + list(registry.NAMES)
+__all__ = ["Optimizer", "DTYPES", "LBFGS"] + list(registry.NAMES)
 
 for _row in registry.OPTIMIZERS:
     globals()[_row.name] = make_class(_row, __name__)

@@ -704,3 +704,40 @@ def test_torch_int8_states():
     other = cot.Adam([t.clone() for t in tensors], lr=1e-3, state_dtype="int8")
     other.load_state_dict(sd)
     assert other.state[other.param_groups[0]["params"][2]]["exp_avg"].dtype == torch.uint8
+
+
+@pytest.mark.parametrize("options", [dict(master_weights=True), dict(state_dtype="int8"),
+                                     dict(stochastic_rounding=True)],
+                         ids=["master", "int8", "stochastic"])
+def test_pickle_and_deepcopy_keep_the_storage(options):
+    import pickle
+    rng = np.random.default_rng(11)
+    params = [rng.standard_normal(n).astype(np.float32).astype(BF16) for n in INT8_SIZES]
+    opt = cyoptim.AdamW(params, lr=1e-2, **options)
+    opt.step([rng.standard_normal(p.size).astype(np.float32).astype(BF16) for p in params])
+    for clone in (pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt)):
+        assert clone.precision == opt.precision
+        g = [rng.standard_normal(p.size).astype(np.float32).astype(BF16) for p in params]
+        mine = [p.copy() for p in params]
+        twin = cyoptim.AdamW(mine, lr=1e-2, **options)
+        if twin.precision.stochastic_rounding:         # the seed drawn for opt, not another
+            twin = cyoptim.AdamW(mine, lr=1e-2, **dict(options, seed=opt.precision.seed))
+        twin.load_state_dict(opt.state_dict())
+        twin.step(g)
+        clone.step(g)
+        for a, b in zip(clone._plans[0].params, mine):
+            np.testing.assert_array_equal(a.view(np.uint16), b.view(np.uint16))
+
+
+def test_torch_stochastic_rounding_is_reproducible():
+    torch = _torch()
+    import cyoptim.torch as cot
+
+    def run(seed):
+        w = torch.ones(5000, dtype=torch.bfloat16)
+        opt = cot.SGD([w], lr=1e-3, stochastic_rounding=True, seed=seed)
+        for _ in range(3):
+            w.grad = torch.full((5000,), 0.3, dtype=torch.bfloat16)
+            opt.step()
+        return w.clone()
+    assert torch.equal(run(5), run(5)) and not torch.equal(run(5), run(6))

@@ -205,14 +205,11 @@ class Optimizer:
         plan = self._kernels.GroupPlan(params, dtype)
         if storage is not None:
             blocks = _KERNEL_BLOCKS[self.kernel]
-            seed = self.precision.seed
             plan.set_storage(storage.param_kind, storage.param_kind,
                              (storage.state_kind,) * len(blocks),
                              (storage.state_dtype.num,) * len(blocks),
                              tuple(b in _precision.NONNEGATIVE_STATES for b in blocks),
-                             self.precision.stochastic_rounding,
-                             np.random.SeedSequence(seed).generate_state(1)[0]
-                             if seed is None else seed)
+                             self.precision.stochastic_rounding, self.precision.seed or 0)
         self._plans.append(plan)
         self._storages.append(storage)
         self._n_params += len(params)

@@ -14,7 +14,7 @@ in its storage in the same pass.
   (``stochastic_rounding=True``, bfloat16 params) with random bits that
   depend only on ``seed``, the step, the tensor's place among the group's
   stepped tensors and the element's index, so any thread count gives the same
-  result.
+  result. ``seed=None`` draws one at construction (``opt.precision.seed``).
 - ``state_dtype``: ``None`` (the param's dtype; float32 with master weights),
   ``"float32"``, ``"bfloat16"`` or ``"int8"``: blockwise dynamic quantization
   (Dettmers et al. 2021, cyoptim.quantization): per block of 256 elements one
@@ -82,6 +82,9 @@ def check(kernel, master_weights=False, state_dtype=None, stochastic_rounding=Fa
         raise ValueError("stochastic_rounding=True rounds the params themselves; with "
                          "master_weights=True they are rounded from the float32 master "
                          "copy instead: choose one")
+    if stochastic_rounding and seed is None:
+        # Drawn once: the optimizer's copies (pickle, deepcopy) round alike.
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
     precision = Precision(bool(master_weights), state_dtype, bool(stochastic_rounding),
                           None if seed is None else int(seed))
     if precision.default:

@@ -344,7 +344,7 @@ class Optimizer(torch.optim.Optimizer):
                              (storage.state_kind,) * len(blocks),
                              (storage.state_dtype.num,) * len(blocks),
                              tuple(b in precision.NONNEGATIVE_STATES for b in blocks),
-                             self.precision.stochastic_rounding, self._seed())
+                             self.precision.stochastic_rounding, self.precision.seed or 0)
             int8 = storage.state_kind == precision.KIND_INT8
             staging = self._kernels.TensorStaging(
                 torch.float32, _STATE_TORCH_DTYPES[storage.state_dtype.name],
@@ -353,13 +353,6 @@ class Optimizer(torch.optim.Optimizer):
                 precision.INT8_MIN_SIZE if int8 else 0)
         self._storages[g] = (dtype, storage, staging)
         return staging
-
-    def _seed(self):
-        if self.precision.seed is not None:
-            return self.precision.seed
-        if not hasattr(self, "_drawn_seed"):
-            self._drawn_seed = int(np.random.SeedSequence().generate_state(1)[0])
-        return self._drawn_seed
 
     def _storage_of(self, group):
         for g, candidate in enumerate(self.param_groups):

@@ -199,44 +199,46 @@ class Muon(Optimizer):
         for k, grad in enumerate(grads):
             if grad is not None:
                 shape = plan.params[k].shape
-                self._orthogonalize(update[offsets[k]:offsets[k + 1]].reshape(shape),
-                                    group, n_threads)
+                orthogonalize(kernels, update[offsets[k]:offsets[k + 1]].reshape(shape),
+                              group, n_threads)
         blocks["lr_ratio"] = np.array([lr_ratio(group["adjust_lr_fn"], p.shape)
                                        for p in plan.params], dtype=np.float64)
         kernels.muon_apply_group(plan, group, blocks, n_threads)
 
-    def _orthogonalize(self, update, group, n_threads):
-        """update (bf16 values of U, the param's shape and dtype) <- NS(U), in place."""
-        x = update if update.dtype == np.float32 else update.astype(np.float32)
-        if x.size:
-            self._newton_schulz(x, group, n_threads)
-        if x is not update:
-            np.copyto(update, x)
 
-    def _newton_schulz(self, x, group, n_threads):
-        """x (float32, C-contiguous, bf16 values) <- NS(x), in place.
+def orthogonalize(kernels, update, group, n_threads):
+    """update (bf16 values of U, the param's shape and dtype) <- NS(U), in place
+    (with the group's ns_coefficients, ns_steps and eps; cyoptim.torch.Muon too)."""
+    x = update if update.dtype == np.float32 else update.astype(np.float32)
+    if x.size:
+        newton_schulz(kernels, x, group, n_threads)
+    if x is not update:
+        np.copyto(update, x)
 
-        A tall x (rows > cols) stays in its layout: torch transposes it, so
-        here G = x^T x and the update of x^T, (a x^T + H x^T)^T, is a x + x H
-        (H is symmetric: bf16(b G + c G G) with G and G G exactly symmetric).
-        """
-        kernels = self._kernels
-        a, b, c = group["ns_coefficients"]
-        tall = x.shape[0] > x.shape[1]
-        wide = x.T if tall else x                    # the m x n matrix torch iterates on
-        norm = kernels.grad_norms([x], 2.0, n_threads)[0]
-        kernels.bf16_divide_(x, normalizer(norm, group["eps"]), n_threads)
-        m = wide.shape[0]
-        gram = np.empty((m, m), np.float32)
-        poly = np.empty((m, m), np.float32)
-        product = np.empty_like(x)
-        for _ in range(group["ns_steps"]):
-            np.matmul(wide, wide.T, out=gram)                    # syrk
-            kernels.bf16_round_(gram, n_threads)
-            np.matmul(gram, gram.T, out=poly)                    # G G (G symmetric): syrk
-            kernels.bf16_fma(poly, b, gram, c, poly, n_threads)    # addmm(G, G, G, beta=b, alpha=c)
-            if tall:
-                np.matmul(x, poly, out=product)
-            else:
-                np.matmul(poly, x, out=product)
-            kernels.bf16_fma(x, a, x, 1.0, product, n_threads)     # addmm(X, H, X, beta=a)
+
+def newton_schulz(kernels, x, group, n_threads):
+    """x (float32, C-contiguous, bf16 values) <- NS(x), in place.
+
+    A tall x (rows > cols) stays in its layout: torch transposes it, so
+    here G = x^T x and the update of x^T, (a x^T + H x^T)^T, is a x + x H
+    (H is symmetric: bf16(b G + c G G) with G and G G exactly symmetric).
+    """
+    a, b, c = group["ns_coefficients"]
+    tall = x.shape[0] > x.shape[1]
+    wide = x.T if tall else x                    # the m x n matrix torch iterates on
+    norm = kernels.grad_norms([x], 2.0, n_threads)[0]
+    kernels.bf16_divide_(x, normalizer(norm, group["eps"]), n_threads)
+    m = wide.shape[0]
+    gram = np.empty((m, m), np.float32)
+    poly = np.empty((m, m), np.float32)
+    product = np.empty_like(x)
+    for _ in range(group["ns_steps"]):
+        np.matmul(wide, wide.T, out=gram)                    # syrk
+        kernels.bf16_round_(gram, n_threads)
+        np.matmul(gram, gram.T, out=poly)                    # G G (G symmetric): syrk
+        kernels.bf16_fma(poly, b, gram, c, poly, n_threads)    # addmm(G, G, G, beta=b, alpha=c)
+        if tall:
+            np.matmul(x, poly, out=product)
+        else:
+            np.matmul(poly, x, out=product)
+        kernels.bf16_fma(x, a, x, 1.0, product, n_threads)     # addmm(X, H, X, beta=a)

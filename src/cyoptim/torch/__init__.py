@@ -6,11 +6,14 @@
 
 Every optimizer of ``cyoptim`` has a class of the same name here, a subclass
 of ``torch.optim.Optimizer`` with torch's constructor signature and defaults
-(for Lion and LAMB, which torch lacks, cyoptim's). ``foreach`` and ``fused``
-are accepted and stored (the kernel is always fused: one call per param
-group); ``capturable=True`` and ``differentiable=True`` are refused. State,
-``state_dict`` and schedulers are torch's: a ``torch.optim.<Name>``
-state_dict loads here and the other way round.
+(for Lion and LAMB, which torch lacks, cyoptim's): one per row of
+cyoptim.registry, and ``LBFGS`` and ``Muon`` (2-d params; Newton-Schulz with
+NumPy's BLAS between two kernel passes), written by hand. ``foreach`` and
+``fused`` are accepted and stored where torch's class takes them (the kernel
+is always fused: one call per param group); ``capturable=True`` and
+``differentiable=True`` are refused. State, ``state_dict`` and schedulers
+are torch's: a ``torch.optim.<Name>`` state_dict loads here and the other
+way round.
 
 Params and grads must be dense, contiguous CPU tensors of one supported dtype
 (float32 or float64) per param group: anything else is refused with an error
@@ -33,9 +36,10 @@ except ImportError as error:            # pragma: no cover - depends on the inst
 from .. import registry
 from ._classes import make_class
 from ._lbfgs import LBFGS
+from ._muon import Muon
 from ._optimizer import DTYPES, Optimizer
 
-__all__ = ["Optimizer", "DTYPES", "LBFGS"] + list(registry.NAMES)
+__all__ = ["Optimizer", "DTYPES", "LBFGS", "Muon"] + list(registry.NAMES)
 
 for _row in registry.OPTIMIZERS:
     globals()[_row.name] = make_class(_row, __name__)

@@ -211,7 +211,7 @@ class Optimizer(torch.optim.Optimizer):
             plan.grad_scale = scale
             plan.advance(has_step)
             try:
-                self._kernel_group(plan, group, blocks, n_threads)
+                self._update(group, plan, blocks, n_threads)
             finally:
                 if copies is not None and plan.staged and self._storage_of(group) is None:
                     plan.unstage()          # staged for its copies only
@@ -222,6 +222,11 @@ class Optimizer(torch.optim.Optimizer):
             # through a graph that saved a param this step changed.
             increment_version(stepped)
         return loss
+
+    def _update(self, group, plan, blocks, n_threads):
+        """Step one checked group: its kernel (Muon's runs two, with matrix
+        products between them)."""
+        self._kernel_group(plan, group, blocks, n_threads)
 
     def _gather(self, copies=None):
         """Check every group and gather its pointers; create missing state.

@@ -1,0 +1,92 @@
+"""cyoptim.torch.Muon: torch.optim.Muon over cyoptim.Muon's kernels and Newton-Schulz."""
+
+import inspect
+
+import numpy as np
+import torch
+
+from ..optimizers.muon import EPS, NS_COEFFICIENTS, NS_STEPS, Muon as _NumpyMuon, lr_ratio, \
+    orthogonalize
+from ._optimizer import Optimizer
+
+
+class Muon(Optimizer):
+    """Muon for torch tensors: a drop-in for ``torch.optim.Muon``.
+
+    The constructor, defaults, argument checks (torch's, and torch's wording:
+    the arguments go through ``torch.optim.Muon`` once), state
+    (``momentum_buffer``) and ``state_dict`` are torch's: a state_dict of
+    ``torch.optim.Muon`` loads here and the other way round. A step is
+    ``cyoptim.Muon``'s: a kernel pass over the group (momentum, the Nesterov
+    blend, the update rounded to bfloat16), Newton-Schulz per param with
+    NumPy's BLAS, and a second kernel pass (weight decay and the update), on
+    the tensors' own memory. How close that is to torch (bitwise for small
+    matrices; NS's summation order for larger ones) is said below.
+
+    Params: 2-d (as torch: anything else is refused, with torch's message,
+    here at construction, in ``add_param_group`` and at every step), dense,
+    contiguous CPU tensors, float32 or float64, one dtype per group; anything
+    else is refused with an error naming the param, and nothing is written.
+    torch.amp.GradScaler's ``grad_scale`` / ``found_inf`` are applied in the
+    first pass. Not supported: sharded ``DTensor`` params (Newton-Schulz
+    needs the whole matrix) and ``step(copy_to=...)``; both are refused.
+
+    The update rule, as ``cyoptim.Muon``:
+
+    """
+
+    _spec = _NumpyMuon
+
+    def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
+                 ns_coefficients=NS_COEFFICIENTS, eps=EPS, ns_steps=NS_STEPS,
+                 adjust_lr_fn=None):
+        # torch's checks and defaults dict, verbatim, from torch's own constructor.
+        probe = torch.optim.Muon([torch.zeros(1, 1)], lr=lr, weight_decay=weight_decay,
+                                 momentum=momentum, nesterov=nesterov,
+                                 ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps,
+                                 adjust_lr_fn=adjust_lr_fn)
+        super().__init__(params, dict(probe.defaults))
+
+    def _bind_kernels(self):
+        super()._bind_kernels()
+        # Newton-Schulz reads the whole matrix: a DTensor's local shard alone
+        # cannot be stepped (the base class refuses such params).
+        self._tensor_norms = True
+
+    def _check_group(self, group, index):
+        super()._check_group(group, index)
+        for k, p in enumerate(group["params"]):
+            if isinstance(p, torch.Tensor) and p.ndim != 2:
+                raise ValueError(f"Muon only supports 2D parameters whereas we found a "
+                                 f"parameter with size: {p.size()} "
+                                 f"({self._name(group, index, k)})")
+
+    def step(self, closure=None, copy_to=None):
+        """Perform a single optimization step (``torch.optim.Muon.step``): reads
+        each param's ``.grad`` (params without one are skipped) and returns the
+        closure's loss. Every param, grad and state tensor of every group is
+        checked before anything is written."""
+        if copy_to is not None:
+            raise ValueError("Muon does not write 16-bit copies (copy_to): its update "
+                             "needs the whole matrix between its two passes")
+        return super().step(closure)
+
+    def _update(self, group, plan, blocks, n_threads):
+        kernels = self._kernels
+        kernels.muon_momentum_group(plan, group, blocks, n_threads)
+        plan.grad_scale = 1.0          # the first pass unscaled the grads, in place
+        update, offset, ratios = blocks["update"], 0, []
+        for p in plan.stepped:         # the group's params with a grad, in plan order
+            shape = tuple(p.shape)
+            size = p.numel()
+            orthogonalize(kernels, update[offset:offset + size].reshape(shape), group,
+                          n_threads)
+            ratios.append(lr_ratio(group["adjust_lr_fn"], shape))
+            offset += size
+        blocks["lr_ratio"] = np.array(ratios, dtype=np.float64)
+        kernels.muon_apply_group(plan, group, blocks, n_threads)
+
+
+# torch's signature (with its annotations), as the classes made from the registry have.
+Muon.__init__.__signature__ = inspect.signature(torch.optim.Muon.__init__)
+Muon.__doc__ += inspect.getdoc(_NumpyMuon).split("\n", 1)[1]

@@ -576,3 +576,15 @@ def test_numpy_muon_untouched():
     t.grad = torch.tensor([[1.0, 0, 0], [0, 4, 0]])
     cot.Muon([t], lr=0.1, weight_decay=0.0).step()
     np.testing.assert_array_equal(t.detach().numpy(), w)
+
+
+def test_bench_times_muon_against_torch(monkeypatch):
+    from cyoptim.torch import bench
+    monkeypatch.setitem(bench.MODELS, "tiny", (lambda: torch.nn.Sequential(
+        torch.nn.Linear(48, 32), torch.nn.Linear(32, 8)), False))
+    row = bench.measure_model("tiny", ("cyoptim.torch", "torch-default", "torch-fused"),
+                              rounds=1, min_seconds=0.01, optimizer="muon")
+    assert row["tensors"] == 2 and row["params"] == 48 * 32 + 32 * 8    # the weights only
+    assert set(row["seconds"]) == {"cyoptim.torch", "torch-default"}
+    assert row["skipped"] == {"torch-fused": "no torch-fused Muon"}
+    assert "best peer / ours" in bench.format_results([row])

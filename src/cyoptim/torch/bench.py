@@ -1,6 +1,7 @@
 """Optimizer step time on real models' parameter lists: cyoptim.torch against its peers.
 
     python -m cyoptim.torch.bench [--models bert-ish,many-small] [--rounds 5]
+    python -m cyoptim.torch.bench --optimizer muon [--models transformer-block]
 
 For each model (built locally with random weights: nothing is downloaded) the
 AdamW step over the model's own parameter tensors, with random grads, is timed
@@ -21,6 +22,12 @@ models need ``pip install transformers``; without it they are skipped.
 
 ``--train-step`` also times one whole training step of the bert-ish model
 (forward, backward, optimizer step) to show the step's share.
+
+``--optimizer muon`` times Muon instead, over the 2-d params of each model
+(the hidden matrices Muon is for; defaults: ``transformer-block``, two
+torch.nn.TransformerEncoderLayer of GPT-2 small's width, and ``bert-ish``):
+``cyoptim.torch.Muon`` against ``torch.optim.Muon`` (``torch-default``: torch
+has no foreach or fused Muon), both with lr 0.02 and their defaults.
 """
 
 import argparse
@@ -67,6 +74,13 @@ def _many_small():
     return torch.nn.ParameterList([torch.nn.Parameter(torch.randn(n)) for n in sizes])
 
 
+def _transformer_block():
+    """Two encoder layers of GPT-2 small's width (768, 12 heads, 3072 hidden), torch.nn."""
+    layer = dict(d_model=768, nhead=12, dim_feedforward=3072, batch_first=True)
+    return torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(**layer), 2,
+                                       enable_nested_tensor=False)
+
+
 BERT_ISH = dict(hidden_size=256, num_hidden_layers=8, num_attention_heads=4,
                 intermediate_size=1024, vocab_size=16000)
 MODELS = {
@@ -75,8 +89,11 @@ MODELS = {
     "resnet-ish": (_resnet_ish, False),
     "bert-base": (lambda: _bert(), True),
     "gpt2-small": (_gpt2, True),
+    "transformer-block": (_transformer_block, False),
 }
 DEFAULT_MODELS = ("bert-ish", "many-small", "resnet-ish", "gpt2-small")
+OPTIMIZERS = ("adamw", "muon")
+MUON_DEFAULT_MODELS = ("transformer-block", "bert-ish")
 
 
 def _transformers_missing():
@@ -87,9 +104,15 @@ def _transformers_missing():
     return False
 
 
-def make_optimizer(implementation, params):
-    """An AdamW of this implementation over params, or a reason it is unavailable."""
+def make_optimizer(implementation, params, optimizer="adamw"):
+    """An AdamW (or Muon) of this implementation over params, or a reason it is unavailable."""
     import cyoptim.torch as cot
+    if optimizer == "muon":
+        if implementation == "cyoptim.torch":
+            return cot.Muon(params, lr=0.02)
+        if implementation == "torch-default":
+            return torch.optim.Muon(params, lr=0.02)
+        return f"no {implementation} Muon"
     if implementation == "cyoptim.torch":
         return cot.AdamW(params)
     if implementation == "torch-default":
@@ -112,17 +135,19 @@ def time_steps(optimizer, steps):
     return (time.perf_counter() - start) / steps
 
 
-def measure_model(name, implementations, rounds, min_seconds=0.3):
-    """Seconds per step of each implementation on one model (median of rounds)."""
+def measure_model(name, implementations, rounds, min_seconds=0.3, optimizer="adamw"):
+    """Seconds per step of each implementation on one model (median of rounds);
+    for Muon, over the model's 2-d params."""
     build = MODELS[name][0]
     torch.manual_seed(0)
     model = build()
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad
+              and (optimizer != "muon" or p.ndim == 2)]
     for p in params:
         p.grad = torch.randn_like(p)
     optimizers, skipped = {}, {}
     for implementation in implementations:
-        opt = make_optimizer(implementation, params)
+        opt = make_optimizer(implementation, params, optimizer)
         if isinstance(opt, str):
             skipped[implementation] = opt
             continue
@@ -164,12 +189,12 @@ def train_step_share(rounds=5, batch=16, length=128):
 
 def format_results(rows):
     peers = [impl for impl in IMPLEMENTATIONS if any(impl in r["seconds"] for r in rows)]
-    header = f"{'model':<12}{'tensors':>8}{'Mparams':>9}" + "".join(
+    header = f"{'model':<18}{'tensors':>8}{'Mparams':>9}" + "".join(
         f"{impl + ' ms':>18}" for impl in peers) + f"{'best peer / ours':>18}"
     lines = [header, "-" * len(header)]
     for r in rows:
         s = r["seconds"]
-        line = f"{r['model']:<12}{r['tensors']:>8}{r['params'] / 1e6:>9.1f}"
+        line = f"{r['model']:<18}{r['tensors']:>8}{r['params'] / 1e6:>9.1f}"
         line += "".join(f"{s[impl] * 1e3:>18.2f}" if impl in s else f"{'-':>18}"
                         for impl in peers)
         others = [s[impl] for impl in s if impl != "cyoptim.torch"]
@@ -182,11 +207,16 @@ def format_results(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m cyoptim.torch.bench", formatter_class=HelpFormatter,
-        description="AdamW step time on real models' parameter lists: cyoptim.torch "
-                    "against torch.optim (default, foreach, fused) and DeepSpeedCPUAdam.")
-    parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
+        description="AdamW (or Muon) step time on real models' parameter lists: "
+                    "cyoptim.torch against torch.optim (default, foreach, fused) and "
+                    "DeepSpeedCPUAdam.")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
+                        help="adamw, or muon: Muon over each model's 2-d params, against "
+                             "torch.optim.Muon (default %(default)s)")
+    parser.add_argument("--models", default=None,
                         help="comma-separated, from " + ", ".join(MODELS)
-                             + " (default %(default)s)")
+                             + " (default " + ",".join(DEFAULT_MODELS) + "; with --optimizer "
+                             "muon, " + ",".join(MUON_DEFAULT_MODELS) + ")")
     parser.add_argument("--rounds", type=int_at_least(1), default=5,
                         help="interleaved rounds; the median counts (default %(default)s)")
     parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS),
@@ -195,6 +225,9 @@ def main(argv=None):
     parser.add_argument("--train-step", action="store_true",
                         help="also time a whole training step of the bert-ish model")
     args = parser.parse_args(argv)
+    if args.models is None:
+        args.models = ",".join(MUON_DEFAULT_MODELS if args.optimizer == "muon"
+                               else DEFAULT_MODELS)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in MODELS]
     if unknown or not names:
@@ -205,21 +238,27 @@ def main(argv=None):
     if wrong or "cyoptim.torch" not in implementations:
         parser.error("--implementations must name cyoptim.torch and others from "
                      + ", ".join(IMPLEMENTATIONS))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads")
+    print(f"{'Muon' if args.optimizer == 'muon' else 'AdamW'} step, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} torch threads")
     rows, skipped = [], {}
     for name in names:
         if MODELS[name][1] and _transformers_missing():
             print(f"{name}: skipped (pip install transformers)", file=sys.stderr)
             continue
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
-        row = measure_model(name, implementations, args.rounds)
+        row = measure_model(name, implementations, args.rounds, optimizer=args.optimizer)
+        if not row["tensors"]:
+            print(f"{name}: skipped (no 2-d params)", file=sys.stderr)
+            continue
         skipped.update(row["skipped"])
         rows.append(row)
         print(format_results([row]).splitlines()[-1], file=sys.stderr, flush=True)
     print(format_results(rows))
     for impl, reason in skipped.items():
         print(f"{impl}: skipped ({reason})")
-    if args.train_step:
+    if args.train_step and args.optimizer == "muon":
+        print("--train-step: AdamW only")
+    elif args.train_step:
         if _transformers_missing():
             print("--train-step: skipped (pip install transformers)")
         else:

@@ -588,3 +588,26 @@ def test_bench_times_muon_against_torch(monkeypatch):
     assert set(row["seconds"]) == {"cyoptim.torch", "torch-default"}
     assert row["skipped"] == {"torch-fused": "no torch-fused Muon"}
     assert "best peer / ours" in bench.format_results([row])
+
+
+def test_muon_with_adamw_recipe_for_torch_models():
+    """cyoptim.examples.muon.torch_optimizers: Muon over the hidden matrices
+    (not the input and output layers), AdamW over the rest; they train."""
+    from cyoptim.examples.muon import torch_optimizers
+    model = make_model()
+    muon, adamw = torch_optimizers(model, muon_options={"lr": 0.05})
+    assert muon.param_groups[0]["param_names"] == ["2.weight"]
+    assert adamw.param_groups[0]["param_names"] == ["0.weight", "0.bias", "2.bias",
+                                                    "4.weight", "4.bias"]
+    assert isinstance(muon, cot.Muon) and isinstance(adamw, cot.AdamW)
+    assert muon.param_groups[0]["lr"] == 0.05 and adamw.param_groups[0]["lr"] == 3e-3
+    losses = []
+    for x, y in batches(40):
+        muon.zero_grad()
+        adamw.zero_grad()
+        loss = loss_of(model, x, y)
+        loss.backward()
+        muon.step()
+        adamw.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) < 0.6 * sum(losses[:5])

@@ -25,6 +25,15 @@ model's grads, so the examples' training loop can drive it;
 AdamW alone, and prints both test accuracies. Each optimizer stays a
 cyoptim optimizer of its own: give each its schedule, ``state_dict`` and
 checkpoint (``opt.muon``, ``opt.adamw``).
+
+The same recipe for a ``torch.nn`` model, with ``cyoptim.torch``
+(:func:`torch_optimizers`)::
+
+    muon, adamw = torch_optimizers(model)           # cot.Muon, cot.AdamW
+    for x, y in loader:
+        muon.zero_grad(); adamw.zero_grad()
+        loss_fn(model(x), y).backward()
+        muon.step(); adamw.step()
 """
 
 import argparse
@@ -78,6 +87,24 @@ class MuonWithAdamW:
         """One step of both optimizers; grads: one per model param, in order."""
         self.muon.step([grads[k] for k in self.hidden])
         self.adamw.step([grads[k] for k in self.rest])
+
+
+def torch_optimizers(model, muon_options=None, adamw_options=None):
+    """The recipe for a ``torch.nn`` model: ``cyoptim.torch.Muon`` over its weight
+    matrices between hidden layers (every 2-d param but the first and the last,
+    in ``model.parameters()`` order: the input and output layers),
+    ``cyoptim.torch.AdamW`` over the rest. Options and defaults as
+    :class:`MuonWithAdamW`. Returns ``(muon, adamw)``, both over named params
+    (errors name them); step both after each backward."""
+    import cyoptim.torch as cot
+    named = list(model.named_parameters())
+    matrices = [name for name, p in named if p.ndim == 2]
+    hidden = set(matrices[1:-1])
+    muon = cot.Muon([(n, p) for n, p in named if n in hidden],
+                    **{"lr": 0.02, **(muon_options or {})})
+    adamw = cot.AdamW([(n, p) for n, p in named if n not in hidden],
+                      **{"lr": 3e-3, **(adamw_options or {})})
+    return muon, adamw
 
 
 def compare(epochs=20, batch_size=32, seed=0, sizes=(64, 128, 64, 10), progress=False):

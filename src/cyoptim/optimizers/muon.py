@@ -128,6 +128,8 @@ class Muon(Optimizer):
 
         Muon for the hidden weights, AdamW for the rest:
         ``cyoptim.examples.muon`` (``python -m cyoptim.examples.muon``).
+        For torch tensors, ``cyoptim.torch.Muon`` steps this update in place
+        (a drop-in for ``torch.optim.Muon``).
 
     Bad input: the constructor refuses params that are not 2-d, with torch's
     message, and hyperparameters torch refuses (torch's wording); it also

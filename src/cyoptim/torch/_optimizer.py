@@ -21,8 +21,9 @@ communication; missing state is created as torch creates it (``zeros_like``
 of the param: a DTensor of the param's placements, so that
 torch.distributed.checkpoint saves and loads it). A DTensor param's grad and
 state must be DTensors of its mesh and placements, as with torch.optim.
-Every update rule here is element-wise except LAMB's and Adafactor's (norms,
-row and column factors of whole tensors): those two refuse DTensor params.
+Every update rule here is element-wise except LAMB's, Adafactor's (norms,
+row and column factors of whole tensors) and Muon's (Newton-Schulz of whole
+matrices): those refuse DTensor params.
 
 Each class names the cyoptim class of its algorithm (``_spec``); the hooks of
 that class (cyoptim/optimizer.py: ``_state_names``, ``_state_fill``,

@@ -189,12 +189,13 @@ def train_step_share(rounds=5, batch=16, length=128):
 
 def format_results(rows):
     peers = [impl for impl in IMPLEMENTATIONS if any(impl in r["seconds"] for r in rows)]
-    header = f"{'model':<18}{'tensors':>8}{'Mparams':>9}" + "".join(
+    width = max(12, 1 + max(len(r["model"]) for r in rows))
+    header = f"{'model':<{width}}{'tensors':>8}{'Mparams':>9}" + "".join(
         f"{impl + ' ms':>18}" for impl in peers) + f"{'best peer / ours':>18}"
     lines = [header, "-" * len(header)]
     for r in rows:
         s = r["seconds"]
-        line = f"{r['model']:<18}{r['tensors']:>8}{r['params'] / 1e6:>9.1f}"
+        line = f"{r['model']:<{width}}{r['tensors']:>8}{r['params'] / 1e6:>9.1f}"
         line += "".join(f"{s[impl] * 1e3:>18.2f}" if impl in s else f"{'-':>18}"
                         for impl in peers)
         others = [s[impl] for impl in s if impl != "cyoptim.torch"]
@@ -238,7 +239,7 @@ def main(argv=None):
     if wrong or "cyoptim.torch" not in implementations:
         parser.error("--implementations must name cyoptim.torch and others from "
                      + ", ".join(IMPLEMENTATIONS))
-    print(f"{'Muon' if args.optimizer == 'muon' else 'AdamW'} step, torch {torch.__version__}, "
+    print(f"{'Muon step, ' if args.optimizer == 'muon' else ''}torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch threads")
     rows, skipped = [], {}
     for name in names:

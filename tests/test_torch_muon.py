@@ -62,6 +62,17 @@ def loss_of(model, x, y):
     return torch.nn.functional.cross_entropy(model(x), y)
 
 
+def train_step(model, optimizers, x, y):
+    """zero_grad, backward, step each optimizer; returns the loss."""
+    for opt in optimizers:
+        opt.zero_grad()
+    loss = loss_of(model, x, y)
+    loss.backward()
+    for opt in optimizers:
+        opt.step()
+    return loss.item()
+
+
 def matrices(model):
     return [p for p in model.parameters() if p.ndim == 2]
 
@@ -94,16 +105,8 @@ class Pair:
 
     def step_free(self, x, y):
         """Each side its own forward and backward; returns both losses."""
-        losses = []
-        for model, muon, adamw in zip(self.models, self.muon, self.adamw):
-            muon.zero_grad()
-            adamw.zero_grad()
-            loss = loss_of(model, x, y)
-            loss.backward()
-            muon.step()
-            adamw.step()
-            losses.append(loss.item())
-        return losses
+        return [train_step(model, (muon, adamw), x, y)
+                for model, muon, adamw in zip(self.models, self.muon, self.adamw)]
 
 
 def assert_tracks_torch(ours, theirs, start, dtype, buffers=None):
@@ -603,15 +606,7 @@ def test_muon_with_adamw_recipe_for_torch_models():
                                                     "4.weight", "4.bias"]
     assert isinstance(muon, cot.Muon) and isinstance(adamw, cot.AdamW)
     assert muon.param_groups[0]["lr"] == 0.05 and adamw.param_groups[0]["lr"] == 3e-3
-    losses = []
-    for x, y in batches(40):
-        muon.zero_grad()
-        adamw.zero_grad()
-        loss = loss_of(model, x, y)
-        loss.backward()
-        muon.step()
-        adamw.step()
-        losses.append(loss.item())
+    losses = [train_step(model, (muon, adamw), x, y) for x, y in batches(40)]
     assert sum(losses[-5:]) < 0.6 * sum(losses[:5])
 
 

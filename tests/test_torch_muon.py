@@ -26,10 +26,13 @@ torch = pytest.importorskip("torch")
 import cyoptim.torch as cot  # noqa: E402
 
 STEPS = 50
-# test_muon.py's bounds: momentum buffers relative to max|buffer|; params
-# relative to the distance they travelled (max abs).
+# Momentum buffers relative to max|buffer|; params relative to the distance
+# they travelled (max abs). Newton-Schulz is torch's own bfloat16 matmul, so in
+# float64 only float64 roundings remain; in float32 a one-rounding difference
+# of U (torch's FMA in lerp) can flip a bfloat16 value, which NS spreads:
+# test_muon.py's bound for the NumPy class.
 BUFFER_TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-14}
-PARAM_TOLERANCE = 5e-3
+PARAM_TOLERANCE = {torch.float32: 5e-3, torch.float64: 1e-12}
 
 
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
@@ -115,7 +118,7 @@ def assert_tracks_torch(ours, theirs, start, dtype, buffers=None):
         travelled = (q.detach().double() - p0.double()).abs().max().item()
         assert travelled > 0.01, f"weight {k} barely moved"
         err = (p.detach().double() - q.detach().double()).abs().max().item()
-        assert err <= PARAM_TOLERANCE * travelled, f"weight {k}: {err / travelled:.3g}"
+        assert err <= PARAM_TOLERANCE[dtype] * travelled, f"weight {k}: {err / travelled:.3g}"
     for a, b in buffers or ():
         assert a.dtype == b.dtype == dtype
         err = (a - b).abs().max().item()
@@ -150,9 +153,9 @@ def test_signature_defaults_and_base_class_are_torchs():
 
 @pytest.mark.parametrize("flags", FLAGS, ids=flags_id)
 def test_same_grads_as_torch(flags, dtype):
-    """50 steps with the grads of torch's model (autograd): within test_muon.py's
-    bounds of torch.optim.Muon. Measured over these 24 cases: weights within
-    3.1e-3 (float32) and 1.8e-3 (float64) of the distance they travelled,
+    """50 steps with the grads of torch's model (autograd): within the bounds
+    above of torch.optim.Muon. Measured over these 24 cases: weights within
+    3.1e-3 (float32) and 4.2e-16 (float64) of the distance they travelled,
     buffers within 1.2e-7 and 3.4e-16 of max|buffer|."""
     pair = Pair(lr=0.02, **flags)
     for x, y in batches():
@@ -170,15 +173,19 @@ FREE_RUNS = [dict(lr=0.02), dict(lr=0.02, nesterov=False),
 @pytest.mark.parametrize("options", FREE_RUNS, ids=flags_id)
 @pytest.mark.parametrize("hidden", [64, 256])
 def test_trains_as_torch(hidden, options, dtype):
-    """60 steps, each side its own autograd: the same loss curve (to 1e-2
-    relative), weights within 0.15 of their norm, and both learn."""
+    """60 steps, each side its own autograd: the same loss curve and weights
+    (float64: to float roundings; float32: a flipped bfloat16 rounding in NS
+    changes the next grads, measured 3.2e-3 on losses and 4.2e-2 on weights),
+    and both learn."""
+    loss_tolerance, weight_tolerance = {torch.float32: (1e-2, 0.15),
+                                        torch.float64: (1e-12, 1e-12)}[dtype]
     pair = Pair(hidden, **options)
     losses = [pair.step_free(x, y) for x, y in batches(60)]
     for t, (ours, theirs) in enumerate(losses):
-        assert abs(ours - theirs) <= 1e-2 * theirs, f"step {t}: {ours} vs {theirs}"
+        assert abs(ours - theirs) <= loss_tolerance * theirs, f"step {t}: {ours} vs {theirs}"
     assert losses[-1][0] < 0.6 * losses[0][0]
     for p, q in zip(*(matrices(m) for m in pair.models)):
-        assert ((p - q).norm() / q.norm()).item() <= 0.15
+        assert ((p - q).norm() / q.norm()).item() <= weight_tolerance
 
 
 def test_small_matrices_follow_torch_to_float_roundings():

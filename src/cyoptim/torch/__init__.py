@@ -8,7 +8,7 @@ Every optimizer of ``cyoptim`` has a class of the same name here, a subclass
 of ``torch.optim.Optimizer`` with torch's constructor signature and defaults
 (for Lion and LAMB, which torch lacks, cyoptim's): one per row of
 cyoptim.registry, and ``LBFGS`` and ``Muon`` (2-d params; Newton-Schulz with
-NumPy's BLAS between two kernel passes), written by hand. ``foreach`` and
+torch's bfloat16 matmul between two kernel passes), written by hand. ``foreach`` and
 ``fused`` are accepted and stored where torch's class takes them (the kernel
 is always fused: one call per param group); ``capturable=True`` and
 ``differentiable=True`` are refused. State, ``state_dict`` and schedulers

@@ -1,12 +1,11 @@
-"""cyoptim.torch.Muon: torch.optim.Muon over cyoptim.Muon's kernels and Newton-Schulz."""
+"""cyoptim.torch.Muon: torch.optim.Muon over cyoptim.Muon's kernels, with torch's bfloat16 Newton-Schulz."""
 
 import inspect
 
 import numpy as np
 import torch
 
-from ..optimizers.muon import EPS, NS_COEFFICIENTS, NS_STEPS, Muon as _NumpyMuon, lr_ratio, \
-    orthogonalize
+from ..optimizers.muon import EPS, NS_COEFFICIENTS, NS_STEPS, Muon as _NumpyMuon, lr_ratio
 from ._optimizer import Optimizer
 
 
@@ -18,10 +17,15 @@ class Muon(Optimizer):
     (``momentum_buffer``) and ``state_dict`` are torch's: a state_dict of
     ``torch.optim.Muon`` loads here and the other way round. A step is
     ``cyoptim.Muon``'s: a kernel pass over the group (momentum, the Nesterov
-    blend, the update rounded to bfloat16), Newton-Schulz per param with
-    NumPy's BLAS, and a second kernel pass (weight decay and the update), on
-    the tensors' own memory. How close that is to torch (bitwise for small
-    matrices; NS's summation order for larger ones) is said below.
+    blend, the update rounded to bfloat16), Newton-Schulz per param in
+    bfloat16 with torch's own matrix products (as ``torch.optim.Muon``: the
+    same products, so the same sums, on the CPU's bfloat16 units where it
+    has them: AMX, AVX512-BF16), and a second kernel pass (weight decay and
+    the update), on the tensors' own memory. What remains different from
+    torch is a float rounding or two per element (torch fuses the
+    multiply-adds of its lerp and of the update; the kernels round each
+    operation). Newton-Schulz runs on torch's intra-op threads
+    (``torch.set_num_threads``), the kernel passes on cyoptim's.
 
     Params: 2-d (as torch: anything else is refused, with torch's message,
     here at construction, in ``add_param_group`` and at every step), dense,
@@ -79,12 +83,27 @@ class Muon(Optimizer):
         for p in plan.stepped:         # the group's params with a grad, in plan order
             shape = tuple(p.shape)
             size = p.numel()
-            orthogonalize(kernels, update[offset:offset + size].reshape(shape), group,
-                          n_threads)
+            newton_schulz_(torch.from_numpy(update[offset:offset + size].reshape(shape)), group)
             ratios.append(lr_ratio(group["adjust_lr_fn"], shape))
             offset += size
         blocks["lr_ratio"] = np.array(ratios, dtype=np.float64)
         kernels.muon_apply_group(plan, group, blocks, n_threads)
+
+
+def newton_schulz_(update, group):
+    """update (bf16 values of U) <- NS(U), in place: torch.optim.Muon's iteration
+    (the NumPy class's docstring states it) with torch's bfloat16 matmul."""
+    a, b, c = group["ns_coefficients"]
+    x = update.bfloat16()
+    tall = x.shape[0] > x.shape[1]
+    if tall:
+        x = x.T                                              # iterate on the wide matrix
+    x.div_(x.norm().clamp(min=group["eps"]))
+    for _ in range(group["ns_steps"]):
+        gram = x @ x.T
+        poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)
+        x = torch.addmm(x, poly, x, beta=a)
+    update.copy_(x.T if tall else x)
 
 
 # torch's signature (with its annotations), as the classes made from the registry have.

@@ -710,3 +710,15 @@ def test_bench_measures_every_available_peer():
                                                               "torch-default"}
     assert all(s > 0 for s in row["seconds"].values())
     assert "best peer / ours" in bench.format_results([row])
+
+
+def test_bench_pauses_between_turns_and_refuses_a_negative_pause(monkeypatch, capsys):
+    from cyoptim.torch import bench
+    slept = []
+    monkeypatch.setattr(bench.time, "sleep", slept.append)
+    bench.measure_model("many-small", ("cyoptim.torch", "torch-fused"), rounds=2,
+                        min_seconds=0.01, pause=0.05)
+    assert slept == [0.05] * 4
+    with pytest.raises(SystemExit):
+        bench.main(["--pause-ms", "-1"])
+    assert "expected a finite number >= 0" in capsys.readouterr().err

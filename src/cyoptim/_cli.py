@@ -36,15 +36,24 @@ def int_at_least(minimum):
     return parse
 
 
-def positive_float(text):
-    """An argparse type: a finite number > 0."""
+def _finite_float(text, accept, wanted):
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    if not (math.isfinite(value) and accept(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite number {wanted}, got {text!r}")
     return value
+
+
+def positive_float(text):
+    """An argparse type: a finite number > 0."""
+    return _finite_float(text, lambda value: value > 0, "> 0")
+
+
+def non_negative_float(text):
+    """An argparse type: a finite number >= 0."""
+    return _finite_float(text, lambda value: value >= 0, ">= 0")
 
 
 def unit_interval(text):

@@ -20,6 +20,15 @@ config), ``bert-base`` and ``gpt2-small`` (transformers' default configs),
 ``many-small`` (400 tensors of 256 to 4096 elements). The transformers
 models need ``pip install transformers``; without it they are skipped.
 
+``--pause-ms MS`` sleeps before each implementation's turn in a round. Why:
+torch, torch's fused kernels and DeepSpeed share one OpenMP runtime whose
+worker threads keep spinning for milliseconds after their work, while
+cyoptim's helpers run on their own pool; on a machine with few cores, an
+implementation timed right after an OpenMP one shares the cores with those
+spinning workers. Without a pause (the default) the figures include that
+cost, as a training loop does after torch's backward pass; with a pause of
+50 ms every implementation starts with the other runtimes' workers asleep.
+
 ``--train-step`` also times one whole training step of the bert-ish model
 (forward, backward, optimizer step) to show the step's share.
 
@@ -37,7 +46,7 @@ import time
 
 import torch
 
-from .._cli import HelpFormatter, int_at_least
+from .._cli import HelpFormatter, int_at_least, non_negative_float
 
 IMPLEMENTATIONS = ("cyoptim.torch", "torch-default", "torch-foreach", "torch-fused",
                    "deepspeed")
@@ -135,9 +144,11 @@ def time_steps(optimizer, steps):
     return (time.perf_counter() - start) / steps
 
 
-def measure_model(name, implementations, rounds, min_seconds=0.3, optimizer="adamw"):
+def measure_model(name, implementations, rounds, min_seconds=0.3, optimizer="adamw",
+                  pause=0.0):
     """Seconds per step of each implementation on one model (median of rounds);
-    for Muon, over the model's 2-d params."""
+    for Muon, over the model's 2-d params. ``pause``: seconds slept before each
+    implementation's turn (lets other runtimes' spinning workers go to sleep)."""
     build = MODELS[name][0]
     torch.manual_seed(0)
     model = build()
@@ -158,6 +169,7 @@ def measure_model(name, implementations, rounds, min_seconds=0.3, optimizer="ada
     times = {impl: [] for impl in optimizers}
     for _ in range(rounds):
         for impl, opt in optimizers.items():
+            time.sleep(pause)
             times[impl].append(time_steps(opt, reps[impl]))
     return dict(model=name, tensors=len(params), params=sum(p.numel() for p in params),
                 seconds={impl: statistics.median(t) for impl, t in times.items()},
@@ -223,6 +235,10 @@ def main(argv=None):
     parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS),
                         help="comma-separated, from " + ", ".join(IMPLEMENTATIONS)
                              + " (default: all)")
+    parser.add_argument("--pause-ms", type=non_negative_float, default=0.0,
+                        help="sleep before each implementation's turn, so that other "
+                             "runtimes' spinning OpenMP workers are asleep when it starts "
+                             "(default %(default)s: timed back to back, as in training)")
     parser.add_argument("--train-step", action="store_true",
                         help="also time a whole training step of the bert-ish model")
     args = parser.parse_args(argv)
@@ -240,14 +256,16 @@ def main(argv=None):
         parser.error("--implementations must name cyoptim.torch and others from "
                      + ", ".join(IMPLEMENTATIONS))
     print(f"{'Muon step, ' if args.optimizer == 'muon' else ''}torch {torch.__version__}, "
-          f"{torch.get_num_threads()} torch threads")
+          f"{torch.get_num_threads()} torch threads"
+          + (f", {args.pause_ms:g} ms pause before each turn" if args.pause_ms else ""))
     rows, skipped = [], {}
     for name in names:
         if MODELS[name][1] and _transformers_missing():
             print(f"{name}: skipped (pip install transformers)", file=sys.stderr)
             continue
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
-        row = measure_model(name, implementations, args.rounds, optimizer=args.optimizer)
+        row = measure_model(name, implementations, args.rounds, optimizer=args.optimizer,
+                            pause=args.pause_ms / 1e3)
         if not row["tensors"]:
             print(f"{name}: skipped (no 2-d params)", file=sys.stderr)
             continue

@@ -36,32 +36,27 @@ def int_at_least(minimum):
     return parse
 
 
-def _finite_float(text, accept, wanted):
+def _float_where(text, accept, expected):
+    """Parse text as a finite float that accept() takes, or fail with 'expected <expected>'."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and accept(value)):
-        raise argparse.ArgumentTypeError(f"expected a finite number {wanted}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
 def positive_float(text):
     """An argparse type: a finite number > 0."""
-    return _finite_float(text, lambda value: value > 0, "> 0")
+    return _float_where(text, lambda value: value > 0, "a finite number > 0")
 
 
 def non_negative_float(text):
     """An argparse type: a finite number >= 0."""
-    return _finite_float(text, lambda value: value >= 0, ">= 0")
+    return _float_where(text, lambda value: value >= 0, "a finite number >= 0")
 
 
 def unit_interval(text):
     """An argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
+    return _float_where(text, lambda value: 0 <= value <= 1, "a number in [0, 1]")

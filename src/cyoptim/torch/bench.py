@@ -169,7 +169,8 @@ def measure_model(name, implementations, rounds, min_seconds=0.3, optimizer="ada
     times = {impl: [] for impl in optimizers}
     for _ in range(rounds):
         for impl, opt in optimizers.items():
-            time.sleep(pause)
+            if pause:
+                time.sleep(pause)
             times[impl].append(time_steps(opt, reps[impl]))
     return dict(model=name, tensors=len(params), params=sum(p.numel() for p in params),
                 seconds={impl: statistics.median(t) for impl, t in times.items()},

@@ -25,16 +25,6 @@
 # slices to the work-sharing pool. Element-wise, so bitwise the same for any
 # thread count.
 
-from libc.math cimport fma, fmaf
-
-
-cdef inline floating fused_multiply_add(floating x, floating y, floating z) noexcept nogil:
-    """x*y + z with one rounding."""
-    if floating is float:
-        return fmaf(x, y, z)
-    else:
-        return fma(x, y, z)
-
 
 cdef inline void average_elements(floating* avg, const floating* src, int64_t n,
                                   floating weight) noexcept nogil:

@@ -33,7 +33,7 @@
 
 from libc.stdint cimport int64_t, intptr_t
 from cython.parallel cimport prange
-from libc.math cimport sqrt, sqrtf, fabs, fabsf
+from libc.math cimport sqrt, sqrtf, fabs, fabsf, fma, fmaf
 
 cdef extern from "compat.h":
     int cyoptim_omp_max_threads() nogil
@@ -121,6 +121,25 @@ cdef inline floating lerp(floating start, floating end, floating weight) noexcep
     if fabs_(weight) < 0.5:
         return start + weight * (end - start)
     return end - (end - start) * (one - weight)
+
+
+cdef inline floating fused_multiply_add(floating x, floating y, floating z) noexcept nogil:
+    """x*y + z with one rounding (an instruction where the build has FMA, libm's
+    correctly rounded fma in the baseline build: the same bits either way)."""
+    if floating is float:
+        return fmaf(x, y, z)
+    else:
+        return fma(x, y, z)
+
+
+cdef inline floating lerp_fused(floating start, floating end, floating weight) noexcept nogil:
+    """torch's vectorized lerp (ATen's lerp_vec): lerp()'s formula with its
+    multiply-add fused, start + weight*(end - start) for |weight| < 0.5, else
+    end + (weight - 1)*(end - start), each rounded once."""
+    cdef floating one = 1
+    if fabs_(weight) < 0.5:
+        return fused_multiply_add(weight, end - start, start)
+    return fused_multiply_add(weight - one, end - start, end)
 
 
 cdef inline void unscale(floating* g, int64_t n, double scale) noexcept nogil:

@@ -3,11 +3,11 @@
 # Per element, in the param's precision, with O the orthogonalized update
 # (bfloat16 values, from the update block):
 #   p = p * (1 - lr*wd)                           param.mul_(1 - lr * weight_decay)
-#   p = p + (-(lr * ratio)) * O                   param.add_(update, alpha=-adjusted_lr)
+#   p = fma(-(lr * ratio), O, p)                  param.add_(update, alpha=-adjusted_lr)
 # 1 - lr*wd and -(lr*ratio) are computed in double and cast to the param's
 # precision, as torch casts its Python scalars. ratio is the param's
 # adjust_lr_fn factor (lr_ratio, written by the class before every step).
-# (torch's vectorized add fuses alpha*O + p; this rounds both operations.)
+# (torch's add_ with alpha is a fused multiply-add: one rounding.)
 
 
 cdef inline void muon_apply_run(const MuonApplyHyper* h, double step,
@@ -27,4 +27,4 @@ cdef inline void muon_apply_elements(floating* p, const floating* g, floating* u
     cdef floating neg_lr = <floating> r.neg_lr
     cdef int64_t i
     for i in range(n):
-        p[i] = p[i] * decay + neg_lr * update[i]
+        p[i] = fused_multiply_add(neg_lr, update[i], p[i] * decay)

@@ -6,8 +6,9 @@
 #   update = bf16(u)                              update.bfloat16() (a double via float)
 # The update block (Muon's scratch) then goes through Newton-Schulz (matrix
 # products, in cyoptim.optimizers.muon) and muon_apply.pxi applies it.
-# (torch's vectorized lerp fuses its multiply-add; this rounds both
-# operations, as lerp() does for every optimizer here.)
+# Both lerps are torch's fused ones (lerp_fused): the update is then torch's
+# bit for bit, so that Newton-Schulz, which amplifies a flipped bfloat16
+# rounding of it, starts from torch's input.
 
 
 cdef inline void muon_momentum_elements(floating* p, const floating* g, floating* buf,
@@ -19,12 +20,12 @@ cdef inline void muon_momentum_elements(floating* p, const floating* g, floating
     cdef int64_t i
     if h.nesterov:
         for i in range(n):
-            bi = lerp(buf[i], g[i], w_buf)
+            bi = lerp_fused(buf[i], g[i], w_buf)
             buf[i] = bi
-            ui = lerp(g[i], bi, w_blend)
+            ui = lerp_fused(g[i], bi, w_blend)
             update[i] = bf16_round(<float> ui)
     else:
         for i in range(n):
-            bi = lerp(buf[i], g[i], w_buf)
+            bi = lerp_fused(buf[i], g[i], w_buf)
             buf[i] = bi
             update[i] = bf16_round(<float> bi)

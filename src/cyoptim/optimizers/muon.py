@@ -87,10 +87,10 @@ class Muon(Optimizer):
     matrices of a few dozen rows and columns usually agree with torch
     bitwise; larger ones differ in a fraction of the entries of :math:`O_t`
     by a few bfloat16 units (tests/test_muon.py measures and bounds it; the
-    same iteration with exact sums is further from torch). Other known
-    differences, of one float rounding each: torch fuses the multiply-add of
-    its lerp and of the final update (FMA), this rounds each operation; the
-    Frobenius norm is summed in double here (deterministically), in float32
+    same iteration with exact sums is further from torch). The lerps and the
+    final update are fused multiply-adds, as torch's (so the momentum buffer
+    and the input of NS are torch's bit for bit). One other known difference,
+    of one float rounding: the Frobenius norm is summed in double here (deterministically), in float32
     by torch, both rounded to bfloat16. ``X X^T`` and ``G G`` use the BLAS's
     symmetric product (``syrk``; ``G`` is exactly symmetric). Results are
     bitwise the same for any number of kernel threads; the matrix products

@@ -5,28 +5,11 @@ import math
 import numpy as np
 
 from ..optimizers import muon as fast
-from ._base import ReferenceMixin, lerp_
+from ._base import ReferenceMixin
+from ._fma import fma, fma32, lerp_fused_
 from ._chunks import sum_sq
 
 bf16 = fast.round_bfloat16
-
-
-def fma32(a, x, y):
-    """fma(a, x, y) for float32 x, y and a float32 scalar a: a*x + y rounded once
-    to float32. a*x is exact in float64 and a*x + y is computed there by
-    rounding to odd (the float64 sum, moved one unit towards the exact value
-    when inexact and even), which a single rounding to float32 then rounds
-    correctly."""
-    product = np.float64(np.float32(a)) * x.astype(np.float64)
-    addend = y.astype(np.float64)
-    total = product + addend
-    with np.errstate(invalid="ignore"):
-        z = total - product
-        error = (product - (total - z)) + (addend - z)     # exact: a*x + y = total + error
-        even = (total.view(np.uint64) & np.uint64(1)) == 0
-        nudge = (error != 0) & even & np.isfinite(total)
-    total[nudge] = np.nextafter(total[nudge], np.where(error[nudge] > 0, np.inf, -np.inf))
-    return total.astype(np.float32)
 
 
 def newton_schulz(u, coefficients, steps, eps):
@@ -58,16 +41,14 @@ class Muon(ReferenceMixin, fast.Muon):
         for _, p, g, state, _, (u, tmp, _) in self._tensors(plan, blocks, grads,
                                                             ("momentum_buffer",)):
             buf = state["momentum_buffer"]
-            lerp_(buf, g, 1 - momentum, tmp)
+            lerp_fused_(buf, g, 1 - momentum)
             if group["nesterov"]:
                 np.copyto(u, g)
-                lerp_(u, buf, momentum, tmp)
+                lerp_fused_(u, buf, momentum)
             else:
                 np.copyto(u, buf)
             ortho = newton_schulz(u, group["ns_coefficients"], group["ns_steps"], group["eps"])
             p *= p.dtype.type(decay)
-            # ortho in the param's dtype first: NumPy 1.x would multiply a float32
-            # array by a float64 scalar in float32.
-            np.multiply(ortho.astype(p.dtype, copy=False), p.dtype.type(-(lr * fast.lr_ratio(group["adjust_lr_fn"],
-                                                                 p.shape))), out=tmp)
-            p += tmp
+            # torch's param.add_(update, alpha=-adjusted_lr): one fused multiply-add.
+            neg_lr = p.dtype.type(-(lr * fast.lr_ratio(group["adjust_lr_fn"], p.shape)))
+            p[...] = fma(neg_lr, ortho.astype(p.dtype, copy=False), p)

@@ -21,10 +21,11 @@ class Muon(Optimizer):
     bfloat16 with torch's own matrix products (as ``torch.optim.Muon``: the
     same products, so the same sums, on the CPU's bfloat16 units where it
     has them: AMX, AVX512-BF16), and a second kernel pass (weight decay and
-    the update), on the tensors' own memory. What remains different from
-    torch is a float rounding or two per element (torch fuses the
-    multiply-adds of its lerp and of the update; the kernels round each
-    operation). Newton-Schulz runs on torch's intra-op threads
+    the update), on the tensors' own memory. The kernel passes round as torch
+    does (its lerps and its update are fused multiply-adds), so a step is
+    ``torch.optim.Muon``'s bit for bit (tests/test_torch_muon.py), on any
+    BLAS: Newton-Schulz gets the same input and runs the same products.
+    Newton-Schulz runs on torch's intra-op threads
     (``torch.set_num_threads``), the kernel passes on cyoptim's.
 
     Params: 2-d (as torch: anything else is refused, with torch's message,

@@ -30,8 +30,16 @@ from setuptools.command.build_ext import build_ext
 VARIANT_FLAGS = {
     "baseline": [],
     "avx2": ["-mavx2", "-mfma", "-mf16c"],
-    "avx512": ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq",
-               "-mavx2", "-mfma", "-mf16c", "-mprefer-vector-width=512"],
+    "avx512": [
+        "-mavx512f",
+        "-mavx512vl",
+        "-mavx512bw",
+        "-mavx512dq",
+        "-mavx2",
+        "-mfma",
+        "-mf16c",
+        "-mprefer-vector-width=512",
+    ],
 }
 COMMON_FLAGS = ["-O3", "-fno-math-errno", "-ffp-contract=off"]
 OPENMP_FLAG = "-fopenmp"
@@ -62,8 +70,10 @@ def selected_variants():
     names = [v.strip() for v in wanted.split(",") if v.strip()]
     unknown = sorted(set(names) - set(VARIANT_FLAGS))
     if unknown:
-        sys.exit(f"CYOPTIM_SIMD_VARIANTS: unknown variant(s) {unknown}; "
-                 f"choose from {list(VARIANT_FLAGS)}")
+        sys.exit(
+            f"CYOPTIM_SIMD_VARIANTS: unknown variant(s) {unknown}; "
+            f"choose from {list(VARIANT_FLAGS)}"
+        )
     if "baseline" not in names:
         names.insert(0, "baseline")
     return names
@@ -76,8 +86,7 @@ def compiler_links_openmp(compiler):
         source = os.path.join(tmp, "probe.c")
         with open(source, "w") as f:
             f.write(OPENMP_PROBE)
-        objects = compiler.compile([source], output_dir=tmp,
-                                   extra_postargs=[OPENMP_FLAG])
+        objects = compiler.compile([source], output_dir=tmp, extra_postargs=[OPENMP_FLAG])
         exe = os.path.join(tmp, "probe")
         compiler.link_executable(objects, exe, extra_postargs=[OPENMP_FLAG])
         out = subprocess.run([exe], capture_output=True, text=True, timeout=60)
@@ -94,8 +103,10 @@ class BuildExt(build_ext):
     def build_extensions(self):
         openmp = compiler_links_openmp(self.compiler)
         if not openmp:
-            message = ("cyoptim: the C compiler could not build an OpenMP program; "
-                       "building SERIAL kernels (every step runs on one thread).")
+            message = (
+                "cyoptim: the C compiler could not build an OpenMP program; "
+                "building SERIAL kernels (every step runs on one thread)."
+            )
             if os.environ.get("CYOPTIM_REQUIRE_OPENMP") == "1":
                 raise RuntimeError(message + " CYOPTIM_REQUIRE_OPENMP=1 forbids that.")
             bar = "!" * 78
@@ -111,9 +122,10 @@ class BuildExt(build_ext):
                 ext.extra_compile_args.append(OPENMP_FLAG)
                 ext.extra_link_args.append(OPENMP_FLAG)
             if report and "_kernels_" in ext.name:
-                ext.extra_compile_args += ["-fopt-info-vec-optimized",
-                                           "-fopt-info-vec-missed=" + os.path.abspath(
-                                               f"build/vec-missed-{ext.name}.txt")]
+                ext.extra_compile_args += [
+                    "-fopt-info-vec-optimized",
+                    "-fopt-info-vec-missed=" + os.path.abspath(f"build/vec-missed-{ext.name}.txt"),
+                ]
         super().build_extensions()
 
 
@@ -146,8 +158,9 @@ def render_kernel_sources():
     """
     registry = load_module("cyoptim_registry", "src/cyoptim/registry.py")
     kernel_stubs = load_module("cyoptim_kernel_stubs", "pyx/kernel_stubs.py")
-    namespace = {name: getattr(registry, name) for name in dir(registry)
-                 if not name.startswith("_")}
+    namespace = {
+        name: getattr(registry, name) for name in dir(registry) if not name.startswith("_")
+    }
     with open("pyx/optimizers.pxi.tp") as f:
         template = f.read()
     write_if_changed("pyx/_optimizers.pxi", Tempita.sub(template, **namespace))
@@ -163,15 +176,26 @@ def extensions():
     variants = selected_variants()
     # _cpu records which variants this build meant to ship (tests check them).
     cpu_macros = macros + [("CYOPTIM_BUILT_VARIANTS", '"' + ",".join(variants) + '"')]
-    exts = [Extension("cyoptim._cpu", ["pyx/_cpu.pyx"], include_dirs=include,
-                      define_macros=cpu_macros, extra_compile_args=["-O2"])]
+    exts = [
+        Extension(
+            "cyoptim._cpu",
+            ["pyx/_cpu.pyx"],
+            include_dirs=include,
+            define_macros=cpu_macros,
+            extra_compile_args=["-O2"],
+        )
+    ]
     for variant in variants:
-        exts.append(Extension(
-            f"cyoptim._kernels_{variant}", [f"pyx/_kernels_{variant}.pyx"],
-            include_dirs=include, define_macros=macros,
-            extra_compile_args=COMMON_FLAGS + VARIANT_FLAGS[variant]))
-    return cythonize(exts, compiler_directives={"language_level": 3},
-                     include_path=["pyx"])
+        exts.append(
+            Extension(
+                f"cyoptim._kernels_{variant}",
+                [f"pyx/_kernels_{variant}.pyx"],
+                include_dirs=include,
+                define_macros=macros,
+                extra_compile_args=COMMON_FLAGS + VARIANT_FLAGS[variant],
+            )
+        )
+    return cythonize(exts, compiler_directives={"language_level": 3}, include_path=["pyx"])
 
 
 if os.environ.get("CYOPTIM_VEC_REPORT") == "1":

@@ -105,16 +105,20 @@ def adafactor(plan: Plan, *, row_var: Optional[Array], col_var: Optional[Array],
 
 def group_stub(kernel):
     """The stub of a kernel's entry that reads a param group and a dict of blocks."""
-    return (f"def {kernel.name}_group(plan: Plan, group: dict[str, Any], "
-            f"blocks: dict[str, Any], n_threads: int) -> Any:\n"
-            f"    \"\"\"{kernel.doc}, hyperparameters read from a param group.\"\"\"\n")
+    return (
+        f"def {kernel.name}_group(plan: Plan, group: dict[str, Any], "
+        f"blocks: dict[str, Any], n_threads: int) -> Any:\n"
+        f"    \"\"\"{kernel.doc}, hyperparameters read from a param group.\"\"\"\n"
+    )
 
 
 def kernel_stub(kernel, py_types):
     """The stub line of one generated kernel."""
     args = ["plan: Plan", "*"]
-    args += [f"{b.name}: Optional[Array] = None" if b.when else f"{b.name}: Array"
-             for b in kernel.blocks]
+    args += [
+        f"{b.name}: Optional[Array] = None" if b.when else f"{b.name}: Array"
+        for b in kernel.blocks
+    ]
     args += [f"{name}: npt.NDArray[np.float64]" for name in kernel.tensor_state]
     args += [f"{name}: {py_types[ctype]}" for name, ctype in kernel.hyper]
     args.append("n_threads: int = 0")
@@ -123,7 +127,11 @@ def kernel_stub(kernel, py_types):
 
 def render(registry):
     """The stub text of a kernel module, from cyoptim.registry (loaded by setup.py)."""
-    return (HEADER + "\n"
-            + "".join(kernel_stub(k, registry.PY_TYPES) for k in registry.KERNELS
-                      if k.driver == "generated")
-            + "".join(group_stub(k) for k in registry.KERNELS))
+    return (
+        HEADER
+        + "\n"
+        + "".join(
+            kernel_stub(k, registry.PY_TYPES) for k in registry.KERNELS if k.driver == "generated"
+        )
+        + "".join(group_stub(k) for k in registry.KERNELS)
+    )

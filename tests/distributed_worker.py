@@ -40,17 +40,22 @@ import torch.distributed as dist
 
 import cyoptim.torch as cot
 
-STEPS = 32                 # training steps of every scenario
-BATCH = 16                 # global batch; each rank takes BATCH // world rows
+STEPS = 32  # training steps of every scenario
+BATCH = 16  # global batch; each rank takes BATCH // world rows
 HYPER = {"lr": 1e-2, "betas": (0.9, 0.99), "weight_decay": 0.05}
 
 
 def make_model(seed=0):
     """An MLP with a LayerNorm: 1,739 params in eight tensors of uneven sizes."""
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(20, 33), torch.nn.LayerNorm(33),
-                               torch.nn.Tanh(), torch.nn.Linear(33, 25), torch.nn.Tanh(),
-                               torch.nn.Linear(25, 5))
+    return torch.nn.Sequential(
+        torch.nn.Linear(20, 33),
+        torch.nn.LayerNorm(33),
+        torch.nn.Tanh(),
+        torch.nn.Linear(33, 25),
+        torch.nn.Tanh(),
+        torch.nn.Linear(25, 5),
+    )
 
 
 def global_batch(step):
@@ -82,8 +87,12 @@ def zero(rank, world, out, bucket_view):
     def build(seed):
         model = make_model(seed)
         ddp = DistributedDataParallel(model)
-        opt = ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=cot.AdamW,
-                                      parameters_as_bucket_view=bucket_view, **HYPER)
+        opt = ZeroRedundancyOptimizer(
+            ddp.parameters(),
+            optimizer_class=cot.AdamW,
+            parameters_as_bucket_view=bucket_view,
+            **HYPER,
+        )
         return model, ddp, opt
 
     model, ddp, opt = build(0)
@@ -104,25 +113,29 @@ def zero(rank, world, out, bucket_view):
             checkpoint = torch.load(path, weights_only=True)
             saved = checkpoint["optim"]["state"]
             saved_steps = {i: float(saved[i]["step"]) for i in saved}
-            reloaded = build(seed=1)           # other weights until the checkpoint loads
+            reloaded = build(seed=1)  # other weights until the checkpoint loads
             reloaded[0].load_state_dict(checkpoint["model"])
             # (ZeroRedundancyOptimizer.load_state_dict keeps this rank's entries only)
             reloaded[2].load_state_dict(checkpoint["optim"])
             runs.append(reloaded)
     storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    torch.save({
-        "params": [p.detach().clone() for p in model.parameters()],
-        "reloaded": [p.detach().clone() for p in runs[1][0].parameters()],
-        "local_numel": sum(p.numel() for p in local_params),
-        "local_state_steps": [float(opt.optim.state[p]["step"]) for p in local_params],
-        "n_storages": len(storages),
-        "saved_steps": saved_steps,
-    }, os.path.join(out, f"result_{rank}.pt"))
+    torch.save(
+        {
+            "params": [p.detach().clone() for p in model.parameters()],
+            "reloaded": [p.detach().clone() for p in runs[1][0].parameters()],
+            "local_numel": sum(p.numel() for p in local_params),
+            "local_state_steps": [float(opt.optim.state[p]["step"]) for p in local_params],
+            "n_storages": len(storages),
+            "saved_steps": saved_steps,
+        },
+        os.path.join(out, f"result_{rank}.pt"),
+    )
 
 
 # ---------------------------------------------------------------- FSDP2
 def fsdp_model(seed=0):
     from torch.distributed.fsdp import CPUOffloadPolicy, fully_shard
+
     model = make_model(seed)
     # pin_memory=False: pinning needs an accelerator, and there is none.
     policy = CPUOffloadPolicy(pin_memory=False)
@@ -135,8 +148,10 @@ def fsdp_model(seed=0):
 
 def fsdp(rank, world, out):
     result = {}
-    for name, cls, extra in (("torch", torch.optim.AdamW, {"foreach": False}),
-                             ("cyoptim", cot.AdamW, {})):
+    for name, cls, extra in (
+        ("torch", torch.optim.AdamW, {"foreach": False}),
+        ("cyoptim", cot.AdamW, {}),
+    ):
         model = fsdp_model()
         params = list(model.parameters())
         opt = cls(params, **HYPER, **extra)
@@ -144,16 +159,24 @@ def fsdp(rank, world, out):
         state_pointers = None
         for step in range(STEPS):
             train_step(model, opt, *local_batch(step, rank, world))
-            now = [_local(opt.state[p][k]).data_ptr() for p in params
-                   for k in ("exp_avg", "exp_avg_sq")]
+            now = [
+                _local(opt.state[p][k]).data_ptr()
+                for p in params
+                for k in ("exp_avg", "exp_avg_sq")
+            ]
             state_pointers = state_pointers or now
             assert now == state_pointers, "state tensors moved"
         result[name] = {
             "param_types": [type(p).__name__ for p in params],
             "shards": [_local(p).detach().clone() for p in params],
             "same_pointers": pointers == [_local(p).data_ptr() for p in params],
-            "state_kinds": [{k: (type(v).__name__, tuple(map(str, getattr(v, "placements", ()))))
-                             for k, v in sorted(opt.state[p].items())} for p in params],
+            "state_kinds": [
+                {
+                    k: (type(v).__name__, tuple(map(str, getattr(v, "placements", ()))))
+                    for k, v in sorted(opt.state[p].items())
+                }
+                for p in params
+            ],
             "param_placements": [tuple(map(str, p.placements)) for p in params],
             "exp_avg_sq": [_local(opt.state[p]["exp_avg_sq"]).clone() for p in params],
             "step": [float(opt.state[p]["step"]) for p in params],
@@ -164,12 +187,14 @@ def fsdp(rank, world, out):
 def _dcp_restore(model, opt, where):
     """Load a torch.distributed.checkpoint into model and opt (any world size)."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import (get_model_state_dict,
-                                                         get_optimizer_state_dict,
-                                                         set_model_state_dict,
-                                                         set_optimizer_state_dict)
-    state = {"model": get_model_state_dict(model),
-             "optim": get_optimizer_state_dict(model, opt)}
+    from torch.distributed.checkpoint.state_dict import (
+        get_model_state_dict,
+        get_optimizer_state_dict,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    state = {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, opt)}
     dcp.load(state, checkpoint_id=where)
     set_model_state_dict(model, state["model"])
     set_optimizer_state_dict(model, opt, state["optim"])
@@ -177,6 +202,7 @@ def _dcp_restore(model, opt, where):
 
 def fsdp_every(rank, world, out):
     from cyoptim import registry
+
     result = {}
     for row in registry.OPTIMIZERS:
         for choice in row.demo:
@@ -186,7 +212,7 @@ def fsdp_every(rank, world, out):
             params = list(model.parameters())
             try:
                 opt = cls(params, **options)
-            except ValueError as error:          # LAMB, Adafactor: not element-wise
+            except ValueError as error:  # LAMB, Adafactor: not element-wise
                 result[choice.key] = {"refused": str(error)}
                 continue
             shadow = [torch.nn.Parameter(_local(p).detach().clone()) for p in params]
@@ -199,44 +225,48 @@ def fsdp_every(rank, world, out):
             entry = result[choice.key] = {
                 "shards": [_local(p).detach().clone() for p in params],
                 "shadow": [p.detach().clone() for p in shadow],
-                "state": [{k: _local(v).clone() for k, v in opt.state[p].items()}
-                          for p in params],
-                "shadow_state": [{k: v.clone() for k, v in shadow_opt.state[p].items()}
-                                 for p in shadow],
-                "kinds": [{k: type(v).__name__ for k, v in opt.state[p].items()}
-                          for p in params],
+                "state": [{k: _local(v).clone() for k, v in opt.state[p].items()} for p in params],
+                "shadow_state": [
+                    {k: v.clone() for k, v in shadow_opt.state[p].items()} for p in shadow
+                ],
+                "kinds": [{k: type(v).__name__ for k, v in opt.state[p].items()} for p in params],
             }
             if not row.torch:
                 continue
             twin = fsdp_model()
-            twin_opt = getattr(torch.optim, row.name)(twin.parameters(), **options,
-                                                       foreach=False)
+            twin_opt = getattr(torch.optim, row.name)(twin.parameters(), **options, foreach=False)
             try:
                 for step in range(8):
                     train_step(twin, twin_opt, *local_batch(step, rank, world))
-            except RuntimeError as error:        # torch.optim.Rprop: index_put_ on a shard
+            except RuntimeError as error:  # torch.optim.Rprop: index_put_ on a shard
                 entry["torch_error"] = str(error).splitlines()[0]
                 continue
             entry["torch"] = [_local(p).detach().clone() for p in twin.parameters()]
-            entry["torch_kinds"] = [{k: type(v).__name__ for k, v in twin_opt.state[p].items()}
-                                    for p in twin.parameters()]
+            entry["torch_kinds"] = [
+                {k: type(v).__name__ for k, v in twin_opt.state[p].items()}
+                for p in twin.parameters()
+            ]
     torch.save(result, os.path.join(out, f"result_{rank}.pt"))
 
 
 def dcp(rank, world, out):
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import (get_model_state_dict,
-                                                         get_optimizer_state_dict)
+    from torch.distributed.checkpoint.state_dict import (
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
     where = os.path.join(out, "dcp_checkpoint")
     model = fsdp_model()
     opt = cot.AdamW(model.parameters(), **HYPER)
     half = STEPS // 2
     for step in range(half):
         train_step(model, opt, *local_batch(step, rank, world))
-    dcp.save({"model": get_model_state_dict(model),
-              "optim": get_optimizer_state_dict(model, opt)}, checkpoint_id=where)
-    saved = {name: _local(opt.state[p]["exp_avg"]).clone()
-             for name, p in model.named_parameters()}
+    dcp.save(
+        {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, opt)},
+        checkpoint_id=where,
+    )
+    saved = {name: _local(opt.state[p]["exp_avg"]).clone() for name, p in model.named_parameters()}
 
     resumed = fsdp_model(seed=1)
     resumed_opt = cot.AdamW(resumed.parameters(), **HYPER)
@@ -249,17 +279,23 @@ def dcp(rank, world, out):
         train_step(model, opt, x, y)
         train_step(resumed, resumed_opt, x, y)
     state_of = dict(resumed.named_parameters())
-    torch.save({
-        "params": [_local(p).detach().clone() for p in model.parameters()],
-        "resumed": [_local(p).detach().clone() for p in resumed.parameters()],
-        "resumed_steps": [float(resumed_opt.state[p]["step"]) for p in resumed.parameters()],
-        "resumed_kinds": [type(resumed_opt.state[p]["exp_avg"]).__name__
-                          for p in resumed.parameters()],
-        "saved_exp_avg": saved,
-        "torch_exp_avg": {name: _local(torch_opt.state[p]["exp_avg"]).clone()
-                          for name, p in loaded_into_torch.named_parameters()},
-        "n_params": len(state_of),
-    }, os.path.join(out, f"result_{rank}.pt"))
+    torch.save(
+        {
+            "params": [_local(p).detach().clone() for p in model.parameters()],
+            "resumed": [_local(p).detach().clone() for p in resumed.parameters()],
+            "resumed_steps": [float(resumed_opt.state[p]["step"]) for p in resumed.parameters()],
+            "resumed_kinds": [
+                type(resumed_opt.state[p]["exp_avg"]).__name__ for p in resumed.parameters()
+            ],
+            "saved_exp_avg": saved,
+            "torch_exp_avg": {
+                name: _local(torch_opt.state[p]["exp_avg"]).clone()
+                for name, p in loaded_into_torch.named_parameters()
+            },
+            "n_params": len(state_of),
+        },
+        os.path.join(out, f"result_{rank}.pt"),
+    )
 
 
 def dcp_reshard(rank, world, out):
@@ -268,24 +304,33 @@ def dcp_reshard(rank, world, out):
     _dcp_restore(model, opt, os.path.join(out, "dcp_checkpoint"))
     for step in range(STEPS // 2, STEPS):
         train_step(model, opt, *local_batch(step, rank, world))
-    torch.save({"resumed": [_local(p).detach().clone() for p in model.parameters()]},
-               os.path.join(out, f"result_{rank}.pt"))
+    torch.save(
+        {"resumed": [_local(p).detach().clone() for p in model.parameters()]},
+        os.path.join(out, f"result_{rank}.pt"),
+    )
 
 
 # ---------------------------------------------------------------- DeepSpeed
 def deepspeed_offload(rank, world, out):
     import deepspeed
     from deepspeed.utils import safe_get_full_optimizer_state
-    config = {"train_micro_batch_size_per_gpu": BATCH // world,
-              "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}},
-              # a client optimizer with ZeRO-Offload: DeepSpeed's defaults refuse it
-              "zero_force_ds_cpu_optimizer": False, "zero_allow_untested_optimizer": True}
+
+    config = {
+        "train_micro_batch_size_per_gpu": BATCH // world,
+        "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}},
+        # a client optimizer with ZeRO-Offload: DeepSpeed's defaults refuse it
+        "zero_force_ds_cpu_optimizer": False,
+        "zero_allow_untested_optimizer": True,
+    }
     result = {}
-    for name, make in (("cyoptim", lambda ps: cot.AdamW(ps, **HYPER)),
-                       ("torch", lambda ps: torch.optim.AdamW(ps, **HYPER, foreach=False))):
+    for name, make in (
+        ("cyoptim", lambda ps: cot.AdamW(ps, **HYPER)),
+        ("torch", lambda ps: torch.optim.AdamW(ps, **HYPER, foreach=False)),
+    ):
         model = make_model()
-        engine, wrapper, _, _ = deepspeed.initialize(model=model, optimizer=make(model.parameters()),
-                                                     config=config)
+        engine, wrapper, _, _ = deepspeed.initialize(
+            model=model, optimizer=make(model.parameters()), config=config
+        )
         inner = wrapper.optimizer
         for step in range(STEPS):
             x, y = local_batch(step, rank, world)
@@ -297,8 +342,9 @@ def deepspeed_offload(rank, world, out):
         result[name] = [p.detach().clone() for p in model.parameters()]
         # DeepSpeed reads each param's state through views into the flat
         # partition's state tensors (a collective: every rank calls it)
-        result[name + "_exp_avg_sq"] = [safe_get_full_optimizer_state(p, "exp_avg_sq").clone()
-                                        for p in model.parameters()]
+        result[name + "_exp_avg_sq"] = [
+            safe_get_full_optimizer_state(p, "exp_avg_sq").clone() for p in model.parameters()
+        ]
         result[name + "_state_kept"] = inner.state[flat]["exp_avg_sq"].data_ptr() == first
         if name == "cyoptim":
             result["optimizer"] = type(inner).__name__
@@ -309,8 +355,14 @@ def deepspeed_offload(rank, world, out):
 
 # ---------------------------------------------------------------- bad input
 def refusals(rank, world, out):
-    from torch.distributed.tensor import (DTensor, Replicate, Shard, distribute_tensor,
-                                          init_device_mesh)
+    from torch.distributed.tensor import (
+        DTensor,
+        Replicate,
+        Shard,
+        distribute_tensor,
+        init_device_mesh,
+    )
+
     mesh = init_device_mesh("cpu", (world,))
     torch.manual_seed(0)
     sharded = torch.nn.Parameter(distribute_tensor(torch.randn(12), mesh, [Shard(0)]))
@@ -330,14 +382,21 @@ def refusals(rank, world, out):
     exp_avg = opt.state[sharded]["exp_avg"]
     cases = {
         "plain grad": lambda: setattr(sharded, "grad", torch.randn(12)),
-        "replicated grad": lambda: setattr(sharded, "grad", distribute_tensor(
-            torch.randn(12), mesh, [Replicate()])),
+        "replicated grad": lambda: setattr(
+            sharded, "grad", distribute_tensor(torch.randn(12), mesh, [Replicate()])
+        ),
         "plain state": lambda: opt.state[sharded].__setitem__("exp_avg", torch.zeros(12)),
-        "dtensor grad of a plain param": lambda: setattr(plain, "grad", distribute_tensor(
-            torch.randn(5), mesh, [Shard(0)])),
+        "dtensor grad of a plain param": lambda: setattr(
+            plain, "grad", distribute_tensor(torch.randn(5), mesh, [Shard(0)])
+        ),
         # a local shard smaller than the param's: the kernel would read past it
-        "wrong local shape": lambda: setattr(sharded, "grad", DTensor.from_local(
-            torch.randn(7), mesh, [Shard(0)], run_check=False, shape=(12,), stride=(1,))),
+        "wrong local shape": lambda: setattr(
+            sharded,
+            "grad",
+            DTensor.from_local(
+                torch.randn(7), mesh, [Shard(0)], run_check=False, shape=(12,), stride=(1,)
+            ),
+        ),
     }
     result = {"cases": {}}
     for case, spoil in cases.items():
@@ -351,8 +410,11 @@ def refusals(rank, world, out):
         except (TypeError, ValueError) as error:
             opt.state[sharded]["exp_avg"] = exp_avg
             after = snapshot()
-            outcome = (type(error).__name__, str(error),
-                       all(torch.equal(a, b) for a, b in zip(before, after)))
+            outcome = (
+                type(error).__name__,
+                str(error),
+                all(torch.equal(a, b) for a, b in zip(before, after)),
+            )
         result["cases"][case] = outcome
     good_grads()
     before = snapshot()
@@ -389,13 +451,19 @@ def main(argv):
     # A rank that aborts in C++ (gloo) then leaves its Python stack in its log.
     faulthandler.enable(all_threads=True)
     torch.set_num_threads(1)
-    if scenario == "deepspeed":            # DeepSpeed initializes torch.distributed itself
+    if scenario == "deepspeed":  # DeepSpeed initializes torch.distributed itself
         import deepspeed
+
         os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
         deepspeed.init_distributed(dist_backend="gloo")
     else:
-        dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank,
-                                world_size=world, timeout=datetime.timedelta(seconds=60))
+        dist.init_process_group(
+            "gloo",
+            init_method=f"file://{store}",
+            rank=rank,
+            world_size=world,
+            timeout=datetime.timedelta(seconds=60),
+        )
     try:
         SCENARIOS[scenario](rank, world, out)
         # Both ranks finish their collectives before either tears gloo down.

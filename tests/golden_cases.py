@@ -65,53 +65,139 @@ PERIOD = 61
 # axes are those the per-optimizer tests parametrize over; CASES is their
 # product.
 OPTIMIZERS = {
-    "sgd": ("SGD", dict(lr=1e-2), dict(lr=3e-2),
-            dict(momentum=[0.0, 0.9], dampening=[0.0, 0.3], nesterov=[False, True],
-                 weight_decay=[0.0, 0.01], maximize=[False, True]),
-            # torch refuses Nesterov without momentum or with dampening.
-            lambda f: not (f["nesterov"] and (f["momentum"] == 0 or f["dampening"] != 0))),
-    "adam": ("Adam", dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6),
-             dict(lr=3e-2, betas=(0.3, 0.5)),
-             dict(amsgrad=[False, True], maximize=[False, True], weight_decay=[0.0, 0.1],
-                  decoupled_weight_decay=[False, True]), None),
-    "adamw": ("AdamW", dict(lr=1e-2), dict(lr=3e-2, betas=(0.3, 0.5)),
-              dict(amsgrad=[False, True], maximize=[False, True], weight_decay=[0.0, 0.01]),
-              None),
-    "adagrad": ("Adagrad", dict(lr=0.1), dict(lr=0.3, lr_decay=0.05, eps=1e-3),
-                dict(maximize=[False, True], weight_decay=[0.0, 0.1], lr_decay=[0.0, 0.01],
-                     initial_accumulator_value=[0.0, 0.1]), None),
-    "rmsprop": ("RMSprop", dict(lr=1e-2), dict(lr=3e-2, alpha=0.5, eps=1e-3),
-                dict(maximize=[False, True], weight_decay=[0.0, 0.1], momentum=[0.0, 0.9],
-                     centered=[False, True]), None),
-    "adadelta": ("Adadelta", dict(lr=1.0), dict(lr=0.3, rho=0.5, eps=1e-3),
-                 dict(maximize=[False, True], weight_decay=[0.0, 0.1], rho=[0.9, 0.3]), None),
-    "adamax": ("Adamax", dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6),
-               dict(lr=3e-2, betas=(0.3, 0.5)),
-               dict(maximize=[False, True], weight_decay=[0.0, 0.1]), None),
-    "nadam": ("NAdam", dict(lr=1e-2, momentum_decay=0.01),
-              dict(lr=3e-2, betas=(0.3, 0.5), momentum_decay=0.1),
-              dict(maximize=[False, True], weight_decay=[0.0, 0.1],
-                   decoupled_weight_decay=[False, True]), None),
+    "sgd": (
+        "SGD",
+        dict(lr=1e-2),
+        dict(lr=3e-2),
+        dict(
+            momentum=[0.0, 0.9],
+            dampening=[0.0, 0.3],
+            nesterov=[False, True],
+            weight_decay=[0.0, 0.01],
+            maximize=[False, True],
+        ),
+        # torch refuses Nesterov without momentum or with dampening.
+        lambda f: not (f["nesterov"] and (f["momentum"] == 0 or f["dampening"] != 0)),
+    ),
+    "adam": (
+        "Adam",
+        dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6),
+        dict(lr=3e-2, betas=(0.3, 0.5)),
+        dict(
+            amsgrad=[False, True],
+            maximize=[False, True],
+            weight_decay=[0.0, 0.1],
+            decoupled_weight_decay=[False, True],
+        ),
+        None,
+    ),
+    "adamw": (
+        "AdamW",
+        dict(lr=1e-2),
+        dict(lr=3e-2, betas=(0.3, 0.5)),
+        dict(amsgrad=[False, True], maximize=[False, True], weight_decay=[0.0, 0.01]),
+        None,
+    ),
+    "adagrad": (
+        "Adagrad",
+        dict(lr=0.1),
+        dict(lr=0.3, lr_decay=0.05, eps=1e-3),
+        dict(
+            maximize=[False, True],
+            weight_decay=[0.0, 0.1],
+            lr_decay=[0.0, 0.01],
+            initial_accumulator_value=[0.0, 0.1],
+        ),
+        None,
+    ),
+    "rmsprop": (
+        "RMSprop",
+        dict(lr=1e-2),
+        dict(lr=3e-2, alpha=0.5, eps=1e-3),
+        dict(
+            maximize=[False, True],
+            weight_decay=[0.0, 0.1],
+            momentum=[0.0, 0.9],
+            centered=[False, True],
+        ),
+        None,
+    ),
+    "adadelta": (
+        "Adadelta",
+        dict(lr=1.0),
+        dict(lr=0.3, rho=0.5, eps=1e-3),
+        dict(maximize=[False, True], weight_decay=[0.0, 0.1], rho=[0.9, 0.3]),
+        None,
+    ),
+    "adamax": (
+        "Adamax",
+        dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6),
+        dict(lr=3e-2, betas=(0.3, 0.5)),
+        dict(maximize=[False, True], weight_decay=[0.0, 0.1]),
+        None,
+    ),
+    "nadam": (
+        "NAdam",
+        dict(lr=1e-2, momentum_decay=0.01),
+        dict(lr=3e-2, betas=(0.3, 0.5), momentum_decay=0.1),
+        dict(
+            maximize=[False, True], weight_decay=[0.0, 0.1], decoupled_weight_decay=[False, True]
+        ),
+        None,
+    ),
     # Default beta2: group 0 is unrectified for 4 steps, then rectified; group
     # 1's beta2 = 0.5 never rectifies.
-    "radam": ("RAdam", dict(lr=1e-2), dict(lr=3e-2, betas=(0.3, 0.5)),
-              dict(maximize=[False, True], weight_decay=[0.0, 0.1],
-                   decoupled_weight_decay=[False, True]), None),
-    "lion": ("Lion", dict(lr=1e-2, betas=(0.8, 0.95)), dict(lr=3e-2, betas=(0.3, 0.5)),
-             dict(maximize=[False, True], weight_decay=[0.0, 0.3]), None),
-    "lamb": ("LAMB", dict(lr=1e-2), dict(lr=3e-2, betas=(0.3, 0.5)),
-             dict(maximize=[False, True], weight_decay=[0.0, 0.1]), None),
+    "radam": (
+        "RAdam",
+        dict(lr=1e-2),
+        dict(lr=3e-2, betas=(0.3, 0.5)),
+        dict(
+            maximize=[False, True], weight_decay=[0.0, 0.1], decoupled_weight_decay=[False, True]
+        ),
+        None,
+    ),
+    "lion": (
+        "Lion",
+        dict(lr=1e-2, betas=(0.8, 0.95)),
+        dict(lr=3e-2, betas=(0.3, 0.5)),
+        dict(maximize=[False, True], weight_decay=[0.0, 0.3]),
+        None,
+    ),
+    "lamb": (
+        "LAMB",
+        dict(lr=1e-2),
+        dict(lr=3e-2, betas=(0.3, 0.5)),
+        dict(maximize=[False, True], weight_decay=[0.0, 0.1]),
+        None,
+    ),
     # Step sizes (1e-3, 0.05) are clamped on both sides within 20 steps.
-    "rprop": ("Rprop", dict(lr=1e-2), dict(lr=3e-2, etas=(0.4, 1.1)),
-              dict(maximize=[False, True], etas=[(0.5, 1.2), (0.3, 1.5)],
-                   step_sizes=[(1e-6, 50), (1e-3, 0.05)]), None),
+    "rprop": (
+        "Rprop",
+        dict(lr=1e-2),
+        dict(lr=3e-2, etas=(0.4, 1.1)),
+        dict(
+            maximize=[False, True],
+            etas=[(0.5, 1.2), (0.3, 1.5)],
+            step_sizes=[(1e-6, 50), (1e-3, 0.05)],
+        ),
+        None,
+    ),
     # t0 = 5: ax averages from step 7; group 1 from step 4.
-    "asgd": ("ASGD", dict(lr=1e-2, lambd=0.1), dict(lr=3e-2, alpha=1.5, t0=2.0),
-             dict(maximize=[False, True], weight_decay=[0.0, 0.1], t0=[1e6, 5.0]), None),
+    "asgd": (
+        "ASGD",
+        dict(lr=1e-2, lambd=0.1),
+        dict(lr=3e-2, alpha=1.5, t0=2.0),
+        dict(maximize=[False, True], weight_decay=[0.0, 0.1], t0=[1e6, 5.0]),
+        None,
+    ),
     # Param 1 starts at zero: its step is eps2 * rho until it moves.
-    "adafactor": ("Adafactor", dict(lr=1e-2), dict(lr=3e-2, beta2_decay=-0.5, eps=(1e-4, 1e-2),
-                                                     d=1.5),
-                  dict(maximize=[False, True], weight_decay=[0.0, 0.1], d=[1.0, 2.0]), None),
+    "adafactor": (
+        "Adafactor",
+        dict(lr=1e-2),
+        dict(lr=3e-2, beta2_decay=-0.5, eps=(1e-4, 1e-2), d=1.5),
+        dict(maximize=[False, True], weight_decay=[0.0, 0.1], d=[1.0, 2.0]),
+        None,
+    ),
 }
 
 
@@ -149,6 +235,7 @@ def split_key(key):
 
 # -- Deterministic data ---------------------------------------------------------
 
+
 def _splitmix64(stream, n):
     """n 64-bit hashes of (stream, 0..n-1): wrapping integer arithmetic only, so
     every NumPy version and platform gives the same bits."""
@@ -166,7 +253,7 @@ def values(stream, shape, dtype, zeros=True):
     Tensors larger than a reduction chunk repeat a PERIOD-element pattern."""
     n = math.prod(shape)
     z = _splitmix64(stream, min(n, PERIOD) if n > 4096 else n)
-    unit = (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53          # [0, 1)
+    unit = (z >> np.uint64(11)).astype(np.float64) * 2.0**-53  # [0, 1)
     out = (2.0 * unit - 1.0) * np.ldexp(1.0, -(z & np.uint64(3)).astype(np.int32))
     if zeros:
         out[((z >> np.uint64(2)) & np.uint64(15)) == 0] = 0.0
@@ -178,8 +265,10 @@ def shapes_of(name):
 
 
 def initial_params(shapes, dtype):
-    return [np.zeros(s, dtype) if k in ZERO_PARAMS else values(1000 + k, s, dtype, zeros=False)
-            for k, s in enumerate(shapes)]
+    return [
+        np.zeros(s, dtype) if k in ZERO_PARAMS else values(1000 + k, s, dtype, zeros=False)
+        for k, s in enumerate(shapes)
+    ]
 
 
 def grad_present(layout, step, k):
@@ -197,24 +286,31 @@ def grad_present(layout, step, k):
 
 @functools.lru_cache(maxsize=None)
 def _grad_sequence(shapes, dtype, layout):
-    return tuple(tuple(values(100_000 + 100 * t + k, s, dtype)
-                       if grad_present(layout, t, k) else None
-                       for k, s in enumerate(shapes))
-                 for t in range(STEPS))
+    return tuple(
+        tuple(
+            values(100_000 + 100 * t + k, s, dtype) if grad_present(layout, t, k) else None
+            for k, s in enumerate(shapes)
+        )
+        for t in range(STEPS)
+    )
 
 
 def grad_sequence(shapes, dtype, layout):
     """Fresh copies, so a kernel that wrote into its grads could not spoil other runs."""
-    return [[None if g is None else g.copy() for g in grads]
-            for grads in _grad_sequence(tuple(shapes), dtype, layout)]
+    return [
+        [None if g is None else g.copy() for g in grads]
+        for grads in _grad_sequence(tuple(shapes), dtype, layout)
+    ]
 
 
 # -- Running a case -------------------------------------------------------------
 
+
 def _run_groups(cls, kwargs, group1, shapes, dtype):
     params = initial_params(shapes, dtype)
-    opt = cls([dict(params=params[:GROUP0_SIZE]), dict(params=params[GROUP0_SIZE:], **group1)],
-              **kwargs)
+    opt = cls(
+        [dict(params=params[:GROUP0_SIZE]), dict(params=params[GROUP0_SIZE:], **group1)], **kwargs
+    )
     for t, grads in enumerate(grad_sequence(shapes, dtype, "groups")):
         if t == STEPS // 2:
             for group in opt.param_groups:
@@ -282,8 +378,10 @@ def compute_case(case, threads=THREADS):
         for n, other in zip(threads[1:], others):
             bad = differences(first, other)
             if bad:
-                raise AssertionError(f"{case} {dtype} {layout}: {threads[0]} and {n} threads "
-                                     "disagree:\n" + "\n".join(bad))
+                raise AssertionError(
+                    f"{case} {dtype} {layout}: {threads[0]} and {n} threads "
+                    "disagree:\n" + "\n".join(bad)
+                )
         out.update(first)
     return out
 
@@ -298,6 +396,7 @@ def compute_all(cases=CASES, threads=THREADS, progress=None):
 
 
 # -- Comparing ------------------------------------------------------------------
+
 
 def bitwise_equal(a, b):
     """Same dtype, shape and bytes: NaN payloads and the sign of zero count."""
@@ -315,7 +414,7 @@ def describe(expected, actual):
     e, a = expected.ravel(), actual.ravel()
     unequal = e.view(f"u{e.itemsize}") != a.view(f"u{a.itemsize}")
     with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN differences
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN differences
         relative = np.abs(a - e) / np.maximum(np.abs(e), np.finfo(e.dtype).tiny)
         worst = np.nanmax(np.where(unequal, relative, 0.0))
     return f"{int(unequal.sum())} of {e.size} elements differ, max relative {worst:.3g}"
@@ -328,8 +427,11 @@ def differences(expected, actual, prefix=""):
     act = {k for k in actual if k.startswith(prefix)}
     lines = [f"missing from the new results: {k}" for k in sorted(exp - act)]
     lines += [f"not in the golden record: {k}" for k in sorted(act - exp)]
-    lines += [f"differs: {k}: {describe(expected[k], actual[k])}"
-              for k in sorted(exp & act) if not bitwise_equal(expected[k], actual[k])]
+    lines += [
+        f"differs: {k}: {describe(expected[k], actual[k])}"
+        for k in sorted(exp & act)
+        if not bitwise_equal(expected[k], actual[k])
+    ]
     return lines
 
 
@@ -347,8 +449,12 @@ META_PREFIX = "_meta/"
 
 def metadata():
     """Where a record came from: stored beside the results, never compared."""
-    return {"cyoptim": cyoptim.__version__, "numpy": np.__version__,
-            "simd": str(cyoptim.simd_info()), "steps": STEPS}
+    return {
+        "cyoptim": cyoptim.__version__,
+        "numpy": np.__version__,
+        "simd": str(cyoptim.simd_info()),
+        "steps": STEPS,
+    }
 
 
 def _pack(results):
@@ -356,13 +462,15 @@ def _pack(results):
     blobs, index = {}, {}
     for key in sorted(results):
         run, leaf = split_key(key)
-        array = np.asarray(results[key])          # tobytes() is in C order
+        array = np.asarray(results[key])  # tobytes() is in C order
         chunks = blobs.setdefault(run, [])
         offset = sum(len(c) for c in chunks)
         chunks.append(array.tobytes())
         index.setdefault(run, {})[leaf] = [array.dtype.str, list(array.shape), offset]
-    return ({run: np.frombuffer(b"".join(chunks), np.uint8) for run, chunks in blobs.items()},
-            index)
+    return (
+        {run: np.frombuffer(b"".join(chunks), np.uint8) for run, chunks in blobs.items()},
+        index,
+    )
 
 
 def save(path, results):
@@ -383,12 +491,14 @@ def load(path=GOLDEN_PATH):
             for leaf, (dtype, shape, offset) in leaves.items():
                 dtype = np.dtype(dtype)
                 count = math.prod(shape)
-                results[f"{run}/{leaf}"] = np.frombuffer(
-                    blob, dtype, count, offset).reshape(tuple(shape)).copy()
+                results[f"{run}/{leaf}"] = (
+                    np.frombuffer(blob, dtype, count, offset).reshape(tuple(shape)).copy()
+                )
     return results
 
 
 def load_metadata(path=GOLDEN_PATH):
     with np.load(path, allow_pickle=False) as data:
-        return {k[len(META_PREFIX):]: str(data[k]) for k in data.files
-                if k.startswith(META_PREFIX)}
+        return {
+            k[len(META_PREFIX) :]: str(data[k]) for k in data.files if k.startswith(META_PREFIX)
+        }

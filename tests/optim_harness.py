@@ -16,7 +16,7 @@ from cyoptim import _dispatch
 # docs/contract.md §1: agreement with torch after 100 steps, relative to max(|x|, 1e-3).
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 STEPS = 100
-SHAPES = [(17, 9), (5,), (3000,), (2, 3, 4)]     # group 0: first two; group 1: the rest
+SHAPES = [(17, 9), (5,), (3000,), (2, 3, 4)]  # group 0: first two; group 1: the rest
 
 
 def max_relative_error(ours, theirs):
@@ -83,9 +83,13 @@ def run_torch_with_state(torch_cls, params, grads_seq, kwargs, group_options=Non
         for tensor, g in zip(tensors, grads):
             tensor.grad = None if g is None else torch.tensor(g)
         opt.step()
-    state = {i: {name: value.item() if value.dim() == 0 else value.numpy()
-                 for name, value in entry.items()}
-             for i, entry in opt.state_dict()["state"].items()}
+    state = {
+        i: {
+            name: value.item() if value.dim() == 0 else value.numpy()
+            for name, value in entry.items()
+        }
+        for i, entry in opt.state_dict()["state"].items()
+    }
     return [t.detach().numpy() for t in tensors], state
 
 
@@ -119,8 +123,9 @@ def assert_state_equal(a, b):
     for index, entry in a["state"].items():
         assert sorted(entry) == sorted(b["state"][index])
         for name, value in entry.items():
-            np.testing.assert_array_equal(value, b["state"][index][name],
-                                          err_msg=f"state {name} of param {index}")
+            np.testing.assert_array_equal(
+                value, b["state"][index][name], err_msg=f"state {name} of param {index}"
+            )
 
 
 @contextlib.contextmanager
@@ -182,9 +187,11 @@ def assert_state_dict_round_trip(cls, kwargs, dtype):
 
     first = run_cyoptim(cls, twins, seq[:20], kwargs)
     saved = first.state_dict()
-    before = {i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in e.items()}
-              for i, e in saved["state"].items()}
-    first.step(seq[20])                   # must not change the saved snapshot
+    before = {
+        i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in e.items()}
+        for i, e in saved["state"].items()
+    }
+    first.step(seq[20])  # must not change the saved snapshot
     for i, entry in saved["state"].items():
         for name, value in entry.items():
             np.testing.assert_array_equal(value, before[i][name])
@@ -202,8 +209,11 @@ def assert_state_dict_round_trip(cls, kwargs, dtype):
 
 def snapshot(opt):
     """Everything a failed call must leave untouched."""
-    return ([p.copy() for g in opt.param_groups for p in g["params"]],
-            opt.state_dict(), [dict(g, params=None) for g in opt.param_groups])
+    return (
+        [p.copy() for g in opt.param_groups for p in g["params"]],
+        opt.state_dict(),
+        [dict(g, params=None) for g in opt.param_groups],
+    )
 
 
 def assert_unchanged(opt, before):
@@ -216,6 +226,7 @@ def assert_unchanged(opt, before):
 
 
 # -- Learning rate of float32 comparisons with torch -------------------------------
+
 
 def torch_test_lr(dtype, float64_lr, float32_lr):
     """The learning rate of a comparison with torch in this dtype.
@@ -233,9 +244,15 @@ def torch_test_lr(dtype, float64_lr, float32_lr):
 # -- Constructor validation: torch's exact message ---------------------------------
 
 # Invalid hyperparameters every Adam-family constructor refuses, with torch's message.
-ADAM_FAMILY_INVALID = [dict(lr=-1.0), dict(eps=-1e-8), dict(betas=(1.0, 0.999)),
-                       dict(betas=(-0.1, 0.999)), dict(betas=(0.9, 1.0)),
-                       dict(betas=(0.9, -0.5)), dict(weight_decay=-0.1)]
+ADAM_FAMILY_INVALID = [
+    dict(lr=-1.0),
+    dict(eps=-1e-8),
+    dict(betas=(1.0, 0.999)),
+    dict(betas=(-0.1, 0.999)),
+    dict(betas=(0.9, 1.0)),
+    dict(betas=(0.9, -0.5)),
+    dict(weight_decay=-0.1),
+]
 
 
 def torch_message(torch_cls, kwargs):
@@ -289,6 +306,7 @@ def assert_bad_scalar_state_refused(cls, name, bad):
 
 # -- Bad grads: refused, and nothing changed ----------------------------------------
 
+
 def bad_grad_lists(params):
     """(name, grads, exception type, message pattern) for grad lists step must refuse.
 
@@ -299,18 +317,33 @@ def bad_grad_lists(params):
     other = np.float32 if last.dtype == np.float64 else np.float64
     cases = [
         ("dtype", last.astype(other), TypeError, f"grad {index} has dtype"),
-        ("byte-swapped", last.astype(last.dtype.newbyteorder(">")), TypeError,
-         f"grad {index} has dtype"),
+        (
+            "byte-swapped",
+            last.astype(last.dtype.newbyteorder(">")),
+            TypeError,
+            f"grad {index} has dtype",
+        ),
         ("shape", np.ones(last.size + 1, last.dtype), ValueError, f"grad {index} has shape"),
-        ("same size, other shape", np.ones(last.size, last.dtype), ValueError,
-         f"grad {index} has shape"),
-        ("strided", np.ones(last.size * 2, last.dtype)[::2].reshape(last.shape), ValueError,
-         f"grad {index} is not C-contiguous"),
-        ("sliced", np.ones(last.shape + (2,), last.dtype)[..., 0], ValueError,
-         f"grad {index} is not C-contiguous"),
+        (
+            "same size, other shape",
+            np.ones(last.size, last.dtype),
+            ValueError,
+            f"grad {index} has shape",
+        ),
+        (
+            "strided",
+            np.ones(last.size * 2, last.dtype)[::2].reshape(last.shape),
+            ValueError,
+            f"grad {index} is not C-contiguous",
+        ),
+        (
+            "sliced",
+            np.ones(last.shape + (2,), last.dtype)[..., 0],
+            ValueError,
+            f"grad {index} is not C-contiguous",
+        ),
         ("nested list", last.tolist(), TypeError, f"grad {index} must be a NumPy array"),
-        ("list of scalars", list(last.ravel()), TypeError,
-         f"grad {index} must be a NumPy array"),
+        ("list of scalars", list(last.ravel()), TypeError, f"grad {index} must be a NumPy array"),
     ]
     out = [(name, good[:-1] + [bad], error, match) for name, bad, error, match in cases]
     out.append(("count", good[:-1], ValueError, f"expected {len(params)} grads"))
@@ -323,7 +356,7 @@ def assert_bad_grads_change_nothing(cls, kwargs, dtype):
     naming the param, and leaves params, state and groups exactly as they were; the
     optimizer still steps afterwards."""
     params = make_params(dtype)
-    assert params[-1].ndim > 1       # "same size, other shape" needs it
+    assert params[-1].ndim > 1  # "same size, other shape" needs it
     opt = cls(groups_of(params, {}), **kwargs)
     for grads in grad_sequence(params, steps=12):
         opt.step(grads)
@@ -336,6 +369,6 @@ def assert_bad_grads_change_nothing(cls, kwargs, dtype):
         else:
             raise AssertionError(f"{name}: step accepted bad grads")
         assert_unchanged(opt, before)
-    opt.step([np.ones_like(p) for p in params])     # still usable, and it moves
+    opt.step([np.ones_like(p) for p in params])  # still usable, and it moves
     for k, (old, new) in enumerate(zip(before[0], params)):
         assert not np.array_equal(old, new), f"param {k} did not move"

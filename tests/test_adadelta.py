@@ -1,10 +1,9 @@
-
 import numpy as np
 import pytest
+from conftest import torch_or_skip
+from optim_harness import assert_validation_matches_torch
 
 import cyoptim
-from conftest import torch_or_skip
-from optim_harness import (assert_validation_matches_torch)
 
 
 def test_adadelta_by_hand():
@@ -27,8 +26,10 @@ def test_adadelta_by_hand():
     np.testing.assert_allclose(state["acc_delta"], [0.5 * u1 + 0.5 * d2 * d2], rtol=1e-15)
 
 
-@pytest.mark.parametrize("name, value", [("lr", -1.0), ("rho", 1.5), ("rho", -0.1),
-                                         ("eps", -1e-8), ("weight_decay", -1e-3)])
+@pytest.mark.parametrize(
+    "name, value",
+    [("lr", -1.0), ("rho", 1.5), ("rho", -0.1), ("eps", -1e-8), ("weight_decay", -1e-3)],
+)
 def test_adadelta_validation_messages_equal_torch(name, value):
     torch = torch_or_skip()
     assert_validation_matches_torch(cyoptim.Adadelta, torch.optim.Adadelta, {name: value})

@@ -8,17 +8,26 @@ cyoptim.torch.Adafactor training a torch model next to torch.optim.Adafactor.
 
 import numpy as np
 import pytest
+from conftest import torch_or_skip
+from optim_harness import (
+    TOLERANCE,
+    assert_buffer_steps_as_separate_arrays,
+    assert_state_equal,
+    assert_unchanged,
+    assert_validation_matches_torch,
+    grad_sequence,
+    make_params,
+    max_relative_error,
+    run_cyoptim,
+    run_torch_with_state,
+    snapshot,
+    threads,
+)
 
 import cyoptim
 import cyoptim.reference as ref
 from cyoptim import _dispatch
 from cyoptim.reference.adafactor import TILE, TILE_COLS, row_col_sums
-from conftest import torch_or_skip
-from optim_harness import (TOLERANCE, assert_buffer_steps_as_separate_arrays,
-                           assert_state_equal, assert_unchanged,
-                           assert_validation_matches_torch, grad_sequence, make_params,
-                           max_relative_error, run_cyoptim, run_torch_with_state, snapshot,
-                           threads)
 
 # 0-d, 1-d, 2-d, a row, a column, batched 3-d and 4-d.
 SHAPES = [(), (7,), (17, 9), (1, 12), (12, 1), (3, 5, 6), (2, 3, 4, 5)]
@@ -130,12 +139,18 @@ def test_load_refuses_state_of_the_wrong_shape():
     opt = run_cyoptim(cyoptim.Adafactor, params, grad_sequence(params, steps=2, skip=False), {})
     before = snapshot(opt)
     cases = [
-        (lambda sd: sd["state"][0].__setitem__("row_var", np.zeros((4, 6))),
-         r"state 'row_var' of param 0 .* shape \(4, 6\).* shape \(4, 1\)"),
-        (lambda sd: sd["state"][0].__setitem__("variance", np.zeros((4, 6))),
-         r"state of param 0 has keys"),
-        (lambda sd: sd["state"][1].__setitem__("col_var", np.zeros((1, 5))),
-         r"state of param 1 has keys"),
+        (
+            lambda sd: sd["state"][0].__setitem__("row_var", np.zeros((4, 6))),
+            r"state 'row_var' of param 0 .* shape \(4, 6\).* shape \(4, 1\)",
+        ),
+        (
+            lambda sd: sd["state"][0].__setitem__("variance", np.zeros((4, 6))),
+            r"state of param 0 has keys",
+        ),
+        (
+            lambda sd: sd["state"][1].__setitem__("col_var", np.zeros((1, 5))),
+            r"state of param 1 has keys",
+        ),
         (lambda sd: sd["state"][0].pop("col_var"), r"state of param 0 has keys"),
     ]
     for edit, message in cases:
@@ -149,8 +164,9 @@ def test_load_refuses_state_of_the_wrong_shape():
 def test_param_buffer_group_equals_separate_arrays(dtype):
     """A group in one ParamBuffer (the plan's fused run) steps tensor by tensor
     here, bitwise as separate arrays."""
-    assert_buffer_steps_as_separate_arrays(cyoptim.Adafactor, {}, [(30, 20), (20,), (4, 5, 6)],
-                                           dtype, seed=8)
+    assert_buffer_steps_as_separate_arrays(
+        cyoptim.Adafactor, {}, [(30, 20), (20,), (4, 5, 6)], dtype, seed=8
+    )
 
 
 def test_zero_and_nonfinite_grads_follow_torch():
@@ -169,21 +185,31 @@ def test_zero_and_nonfinite_grads_follow_torch():
     ours = [p.copy() for p in params]
     with np.errstate(all="ignore"):
         run_cyoptim(cyoptim.Adafactor, ours[:], seq[:1], {})
-        expected = run_torch_with_state(torch.optim.Adafactor, [p.copy() for p in params],
-                                        seq[:1], {})[0]
+        expected = run_torch_with_state(
+            torch.optim.Adafactor, [p.copy() for p in params], seq[:1], {}
+        )[0]
         assert max_relative_error(ours[0], expected[0]) <= 1e-12
         ours = [p.copy() for p in params]
         run_cyoptim(cyoptim.Adafactor, ours, seq, {})
-        expected = run_torch_with_state(torch.optim.Adafactor, [p.copy() for p in params],
-                                        seq, {})[0]
+        expected = run_torch_with_state(
+            torch.optim.Adafactor, [p.copy() for p in params], seq, {}
+        )[0]
     np.testing.assert_array_equal(np.isnan(ours[0]), np.isnan(expected[0]))
     np.testing.assert_array_equal(np.isinf(ours[0]), np.isinf(expected[0]))
     assert np.isnan(ours[0]).any()
 
 
-@pytest.mark.parametrize("kwargs", [dict(lr=-1.0), dict(beta2_decay=0.5),
-                                    dict(eps=(-1.0, 1e-3)), dict(eps=(None, -1e-3)),
-                                    dict(d=0.5), dict(weight_decay=-0.1)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(lr=-1.0),
+        dict(beta2_decay=0.5),
+        dict(eps=(-1.0, 1e-3)),
+        dict(eps=(None, -1e-3)),
+        dict(d=0.5),
+        dict(weight_decay=-0.1),
+    ],
+)
 def test_validation_uses_torchs_wording(kwargs):
     torch_or_skip()
     import torch
@@ -193,9 +219,11 @@ def test_validation_uses_torchs_wording(kwargs):
 
 # -- cyoptim.torch.Adafactor --------------------------------------------------------
 
+
 def _torch_model(torch, dtype):
     """A conv layer (4-d weight: a batch of 3 x 3 matrices), a batched 3-d
     param, linear layers and biases (1-d)."""
+
     class Model(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -212,9 +240,11 @@ def _torch_model(torch, dtype):
     return Model().to(dtype)
 
 
-@pytest.mark.parametrize("options", [{}, dict(weight_decay=0.1, maximize=True, d=2.0,
-                                              eps=(1e-4, 1e-2), beta2_decay=-0.6)],
-                         ids=["defaults", "flags"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, dict(weight_decay=0.1, maximize=True, d=2.0, eps=(1e-4, 1e-2), beta2_decay=-0.6)],
+    ids=["defaults", "flags"],
+)
 def test_torch_class_trains_as_torch_optim(options, dtype):
     """50 steps of autograd training side by side with torch.optim.Adafactor:
     same params (docs/contract.md §1 tolerance), same state names, shapes and
@@ -225,17 +255,22 @@ def test_torch_class_trains_as_torch_optim(options, dtype):
     tdtype = torch.float32 if dtype == np.float32 else torch.float64
     lr = 1e-2 if dtype == np.float64 else 1e-3
     models = [_torch_model(torch, tdtype) for _ in range(3)]
-    opts = [torch.optim.Adafactor(models[0].parameters(), lr=lr, foreach=False, **options),
-            cot.Adafactor(models[1].parameters(), lr=lr, **options),
-            cot.Adafactor(models[2].parameters(), lr=lr, **options)]
+    opts = [
+        torch.optim.Adafactor(models[0].parameters(), lr=lr, foreach=False, **options),
+        cot.Adafactor(models[1].parameters(), lr=lr, **options),
+        cot.Adafactor(models[2].parameters(), lr=lr, **options),
+    ]
     g = torch.Generator().manual_seed(1)
-    data = [(torch.randn(8, 16, generator=g, dtype=tdtype), torch.randint(0, 5, (8,), generator=g))
-            for _ in range(50)]
+    data = [
+        (torch.randn(8, 16, generator=g, dtype=tdtype), torch.randint(0, 5, (8,), generator=g))
+        for _ in range(50)
+    ]
     for t, (x, y) in enumerate(data):
-        if t == 25:      # model 2 continues with torch's state, model 0 with ours
+        if t == 25:  # model 2 continues with torch's state, model 0 with ours
             saved_theirs, saved_ours = opts[0].state_dict(), opts[2].state_dict()
-            opts[2] = torch.optim.Adafactor(models[2].parameters(), lr=lr, foreach=False,
-                                            **options)
+            opts[2] = torch.optim.Adafactor(
+                models[2].parameters(), lr=lr, foreach=False, **options
+            )
             opts[2].load_state_dict(saved_ours)
             opts[0] = cot.Adafactor(models[0].parameters(), lr=lr, **options)
             opts[0].load_state_dict(saved_theirs)
@@ -277,11 +312,13 @@ def test_torch_class_unscales_grads_in_the_kernel():
     import cyoptim.torch as cot
 
     shapes = [(6, 5), (7,), (2, 3, 4)]
-    params = [torch.nn.Parameter(torch.linspace(-1, 1, int(np.prod(s))).reshape(s))
-              for s in shapes]
+    params = [
+        torch.nn.Parameter(torch.linspace(-1, 1, int(np.prod(s))).reshape(s)) for s in shapes
+    ]
     twins = [torch.nn.Parameter(p.detach().clone()) for p in params]
-    grads = [torch.randn(s, generator=torch.Generator().manual_seed(k))
-             for k, s in enumerate(shapes)]
+    grads = [
+        torch.randn(s, generator=torch.Generator().manual_seed(k)) for k, s in enumerate(shapes)
+    ]
     opt, twin = cot.Adafactor(params, lr=0.1), cot.Adafactor(twins, lr=0.1)
     for p, t, g in zip(params, twins, grads):
         p.grad, t.grad = g * 8, g.clone()

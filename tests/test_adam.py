@@ -1,11 +1,13 @@
-
 import numpy as np
 import pytest
+from conftest import torch_or_skip
+from optim_harness import (
+    ADAM_FAMILY_INVALID,
+    assert_matches_torch,
+    assert_validation_matches_torch,
+)
 
 import cyoptim
-from conftest import torch_or_skip
-from optim_harness import (ADAM_FAMILY_INVALID, assert_matches_torch,
-                           assert_validation_matches_torch)
 
 
 def test_adam_large_beta1_uses_torch_lerp_branch(dtype):
@@ -28,8 +30,9 @@ def test_adam_first_step_by_hand():
     g = np.array([0.3, -4.0, 0.0])
     opt = cyoptim.Adam([w], lr=0.1, eps=1e-8)
     opt.step([g.copy()])
-    np.testing.assert_allclose(w, [1.0 - 0.1 * 0.3 / (0.3 + 1e-8), -2.0 + 0.1 * 4 / (4 + 1e-8), 0.5],
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        w, [1.0 - 0.1 * 0.3 / (0.3 + 1e-8), -2.0 + 0.1 * 4 / (4 + 1e-8), 0.5], rtol=1e-15
+    )
     state = opt.state_dict()["state"][0]
     assert state["step"] == 1.0
     np.testing.assert_allclose(state["exp_avg"], 0.1 * g, rtol=1e-15)
@@ -41,7 +44,7 @@ def test_adamw_defaults_and_state_keys():
     opt = cyoptim.AdamW([w])
     group = opt.param_groups[0]
     assert group["weight_decay"] == 1e-2 and group["decoupled_weight_decay"] is True
-    assert opt.state_dict()["state"] == {}          # lazy: no state before the first step
+    assert opt.state_dict()["state"] == {}  # lazy: no state before the first step
     opt.step([np.ones(3, np.float32)])
     assert sorted(opt.state_dict()["state"][0]) == ["exp_avg", "exp_avg_sq", "step"]
     amsgrad = cyoptim.Adam([np.zeros(2)], amsgrad=True)

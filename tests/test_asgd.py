@@ -1,11 +1,18 @@
 import numpy as np
 import pytest
+from conftest import torch_or_skip
+from optim_harness import (
+    TOLERANCE,
+    assert_bad_scalar_state_refused,
+    assert_validation_matches_torch,
+    grad_sequence,
+    make_params,
+    max_relative_error,
+    run_torch_with_state,
+    torch_test_lr,
+)
 
 import cyoptim
-from conftest import torch_or_skip
-from optim_harness import (TOLERANCE, assert_bad_scalar_state_refused,
-                           assert_validation_matches_torch, grad_sequence, make_params,
-                           max_relative_error, run_torch_with_state, torch_test_lr)
 
 
 def f32(x):
@@ -20,16 +27,20 @@ def run_both(dtype, kwargs, steps=60, group_options=None, lr_at=None):
     params = make_params(dtype)
     start = [p.copy() for p in params]
     seq = grad_sequence(params, steps=steps)
-    groups = None if group_options is None else [dict(params=params[:2], **group_options),
-                                                 dict(params=params[2:])]
+    groups = (
+        None
+        if group_options is None
+        else [dict(params=params[:2], **group_options), dict(params=params[2:])]
+    )
     opt = cyoptim.ASGD(params if groups is None else groups, **kwargs)
     for t, grads in enumerate(seq):
         if lr_at and t in lr_at:
             for group in opt.param_groups:
                 group["lr"] = lr_at[t]
         opt.step(grads)
-    theirs, state = run_torch_with_state(torch.optim.ASGD, start, seq, kwargs, group_options,
-                                         lr_at)
+    theirs, state = run_torch_with_state(
+        torch.optim.ASGD, start, seq, kwargs, group_options, lr_at
+    )
     return opt, params, theirs, state
 
 
@@ -37,8 +48,9 @@ def test_asgd_eta_and_mu_equal_torch_bitwise(dtype):
     """torch keeps eta and mu in float32 scalar tensors, for float64 params too; so
     do we, bit for bit, per param (params that skipped steps have their own)."""
     lr = torch_test_lr(dtype, 0.05, 5e-3)
-    opt, params, theirs, expected = run_both(dtype, dict(lr=lr, lambd=0.3, alpha=0.6, t0=4.5),
-                                             group_options=dict(lr=0.4 * lr, t0=20.0))
+    opt, params, theirs, expected = run_both(
+        dtype, dict(lr=lr, lambd=0.3, alpha=0.6, t0=4.5), group_options=dict(lr=0.4 * lr, t0=20.0)
+    )
     state = opt.state_dict()["state"]
     assert sorted(state) == sorted(expected)
     for i, entry in state.items():
@@ -72,7 +84,7 @@ def test_asgd_float64_params_step_with_float32_rates():
         exact = lr / (1 + lambd * lr * t) ** alpha
         eta = f32(exact)
         assert opt.state[0]["eta"] == eta != exact
-    assert opt.state[0]["mu"] == f32(1 / 1.5) != 1 / 1.5       # 1 / max(1, 2 - 0.5)
+    assert opt.state[0]["mu"] == f32(1 / 1.5) != 1 / 1.5  # 1 / max(1, 2 - 0.5)
 
 
 def test_asgd_ax_follows_the_params_then_averages_them():
@@ -88,7 +100,7 @@ def test_asgd_ax_follows_the_params_then_averages_them():
         opt.step([rng.standard_normal(50)])
         history.append(w.copy())
         ax = opt.state[0]["ax"]
-        mu = f32(1 / max(1, t - 4))          # the mu of this step (set by the last one)
+        mu = f32(1 / max(1, t - 4))  # the mu of this step (set by the last one)
         expected = w.copy() if mu == 1 else expected + (w - expected) * mu
         np.testing.assert_array_equal(ax, expected)
         if t <= 5:
@@ -112,8 +124,9 @@ def test_asgd_averaging_matches_torch(t0, dtype):
 def test_asgd_lr_acts_through_eta_one_step_late():
     """A new lr enters eta at the step it is set (eta of the next step); a param
     whose first grad comes after the change starts from float32(new lr)."""
-    opt, params, theirs, expected = run_both(np.float64, dict(lr=0.02), steps=14,
-                                             lr_at={3: 0.1, 8: 0.05})
+    opt, params, theirs, expected = run_both(
+        np.float64, dict(lr=0.02), steps=14, lr_at={3: 0.1, 8: 0.05}
+    )
     for i, entry in opt.state_dict()["state"].items():
         assert entry["eta"] == expected[i]["eta"]
     for k, (a, b) in enumerate(zip(params, theirs)):
@@ -125,8 +138,9 @@ def test_asgd_lr_acts_through_eta_one_step_late():
     np.testing.assert_array_equal(w, np.full(2, -f32(0.3)))
 
 
-@pytest.mark.parametrize("kwargs", [dict(lr=-1.0), dict(weight_decay=-0.1),
-                                    dict(lr=-1, weight_decay=-1)], ids=str)
+@pytest.mark.parametrize(
+    "kwargs", [dict(lr=-1.0), dict(weight_decay=-0.1), dict(lr=-1, weight_decay=-1)], ids=str
+)
 def test_asgd_validation_messages_equal_torch(kwargs):
     torch = torch_or_skip()
     assert_validation_matches_torch(cyoptim.ASGD, torch.optim.ASGD, kwargs)
@@ -139,8 +153,17 @@ def test_asgd_refuses_non_numbers(name):
         cyoptim.ASGD([np.zeros(2)], **{name: "1e-4"})
 
 
-@pytest.mark.parametrize("name,bad", [("eta", -0.1), ("eta", np.nan), ("eta", "0.01"),
-                                      ("mu", 1.5), ("mu", None), ("mu", "missing")])
+@pytest.mark.parametrize(
+    "name,bad",
+    [
+        ("eta", -0.1),
+        ("eta", np.nan),
+        ("eta", "0.01"),
+        ("mu", 1.5),
+        ("mu", None),
+        ("mu", "missing"),
+    ],
+)
 def test_asgd_load_refuses_bad_eta_and_mu(name, bad):
     assert_bad_scalar_state_refused(cyoptim.ASGD, name, bad)
 
@@ -185,8 +208,10 @@ def test_torch_front_end_eta_and_mu_follow_torchs_scalar_dtype(default):
     torch.set_default_dtype(getattr(torch, default))
     try:
         ours, theirs = (torch.ones(5, dtype=torch.float64, requires_grad=True) for _ in range(2))
-        opts = [cls([t], lr=0.01, lambd=0.3, t0=1.5) for cls, t in
-                ((cot.ASGD, ours), (torch.optim.ASGD, theirs))]
+        opts = [
+            cls([t], lr=0.01, lambd=0.3, t0=1.5)
+            for cls, t in ((cot.ASGD, ours), (torch.optim.ASGD, theirs))
+        ]
         for step in range(6):
             for opt, t in zip(opts, (ours, theirs)):
                 t.grad = torch.linspace(-1, 1, 5, dtype=torch.float64) * (step + 1)

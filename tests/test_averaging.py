@@ -13,10 +13,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from optim_harness import threads
 
 import cyoptim
 from cyoptim import _dispatch, averaging
-from optim_harness import threads
 
 UPDATES = 60
 
@@ -48,12 +48,16 @@ def drift(arrays, rng, scale=0.1):
 def round_to(exact, dtype):
     """The dtype value nearest to the Fraction exact (ties to even)."""
     guess = dtype.type(float(exact))
-    candidates = [np.nextafter(guess, dtype.type(-np.inf)), guess,
-                  np.nextafter(guess, dtype.type(np.inf))]
+    candidates = [
+        np.nextafter(guess, dtype.type(-np.inf)),
+        guess,
+        np.nextafter(guess, dtype.type(np.inf)),
+    ]
 
     def key(c):
         even = int(np.asarray(c).view(np.uint32 if dtype == np.float32 else np.uint64)) % 2
         return abs(Fraction(float(c)) - exact), even
+
     return min(candidates, key=key)
 
 
@@ -63,7 +67,7 @@ def oracle_lerp(avg, src, weight):
     w = dtype.type(weight)
     small = abs(w) < 0.5
     coeff = Fraction(float(w if small else w - dtype.type(1)))
-    diff = src - avg                      # rounded to the dtype first, as in torch
+    diff = src - avg  # rounded to the dtype first, as in torch
     base = avg if small else src
     out = np.empty_like(avg)
     for i in np.ndindex(avg.shape):
@@ -76,7 +80,8 @@ def torch_model(torch, params, buffers):
     """A module whose params (and buffers) share memory with the NumPy arrays."""
     module = torch.nn.Module()
     module.ps = torch.nn.ParameterList(
-        [torch.nn.Parameter(torch.from_numpy(p), requires_grad=False) for p in params])
+        [torch.nn.Parameter(torch.from_numpy(p), requires_grad=False) for p in params]
+    )
     for k, b in enumerate(buffers):
         module.register_buffer(f"b{k}", torch.from_numpy(b))
     return module
@@ -85,15 +90,20 @@ def torch_model(torch, params, buffers):
 def run_both(torch, mode, decay, dtypes, use_buffers=None, updates=UPDATES):
     """The same drifting params averaged by torch's AveragedModel and by AveragedParams."""
     from torch.optim import swa_utils
+
     rng = np.random.default_rng(1)
     params = make_arrays(SHAPES, dtypes)
     buffers = make_arrays([(6,), (2, 3)], dtypes[:2], seed=2) if use_buffers is not None else []
     module = torch_model(torch, params, buffers)
-    fn = (swa_utils.get_ema_multi_avg_fn(decay) if mode == "ema"
-          else swa_utils.get_swa_multi_avg_fn())
+    fn = (
+        swa_utils.get_ema_multi_avg_fn(decay)
+        if mode == "ema"
+        else swa_utils.get_swa_multi_avg_fn()
+    )
     theirs = swa_utils.AveragedModel(module, multi_avg_fn=fn, use_buffers=bool(use_buffers))
-    ours = cyoptim.AveragedParams(params, mode=mode, decay=decay, buffers=buffers,
-                                  use_buffers=bool(use_buffers))
+    ours = cyoptim.AveragedParams(
+        params, mode=mode, decay=decay, buffers=buffers, use_buffers=bool(use_buffers)
+    )
     for _ in range(updates):
         drift(params + buffers, rng)
         theirs.update_parameters(module)
@@ -109,29 +119,35 @@ def assert_matches_torch(torch, ours, theirs):
         assert a.dtype == b.dtype and a.shape == b.shape
         if torch_fuses(torch):
             np.testing.assert_array_equal(a, b, err_msg=f"array {k}")
-        else:     # torch's scalar kernel: the two-rounding formula
-            np.testing.assert_allclose(a, b, rtol=1e-5 if a.dtype == np.float32 else 1e-12,
-                                       atol=1e-6 if a.dtype == np.float32 else 1e-13)
+        else:  # torch's scalar kernel: the two-rounding formula
+            np.testing.assert_allclose(
+                a,
+                b,
+                rtol=1e-5 if a.dtype == np.float32 else 1e-12,
+                atol=1e-6 if a.dtype == np.float32 else 1e-13,
+            )
 
 
 MIXED = [np.float32, np.float64, np.float32, np.float64, np.float32, np.float64]
 
 
 @pytest.mark.parametrize("decay", [0.999, 0.9, 0.3, 0.5, 0.0, 1.0])
-@pytest.mark.parametrize("dtypes", [[np.float32] * 6, [np.float64] * 6, MIXED],
-                         ids=["float32", "float64", "mixed"])
+@pytest.mark.parametrize(
+    "dtypes", [[np.float32] * 6, [np.float64] * 6, MIXED], ids=["float32", "float64", "mixed"]
+)
 def test_ema_matches_torch(torch, decay, dtypes):
     ours, theirs, _, params = run_both(torch, "ema", decay, dtypes)
     assert_matches_torch(torch, ours.params, theirs)
-    if decay == 1.0:      # the first copy stays
+    if decay == 1.0:  # the first copy stays
         assert not np.array_equal(ours.params[0], params[0])
-    if decay == 0.0:      # the averages follow the params
+    if decay == 0.0:  # the averages follow the params
         for a, p in zip(ours.params, params):
             np.testing.assert_array_equal(a, p)
 
 
-@pytest.mark.parametrize("dtypes", [[np.float32] * 6, [np.float64] * 6, MIXED],
-                         ids=["float32", "float64", "mixed"])
+@pytest.mark.parametrize(
+    "dtypes", [[np.float32] * 6, [np.float64] * 6, MIXED], ids=["float32", "float64", "mixed"]
+)
 def test_swa_matches_torch(torch, dtypes):
     ours, theirs, _, params = run_both(torch, "swa", 0.999, dtypes)
     assert_matches_torch(torch, ours.params, theirs)
@@ -166,7 +182,7 @@ def test_buffers_copied_or_averaged():
 def test_swa_weight_is_a_float32_value():
     """torch: 1 / (n_averaged + 1) of an integer tensor is a float32 tensor."""
     avg = cyoptim.AveragedParams([np.zeros(2)], mode="swa")
-    assert avg.weight == 1.0                        # the first update copies
+    assert avg.weight == 1.0  # the first update copies
     weights = []
     for _ in range(4):
         avg.update()
@@ -190,16 +206,22 @@ def test_matches_the_oracle_bitwise(mode, decay, dtype):
         drift(params, rng)
         weight = avg.weight
         avg.update()
-        expected = ([p.copy() for p in params] if n == 0 else
-                    [oracle_lerp(e, p, weight) for e, p in zip(expected, params)])
+        expected = (
+            [p.copy() for p in params]
+            if n == 0
+            else [oracle_lerp(e, p, weight) for e, p in zip(expected, params)]
+        )
         for a, e in zip(avg.params, expected):
             np.testing.assert_array_equal(a, e)
 
 
-@pytest.mark.parametrize("decay, expected", [
-    (0.9, [np.nan, np.inf, -np.inf, 1 - 0.9]),     # a + w*(p - a)
-    (0.5, [np.nan, np.nan, np.nan, 0.5]),      # p + (w - 1)*(p - a): inf - inf
-])
+@pytest.mark.parametrize(
+    "decay, expected",
+    [
+        (0.9, [np.nan, np.inf, -np.inf, 1 - 0.9]),  # a + w*(p - a)
+        (0.5, [np.nan, np.nan, np.nan, 0.5]),  # p + (w - 1)*(p - a): inf - inf
+    ],
+)
 def test_nan_and_inf_propagate_as_in_torch(decay, expected):
     """torch 2.13 prints these for _foreach_lerp_([zeros], [p], 1 - decay)."""
     p = np.zeros(4)
@@ -214,7 +236,7 @@ def test_averages_start_as_copies_and_params_are_only_read():
     params = make_arrays([(5,), (2, 2)], [np.float32, np.float64])
     before = [p.copy() for p in params]
     for p in params:
-        p.flags.writeable = False                 # read-only params are fine
+        p.flags.writeable = False  # read-only params are fine
     avg = cyoptim.AveragedParams(params, decay=0.9)
     for a, p in zip(avg.params, params):
         np.testing.assert_array_equal(a, p)
@@ -271,31 +293,70 @@ def test_thread_and_variant_invariant(mode, dtype):
 
 
 # ------------------------------------------------------------- bad input
-@pytest.mark.parametrize("build, error, message", [
-    (lambda p: cyoptim.AveragedParams(p, mode="polyak"), ValueError,
-     "mode must be 'ema' or 'swa', got 'polyak'"),
-    (lambda p: cyoptim.AveragedParams(p, decay=1.5), ValueError,
-     r"Invalid decay value 1.5 provided. Please provide a value in \[0,1\] range."),
-    (lambda p: cyoptim.AveragedParams(p, decay=-0.1), ValueError, "Invalid decay value -0.1"),
-    (lambda p: cyoptim.AveragedParams(p, decay=float("nan")), ValueError, "Invalid decay"),
-    (lambda p: cyoptim.AveragedParams(p, decay="0.9"), TypeError, "decay must be a real number"),
-    (lambda p: cyoptim.AveragedParams(p, decay=True), TypeError, "decay must be a real number"),
-    (lambda p: cyoptim.AveragedParams(p[0]), TypeError, "got a single array; wrap it in a list"),
-    (lambda p: cyoptim.AveragedParams([]), ValueError, "empty parameter list"),
-    (lambda p: cyoptim.AveragedParams([p[0], [1.0, 2.0]]), TypeError,
-     "param 1 must be a NumPy array, got list"),
-    (lambda p: cyoptim.AveragedParams([p[0], np.zeros(3, np.int64)]), TypeError,
-     "param 1 has dtype int64; supported dtypes are float32 and float64"),
-    (lambda p: cyoptim.AveragedParams([np.zeros(3, ">f8")]), TypeError, "native byte order"),
-    (lambda p: cyoptim.AveragedParams([np.zeros((4, 4))[:, 1]]), ValueError,
-     "param 0 is not C-contiguous"),
-    (lambda p: cyoptim.AveragedParams(p, buffers=[np.zeros(2, np.float16)]), TypeError,
-     "buffer 0 has dtype float16"),
-    (lambda p: cyoptim.AveragedParams(p, buffers=np.zeros(2)), TypeError,
-     "buffers must be a list of arrays, got a single array"),
-    (lambda p: cyoptim.AveragedParams(p, use_buffers=1), TypeError,
-     "use_buffers must be True or False"),
-])
+@pytest.mark.parametrize(
+    "build, error, message",
+    [
+        (
+            lambda p: cyoptim.AveragedParams(p, mode="polyak"),
+            ValueError,
+            "mode must be 'ema' or 'swa', got 'polyak'",
+        ),
+        (
+            lambda p: cyoptim.AveragedParams(p, decay=1.5),
+            ValueError,
+            r"Invalid decay value 1.5 provided. Please provide a value in \[0,1\] range.",
+        ),
+        (lambda p: cyoptim.AveragedParams(p, decay=-0.1), ValueError, "Invalid decay value -0.1"),
+        (lambda p: cyoptim.AveragedParams(p, decay=float("nan")), ValueError, "Invalid decay"),
+        (
+            lambda p: cyoptim.AveragedParams(p, decay="0.9"),
+            TypeError,
+            "decay must be a real number",
+        ),
+        (
+            lambda p: cyoptim.AveragedParams(p, decay=True),
+            TypeError,
+            "decay must be a real number",
+        ),
+        (
+            lambda p: cyoptim.AveragedParams(p[0]),
+            TypeError,
+            "got a single array; wrap it in a list",
+        ),
+        (lambda p: cyoptim.AveragedParams([]), ValueError, "empty parameter list"),
+        (
+            lambda p: cyoptim.AveragedParams([p[0], [1.0, 2.0]]),
+            TypeError,
+            "param 1 must be a NumPy array, got list",
+        ),
+        (
+            lambda p: cyoptim.AveragedParams([p[0], np.zeros(3, np.int64)]),
+            TypeError,
+            "param 1 has dtype int64; supported dtypes are float32 and float64",
+        ),
+        (lambda p: cyoptim.AveragedParams([np.zeros(3, ">f8")]), TypeError, "native byte order"),
+        (
+            lambda p: cyoptim.AveragedParams([np.zeros((4, 4))[:, 1]]),
+            ValueError,
+            "param 0 is not C-contiguous",
+        ),
+        (
+            lambda p: cyoptim.AveragedParams(p, buffers=[np.zeros(2, np.float16)]),
+            TypeError,
+            "buffer 0 has dtype float16",
+        ),
+        (
+            lambda p: cyoptim.AveragedParams(p, buffers=np.zeros(2)),
+            TypeError,
+            "buffers must be a list of arrays, got a single array",
+        ),
+        (
+            lambda p: cyoptim.AveragedParams(p, use_buffers=1),
+            TypeError,
+            "use_buffers must be True or False",
+        ),
+    ],
+)
 def test_bad_arguments(build, error, message):
     with pytest.raises(error, match=message):
         build([np.zeros(3)])
@@ -314,7 +375,7 @@ def test_state_dict_round_trip_and_refusals(dtype):
     other = cyoptim.AveragedParams(params, mode="swa", buffers=buffers)
     views = other.params
     other.load_state_dict(pickle.loads(pickle.dumps(saved)))
-    assert other.params is views                      # loaded into the same arrays
+    assert other.params is views  # loaded into the same arrays
     for _ in range(5):
         drift(params + buffers, rng)
         avg.update()
@@ -328,10 +389,16 @@ def test_state_dict_round_trip_and_refusals(dtype):
         (dict(saved, n_averaged=-1), ValueError, "n_averaged must be a non-negative integer"),
         (dict(saved, n_averaged=2.0), ValueError, "n_averaged must be"),
         (dict(saved, params=saved["params"][:1]), ValueError, "state_dict has 1 params"),
-        (dict(saved, params=[saved["params"][0], saved["params"][1].ravel()]), ValueError,
-         "param 1 of the state_dict is an array of dtype .* and shape \\(6,\\)"),
-        (dict(saved, buffers=[saved["buffers"][0].astype(np.float16)]), ValueError,
-         "buffer 0 of the state_dict"),
+        (
+            dict(saved, params=[saved["params"][0], saved["params"][1].ravel()]),
+            ValueError,
+            "param 1 of the state_dict is an array of dtype .* and shape \\(6,\\)",
+        ),
+        (
+            dict(saved, buffers=[saved["buffers"][0].astype(np.float16)]),
+            ValueError,
+            "buffer 0 of the state_dict",
+        ),
         (dict(saved, buffers=[[0.0] * 4]), TypeError, "buffer 0 of the state_dict must be"),
     ]
     for state, error, message in bad:
@@ -354,8 +421,7 @@ def test_pickled_and_copied_with_the_optimizer(how):
     for g in grads[:4]:
         opt.step(g)
         avg.update()
-    pair = (pickle.loads(pickle.dumps((opt, avg))) if how == "pickle"
-            else copy.deepcopy((opt, avg)))
+    pair = pickle.loads(pickle.dumps((opt, avg))) if how == "pickle" else copy.deepcopy((opt, avg))
     opt2, avg2 = pair
     assert avg2._model_params[0] is opt2.param_groups[0]["params"][0]
     assert avg2.n_averaged == 4 and avg2.decay == 0.8 and avg2.mode == "ema"

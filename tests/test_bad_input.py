@@ -2,14 +2,16 @@
 
 import numpy as np
 import pytest
+from optim_harness import assert_unchanged, snapshot
+from optimizer_table import optimizer_class, row_settings
 
 import cyoptim
 from cyoptim import registry
-from optim_harness import assert_unchanged, snapshot
 
 # Every optimizer of the registry, with the settings of its invariance checks.
-OPTIMIZERS = [(registry.optimizer_class(row), dict(row.testing.invariance))
-              for row in registry.OPTIMIZERS]
+OPTIMIZERS = [
+    (optimizer_class(row), dict(row_settings(row).invariance)) for row in registry.OPTIMIZERS
+]
 
 
 def trained(cls, kwargs):
@@ -28,8 +30,11 @@ BAD_GRADS = {
     "wrong dtype": (lambda g: g.astype(np.float64), TypeError, "grad 2 has dtype float64"),
     "wrong shape": (lambda g: np.ones(3, np.float32), ValueError, r"grad 2 has shape \(3,\)"),
     "not an array": (lambda g: g.tolist(), TypeError, "grad 2 must be a NumPy array"),
-    "non-contiguous": (lambda g: np.ones(4, np.float32)[::2], ValueError,
-                       "grad 2 is not C-contiguous"),
+    "non-contiguous": (
+        lambda g: np.ones(4, np.float32)[::2],
+        ValueError,
+        "grad 2 is not C-contiguous",
+    ),
     "byte-swapped": (lambda g: g.astype(">f4"), TypeError, "grad 2 has dtype"),
 }
 
@@ -41,11 +46,11 @@ def test_bad_grad_in_last_group_changes_nothing(cls, kwargs, case):
     before = snapshot(opt)
     make_bad, error, message = BAD_GRADS[case]
     grads = good_grads(params)
-    grads[2] = make_bad(grads[2])          # the first group's grads are fine
+    grads[2] = make_bad(grads[2])  # the first group's grads are fine
     with pytest.raises(error, match=message):
         opt.step(grads)
     assert_unchanged(opt, before)
-    opt.step(good_grads(params))           # and the optimizer still works
+    opt.step(good_grads(params))  # and the optimizer still works
 
 
 @pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=lambda x: getattr(x, "__name__", ""))
@@ -59,7 +64,7 @@ def test_wrong_grad_count_or_container(cls, kwargs):
     with pytest.raises(TypeError, match="grads must be a list"):
         opt.step(None)
     assert_unchanged(opt, before)
-    opt.step(tuple(good_grads(params)))    # any sequence works
+    opt.step(tuple(good_grads(params)))  # any sequence works
 
 
 def test_bad_params_refused_at_construction():
@@ -95,8 +100,11 @@ INVALID = [
     (cyoptim.SGD, dict(lr=-1.0), "Invalid learning rate: -1.0"),
     (cyoptim.SGD, dict(momentum=-0.5), "Invalid momentum value: -0.5"),
     (cyoptim.SGD, dict(weight_decay=-1e-4), "Invalid weight_decay value: -0.0001"),
-    (cyoptim.SGD, dict(momentum=0.9, nesterov=True, dampening=0.1),
-     "Nesterov momentum requires a momentum and zero dampening"),
+    (
+        cyoptim.SGD,
+        dict(momentum=0.9, nesterov=True, dampening=0.1),
+        "Nesterov momentum requires a momentum and zero dampening",
+    ),
     (cyoptim.Adam, dict(lr=-1.0), "Invalid learning rate: -1.0"),
     (cyoptim.Adam, dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
     (cyoptim.Adam, dict(betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),

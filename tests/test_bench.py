@@ -13,8 +13,8 @@ def test_steppers_step_their_implementation():
     for implementation in ("cyoptim", "numpy"):
         step = bench.make_stepper(implementation, "adam", "10k")
         step()
-    assert bench.make_stepper("torch-fused", "lion", "10k") is None    # torch has no Lion
-    assert bench.make_stepper("deepspeed", "sgd", "10k") is None       # DeepSpeed: Adam only
+    assert bench.make_stepper("torch-fused", "lion", "10k") is None  # torch has no Lion
+    assert bench.make_stepper("deepspeed", "sgd", "10k") is None  # DeepSpeed: Adam only
 
 
 def test_steppers_really_update_params():
@@ -25,8 +25,17 @@ def test_steppers_really_update_params():
 
 
 def test_table_lists_speedups_and_bandwidth_share():
-    rows = [{"optimizer": "adam", "layout": "1M", "params": 10**6, "bytes_per_param": 28,
-             "cyoptim": 2000.0, "numpy": 400.0, "torch-fused": None}]
+    rows = [
+        {
+            "optimizer": "adam",
+            "layout": "1M",
+            "params": 10**6,
+            "bytes_per_param": 28,
+            "cyoptim": 2000.0,
+            "numpy": 400.0,
+            "torch-fused": None,
+        }
+    ]
     table = bench.format_table(rows, ["cyoptim", "numpy", "torch-fused"], bandwidth=56.0)
     header, rule, line = table.splitlines()
     assert "vs numpy" in header and "of limit" in header
@@ -35,16 +44,36 @@ def test_table_lists_speedups_and_bandwidth_share():
 
 def test_bench_command_prints_the_table():
     out = subprocess.run(
-        [sys.executable, "-m", "cyoptim", "bench", "--optimizers", "sgd,lion",
-         "--layouts", "10k,500x2k-buffer", "--with", "cyoptim,numpy", "--seconds", "0.02",
-         "--probe-mb", "16"],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "cyoptim",
+            "bench",
+            "--optimizers",
+            "sgd,lion",
+            "--layouts",
+            "10k,500x2k-buffer",
+            "--with",
+            "cyoptim,numpy",
+            "--seconds",
+            "0.02",
+            "--probe-mb",
+            "16",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert "memory bandwidth probe" in lines[1]
     rows = [line.split() for line in lines if line.startswith(("sgd", "lion"))]
-    assert [(r[0], r[1]) for r in rows] == [("sgd", "10k"), ("sgd", "500x2k-buffer"),
-                                             ("lion", "10k"), ("lion", "500x2k-buffer")]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("sgd", "10k"),
+        ("sgd", "500x2k-buffer"),
+        ("lion", "10k"),
+        ("lion", "500x2k-buffer"),
+    ]
     for r in rows:
         assert float(r[2].replace(",", "")) > 0 and r[4].endswith("x")
 
@@ -52,5 +81,5 @@ def test_bench_command_prints_the_table():
 def test_bench_command_refuses_unknown_names(capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["--optimizers", "adamm"])
-    assert exit_info.value.code == 2                   # a usage error, like the other commands
+    assert exit_info.value.code == 2  # a usage error, like the other commands
     assert "unknown optimizer: adamm" in capsys.readouterr().err

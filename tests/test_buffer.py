@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
+from optim_harness import grad_sequence, threads
 
 import cyoptim
 import cyoptim.reference as ref
-from optim_harness import grad_sequence, threads
 
 
 def test_param_buffer_views_share_two_blocks():
@@ -43,7 +43,7 @@ def test_buffer_group_runs_as_one_fused_run_and_matches_separate_arrays(dtype, n
             for g, dst in zip(grads, buf.grads):
                 dst[:] = g
             fused.step(buf.grads)
-            assert fused._plans[0].fused          # the whole group in one run
+            assert fused._plans[0].fused  # the whole group in one run
             plain.step(grads)
     for a, b in zip(buf.params, separate):
         np.testing.assert_array_equal(a, b)

@@ -65,8 +65,13 @@ def test_simd_info_reports_variant_in_use_and_available():
 
 
 def run_python(code, **env):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=dict(os.environ, **env), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **env),
+        timeout=120,
+    )
 
 
 def test_cyoptim_simd_forces_a_variant():
@@ -75,9 +80,15 @@ def test_cyoptim_simd_forces_a_variant():
     assert out.stdout.strip() == "baseline"
 
 
-@pytest.mark.parametrize("value,message", [("sse9", "unknown SIMD variant 'sse9'")]
-                         + [(v, "not supported by this CPU") for v in _dispatch.VARIANTS
-                            if v not in _cpu.cpu_supports()])
+@pytest.mark.parametrize(
+    "value,message",
+    [("sse9", "unknown SIMD variant 'sse9'")]
+    + [
+        (v, "not supported by this CPU")
+        for v in _dispatch.VARIANTS
+        if v not in _cpu.cpu_supports()
+    ],
+)
 def test_cyoptim_simd_unsupported_request_is_a_clear_error(value, message):
     out = run_python("import cyoptim", CYOPTIM_SIMD=value)
     assert out.returncode != 0

@@ -18,15 +18,22 @@ import zipfile
 
 import numpy as np
 import pytest
+from optim_harness import (
+    assert_state_equal,
+    assert_unchanged,
+    grad_sequence,
+    groups_of,
+    make_params,
+    snapshot,
+)
+from optimizer_table import optimizer_class, reference_class, row_settings
 
 import cyoptim
 from cyoptim import checkpoint, registry, schedules
-from optim_harness import (assert_state_equal, assert_unchanged, grad_sequence, groups_of,
-                           make_params, snapshot)
 
 ROWS = registry.OPTIMIZERS
-STEPS, SAVE_AT = 20, 8      # at step 8 param 3 has no state yet (harness grads)
-GROUP_OPTIONS = {"weight_decay": 0.0}     # group 0 differs from the defaults
+STEPS, SAVE_AT = 20, 8  # at step 8 param 3 has no state yet (harness grads)
+GROUP_OPTIONS = {"weight_decay": 0.0}  # group 0 differs from the defaults
 
 
 def row_id(row):
@@ -34,7 +41,7 @@ def row_id(row):
 
 
 def build(cls, params, row):
-    return cls(groups_of(params, GROUP_OPTIONS), **row.testing.invariance)
+    return cls(groups_of(params, GROUP_OPTIONS), **row_settings(row).invariance)
 
 
 def step_all(opt, grads_seq):
@@ -69,12 +76,13 @@ def assert_same_run(a, b):
 
 # ---------------------------------------------------------------- save_state / load_state
 
+
 @pytest.mark.parametrize("row", ROWS, ids=row_id)
 def test_save_load_round_trip_is_bitwise(row, dtype, tmp_path):
     """Save mid-run (a scheduler's initial_lr in the groups, step counts that differ,
     a param without state yet), keep stepping the original; a fresh optimizer over
     the params of the save point, loaded from the file, steps to the same bits."""
-    cls = registry.optimizer_class(row)
+    cls = optimizer_class(row)
     params = make_params(dtype)
     seq = grad_sequence(params, steps=STEPS)
     opt = build(cls, params, row)
@@ -91,7 +99,7 @@ def test_save_load_round_trip_is_bitwise(row, dtype, tmp_path):
 
     fresh = build(cls, at_save, row)
     for group in fresh.param_groups:
-        group["lr"] *= 3          # the file restores every hyperparameter
+        group["lr"] *= 3  # the file restores every hyperparameter
     cyoptim.load_state(fresh, path)
     assert_state_equal(saved, fresh.state_dict())
     assert exact_groups(fresh) == exact_groups(saved["param_groups"])
@@ -130,11 +138,24 @@ def test_file_layout_is_plain_numpy(tmp_path):
 def test_hyperparameters_keep_their_exact_types(tmp_path):
     """Tuples stay tuples, bools bools, ints ints; inf, -inf, nan, -0.0, subnormals,
     big ints, None, strings, NumPy scalars and nested containers come back as they were."""
-    odd = {"inf": float("inf"), "ninf": -float("inf"), "neg_zero": -0.0, "tiny": 5e-324,
-           "third": 1 / 3, "big": 2 ** 70, "flag": True, "count": 1, "whole": 1.0,
-           "none": None, "text": "tuple", "nested": (1, [2.0, (float("-inf"), None)], ()),
-           "table": {"tuple": [1], "float": "inf", "dict": {}},
-           "np32": np.float32(0.1), "np_int": np.int64(-3), "np_bool": np.bool_(True)}
+    odd = {
+        "inf": float("inf"),
+        "ninf": -float("inf"),
+        "neg_zero": -0.0,
+        "tiny": 5e-324,
+        "third": 1 / 3,
+        "big": 2**70,
+        "flag": True,
+        "count": 1,
+        "whole": 1.0,
+        "none": None,
+        "text": "tuple",
+        "nested": (1, [2.0, (float("-inf"), None)], ()),
+        "table": {"tuple": [1], "float": "inf", "dict": {}},
+        "np32": np.float32(0.1),
+        "np_int": np.int64(-3),
+        "np_bool": np.bool_(True),
+    }
     params = make_params(np.float64)
     opt = cyoptim.Adam(groups_of(params, dict(odd, lr=float("inf"))), lr=1e-3)
     opt.param_groups[1]["nan"] = float("nan")
@@ -161,7 +182,7 @@ def test_path_is_written_exactly_as_given(tmp_path):
     with np.load(tmp_path / "ckpt", allow_pickle=False) as archive:
         assert str(archive["optimizer"]) == "SGD"
     fresh = cyoptim.SGD([np.ones(3)], lr=0.1, momentum=0.9)
-    cyoptim.load_state(fresh, tmp_path / "ckpt")      # a pathlib.Path
+    cyoptim.load_state(fresh, tmp_path / "ckpt")  # a pathlib.Path
     assert_state_equal(opt.state_dict(), fresh.state_dict())
 
 
@@ -174,8 +195,10 @@ def test_file_mode_is_that_of_an_ordinary_new_file(tmp_path):
     assert fresh.param_groups[0]["lr"] == 0.2 and fresh.state == {}
     with open(tmp_path / "plain", "wb"):
         pass
-    assert (os.stat(tmp_path / "opt.npz").st_mode & 0o777
-            == os.stat(tmp_path / "plain").st_mode & 0o777)
+    assert (
+        os.stat(tmp_path / "opt.npz").st_mode & 0o777
+        == os.stat(tmp_path / "plain").st_mode & 0o777
+    )
 
 
 def test_an_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch):
@@ -189,8 +212,9 @@ def test_an_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch):
     opt.step([np.ones(5)])
     replaced = []
     real_replace = os.replace
-    monkeypatch.setattr(os, "replace", lambda src, dst: replaced.append((src, dst))
-                        or real_replace(src, dst))
+    monkeypatch.setattr(
+        os, "replace", lambda src, dst: replaced.append((src, dst)) or real_replace(src, dst)
+    )
 
     def savez_then_fail(file, **entries):
         file.write(b"PK\x03\x04 half an archive")
@@ -203,10 +227,11 @@ def test_an_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch):
     assert replaced == []
     monkeypatch.undo()
 
-    monkeypatch.setattr(os, "replace", lambda src, dst: replaced.append((src, dst))
-                        or real_replace(src, dst))
+    monkeypatch.setattr(
+        os, "replace", lambda src, dst: replaced.append((src, dst)) or real_replace(src, dst)
+    )
     cyoptim.save_state(opt, path)
-    (source, target), = replaced
+    ((source, target),) = replaced
     assert os.path.dirname(source) == str(tmp_path) and target == str(path)
     assert os.listdir(tmp_path) == ["opt.npz"] and path.read_bytes() != before
 
@@ -217,8 +242,11 @@ def test_save_refuses_before_writing_anything(tmp_path):
     opt = cyoptim.Adam([np.ones(3)], lr=0.1)
     cyoptim.save_state(opt, path)
     before = path.read_bytes()
-    for value, name in [(np.ones(2), "ndarray"), (print, "builtin_function_or_method"),
-                        ({1: 2}, "key 1")]:
+    for value, name in [
+        (np.ones(2), "ndarray"),
+        (print, "builtin_function_or_method"),
+        ({1: 2}, "key 1"),
+    ]:
         opt.param_groups[0]["extra"] = value
         with pytest.raises(TypeError, match=f"param group 0.*{name}"):
             cyoptim.save_state(opt, path)
@@ -234,6 +262,7 @@ def test_save_refuses_before_writing_anything(tmp_path):
 
 
 # ---------------------------------------------------------------- files that do not fit
+
 
 def stepped(cls=cyoptim.Adam, dtype=np.float64, shapes=None, n_groups=2, **kwargs):
     """An optimizer with state in two groups (or one), after a few steps."""
@@ -265,8 +294,8 @@ def rewritten(path, target, **changes):
 def corrupted(path, target):
     """The archive with bytes flipped inside the data of a large state array."""
     data = bytearray(path.read_bytes())
-    middle = data.index(b"state/2/exp_avg.npy") + 1000      # 24,000 bytes of data follow
-    data[middle:middle + 8] = bytes(b ^ 0xFF for b in data[middle:middle + 8])
+    middle = data.index(b"state/2/exp_avg.npy") + 1000  # 24,000 bytes of data follow
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
     target.write_bytes(bytes(data))
     return target
 
@@ -295,51 +324,148 @@ def bad_files(good, tmp_path):
     cases = [
         ("empty file", written("empty", b""), ValueError, "not a .npz archive"),
         ("text file", written("text", b"step=3\n"), ValueError, "not a .npz archive"),
-        ("a pickle", written("pickle", pickle.dumps({"state": {}})), ValueError,
-         "a pickle, which load_state never unpickles"),
-        ("a .npy", np.save(d / "one.npy", np.ones(3)) or d / "one.npy", ValueError,
-         "single .npy array"),
+        (
+            "a pickle",
+            written("pickle", pickle.dumps({"state": {}})),
+            ValueError,
+            "a pickle, which load_state never unpickles",
+        ),
+        (
+            "a .npy",
+            np.save(d / "one.npy", np.ones(3)) or d / "one.npy",
+            ValueError,
+            "single .npy array",
+        ),
         ("truncated", written("cut", good.read_bytes()[:300]), ValueError, "damaged"),
         ("flipped bytes", corrupted(good, d / "flipped"), ValueError, "damaged"),
         ("zip of text", zip_with_text(d / "zip"), ValueError, "is not a .npy array"),
-        ("object array", rewritten(good, d / "obj.npz", extra=np.array([{}], dtype=object)),
-         ValueError, "'extra' holds pickled Python objects"),
-        ("no format", rewritten(good, d / "nofmt.npz", format=None), ValueError,
-         "not a cyoptim checkpoint"),
-        ("other format", rewritten(good, d / "fmt.npz", format=np.array("keras")), ValueError,
-         "not a cyoptim checkpoint"),
-        ("format not text", rewritten(good, d / "fmt2.npz", format=np.array(1)), ValueError,
-         "'format' entry is not a text"),
-        ("newer version", rewritten(good, d / "v2.npz", version=np.array(2)), ValueError,
-         "format version 2; this cyoptim reads version 1"),
-        ("version not int", rewritten(good, d / "v.npz", version=np.array(1.0)), ValueError,
-         "'version' entry is missing or not an integer"),
-        ("no groups", rewritten(good, d / "nog.npz", param_groups=None), ValueError,
-         r"lacks the entries \['param_groups'\]"),
-        ("bad JSON", rewritten(good, d / "json.npz", param_groups=np.array("[{")), ValueError,
-         "'param_groups' entry is not valid JSON"),
-        ("groups not a list", rewritten(good, d / "gl.npz", param_groups=np.array("{}")),
-         ValueError, "not a list of groups"),
-        ("unknown tag", rewritten(good, d / "tag.npz", param_groups=groups_json(
-            good, lambda g: g[0].update(lr={"complex": [1, 2]}))), ValueError,
-         "no known type"),
-        ("no param indices", rewritten(good, d / "noidx.npz", param_groups=groups_json(
-            good, lambda g: g[1].pop("params"))), ValueError,
-         "param group 1 has no list of param indices"),
-        ("missing state array", rewritten(good, d / "miss.npz", state__3__exp_avg_sq=None),
-         ValueError, r"lacks the state entries \['state/3/exp_avg_sq'\]"),
-        ("unlisted entry", rewritten(good, d / "extra.npz", state__0__extra=np.ones(3)),
-         ValueError, r"entries it does not list: \['state/0/extra'\]"),
-        ("bad key", rewritten(good, d / "key.npz", state_entries=np.array(json.dumps(
-            {**json.loads(str(entries_of(good)["state_entries"])), "state/x/sum": "array"})),
-            **{"state/x/sum": np.ones(3)}), ValueError, "'state/x/sum' is not a state entry"),
-        ("state keys", rewritten(good, d / "keys.npz", state__3__exp_avg_sq=None,
-                                 state_entries=np.array(json.dumps(listed))), ValueError,
-         r"state of param 3 has keys \['exp_avg', 'step'\]"),
-        ("step not float", rewritten(good, d / "step.npz", state__0__step=np.array(3)),
-         TypeError, "'state/0/step' should be a float"),
-        ("hyperparameter out of range", rewritten(good, d / "lr.npz", param_groups=groups_json(
-            good, lambda g: g[0].update(lr=-1.0))), ValueError, "Invalid learning rate: -1.0"),
+        (
+            "object array",
+            rewritten(good, d / "obj.npz", extra=np.array([{}], dtype=object)),
+            ValueError,
+            "'extra' holds pickled Python objects",
+        ),
+        (
+            "no format",
+            rewritten(good, d / "nofmt.npz", format=None),
+            ValueError,
+            "not a cyoptim checkpoint",
+        ),
+        (
+            "other format",
+            rewritten(good, d / "fmt.npz", format=np.array("keras")),
+            ValueError,
+            "not a cyoptim checkpoint",
+        ),
+        (
+            "format not text",
+            rewritten(good, d / "fmt2.npz", format=np.array(1)),
+            ValueError,
+            "'format' entry is not a text",
+        ),
+        (
+            "newer version",
+            rewritten(good, d / "v2.npz", version=np.array(2)),
+            ValueError,
+            "format version 2; this cyoptim reads version 1",
+        ),
+        (
+            "version not int",
+            rewritten(good, d / "v.npz", version=np.array(1.0)),
+            ValueError,
+            "'version' entry is missing or not an integer",
+        ),
+        (
+            "no groups",
+            rewritten(good, d / "nog.npz", param_groups=None),
+            ValueError,
+            r"lacks the entries \['param_groups'\]",
+        ),
+        (
+            "bad JSON",
+            rewritten(good, d / "json.npz", param_groups=np.array("[{")),
+            ValueError,
+            "'param_groups' entry is not valid JSON",
+        ),
+        (
+            "groups not a list",
+            rewritten(good, d / "gl.npz", param_groups=np.array("{}")),
+            ValueError,
+            "not a list of groups",
+        ),
+        (
+            "unknown tag",
+            rewritten(
+                good,
+                d / "tag.npz",
+                param_groups=groups_json(good, lambda g: g[0].update(lr={"complex": [1, 2]})),
+            ),
+            ValueError,
+            "no known type",
+        ),
+        (
+            "no param indices",
+            rewritten(
+                good, d / "noidx.npz", param_groups=groups_json(good, lambda g: g[1].pop("params"))
+            ),
+            ValueError,
+            "param group 1 has no list of param indices",
+        ),
+        (
+            "missing state array",
+            rewritten(good, d / "miss.npz", state__3__exp_avg_sq=None),
+            ValueError,
+            r"lacks the state entries \['state/3/exp_avg_sq'\]",
+        ),
+        (
+            "unlisted entry",
+            rewritten(good, d / "extra.npz", state__0__extra=np.ones(3)),
+            ValueError,
+            r"entries it does not list: \['state/0/extra'\]",
+        ),
+        (
+            "bad key",
+            rewritten(
+                good,
+                d / "key.npz",
+                state_entries=np.array(
+                    json.dumps(
+                        {
+                            **json.loads(str(entries_of(good)["state_entries"])),
+                            "state/x/sum": "array",
+                        }
+                    )
+                ),
+                **{"state/x/sum": np.ones(3)},
+            ),
+            ValueError,
+            "'state/x/sum' is not a state entry",
+        ),
+        (
+            "state keys",
+            rewritten(
+                good,
+                d / "keys.npz",
+                state__3__exp_avg_sq=None,
+                state_entries=np.array(json.dumps(listed)),
+            ),
+            ValueError,
+            r"state of param 3 has keys \['exp_avg', 'step'\]",
+        ),
+        (
+            "step not float",
+            rewritten(good, d / "step.npz", state__0__step=np.array(3)),
+            TypeError,
+            "'state/0/step' should be a float",
+        ),
+        (
+            "hyperparameter out of range",
+            rewritten(
+                good, d / "lr.npz", param_groups=groups_json(good, lambda g: g[0].update(lr=-1.0))
+            ),
+            ValueError,
+            "Invalid learning rate: -1.0",
+        ),
     ]
     return cases
 
@@ -359,23 +485,46 @@ def test_files_that_do_not_fit_change_nothing(tmp_path):
         assert str(path) in str(refused.value), name
         assert_unchanged(opt, before)
         assert exact_groups(opt) == before_groups, name
-    cyoptim.load_state(opt, good)        # and the good file still loads
+    cyoptim.load_state(opt, good)  # and the good file still loads
 
 
-@pytest.mark.parametrize("saved, target, error, match", [
-    (lambda: stepped(cyoptim.Adam), lambda: stepped(cyoptim.AdamW), ValueError,
-     "holds the state of a Adam optimizer; it cannot be loaded into a AdamW"),
-    (lambda: stepped(dtype=np.float32), lambda: stepped(), ValueError,
-     r"state 'exp_avg\w*' of param 0 is an array of dtype float32"),
-    (lambda: stepped(shapes=[(17, 9), (5,), (3000,), (2, 3, 5)]), lambda: stepped(),
-     ValueError, r"state 'exp_avg\w*' of param 3 is an array of dtype float64 and "
-                 r"shape \(2, 3, 5\)"),
-    (lambda: stepped(n_groups=1), lambda: stepped(), ValueError,
-     "has 1 parameter groups, but the optimizer has 2"),
-    (lambda: stepped(shapes=[(17, 9), (5,), (3000,), (2, 3, 4), (6,)]), lambda: stepped(),
-     ValueError,
-     "doesn't match the size of optimizer's group"),
-], ids=["class", "dtype", "shape", "group count", "group size"])
+@pytest.mark.parametrize(
+    "saved, target, error, match",
+    [
+        (
+            lambda: stepped(cyoptim.Adam),
+            lambda: stepped(cyoptim.AdamW),
+            ValueError,
+            "holds the state of a Adam optimizer; it cannot be loaded into a AdamW",
+        ),
+        (
+            lambda: stepped(dtype=np.float32),
+            lambda: stepped(),
+            ValueError,
+            r"state 'exp_avg\w*' of param 0 is an array of dtype float32",
+        ),
+        (
+            lambda: stepped(shapes=[(17, 9), (5,), (3000,), (2, 3, 5)]),
+            lambda: stepped(),
+            ValueError,
+            r"state 'exp_avg\w*' of param 3 is an array of dtype float64 and "
+            r"shape \(2, 3, 5\)",
+        ),
+        (
+            lambda: stepped(n_groups=1),
+            lambda: stepped(),
+            ValueError,
+            "has 1 parameter groups, but the optimizer has 2",
+        ),
+        (
+            lambda: stepped(shapes=[(17, 9), (5,), (3000,), (2, 3, 4), (6,)]),
+            lambda: stepped(),
+            ValueError,
+            "doesn't match the size of optimizer's group",
+        ),
+    ],
+    ids=["class", "dtype", "shape", "group count", "group size"],
+)
 def test_another_optimizers_file_changes_nothing(saved, target, error, match, tmp_path):
     path = tmp_path / "opt.npz"
     cyoptim.save_state(saved(), path)
@@ -417,16 +566,20 @@ def test_a_file_loads_into_the_numpy_twin(tmp_path):
     fast = cyoptim.RMSprop(params, lr=0.01, momentum=0.9, centered=True)
     step_all(fast, seq[:6])
     cyoptim.save_state(fast, tmp_path / "opt.npz")
-    twin = cyoptim.reference.RMSprop([p.copy() for p in params], lr=0.01, momentum=0.9,
-                                     centered=True)
+    twin = cyoptim.reference.RMSprop(
+        [p.copy() for p in params], lr=0.01, momentum=0.9, centered=True
+    )
     cyoptim.load_state(twin, tmp_path / "opt.npz")
     step_all(fast, seq[6:])
     step_all(twin, seq[6:])
     assert_same_run(fast, twin)
 
 
-@pytest.mark.parametrize("momenta", [[0.0] * 5 + [0.9] * 10, [0.9] * 5 + [0.0] * 3 + [0.9] * 7],
-                         ids=["switched on", "off and on again"])
+@pytest.mark.parametrize(
+    "momenta",
+    [[0.0] * 5 + [0.9] * 10, [0.9] * 5 + [0.0] * 3 + [0.9] * 7],
+    ids=["switched on", "off and on again"],
+)
 @pytest.mark.parametrize("cls", [cyoptim.SGD, cyoptim.RMSprop], ids=["SGD", "RMSprop"])
 def test_momentum_changed_mid_run_survives_a_checkpoint(cls, momenta, tmp_path):
     """A buffer that outlives its flag (momentum set to 0), or a momentum switched
@@ -451,9 +604,9 @@ def test_momentum_changed_mid_run_survives_a_checkpoint(cls, momenta, tmp_path):
 
 # ---------------------------------------------------------------- pickle and deepcopy
 
+
 def clones():
-    return {"pickle": lambda opt: pickle.loads(pickle.dumps(opt)),
-            "deepcopy": copy.deepcopy}
+    return {"pickle": lambda opt: pickle.loads(pickle.dumps(opt)), "deepcopy": copy.deepcopy}
 
 
 @pytest.mark.parametrize("how", list(clones()))
@@ -462,7 +615,7 @@ def clones():
 def test_pickled_and_deep_copied_optimizers_step_alike(row, twin, how, dtype):
     """The copy owns new param arrays and the state: stepping it leaves the original
     untouched, and stepping both the same way gives the same bits."""
-    cls = registry.reference_class(row) if twin else registry.optimizer_class(row)
+    cls = reference_class(row) if twin else optimizer_class(row)
     params = make_params(dtype)
     seq = grad_sequence(params, steps=STEPS)
     opt = build(cls, params, row)
@@ -515,8 +668,9 @@ def test_deep_copy_over_a_param_buffer(cls):
         p[...] = np.random.default_rng(k).standard_normal(p.shape)
     opt = cls(buf.params, lr=0.01, weight_decay=0.1)
     rng = np.random.default_rng(5)
-    grads = [[rng.standard_normal(p.shape).astype(np.float32) for p in buf.params]
-             for _ in range(6)]
+    grads = [
+        [rng.standard_normal(p.shape).astype(np.float32) for p in buf.params] for _ in range(6)
+    ]
     step_all(opt, grads[:3])
     clone = copy.deepcopy(opt)
     step_all(opt, grads[3:])
@@ -526,8 +680,9 @@ def test_deep_copy_over_a_param_buffer(cls):
 
 # ---------------------------------------------------------------- schedulers
 
-def lr_factor(step):        # module level: pickle saves it by name
-    return 0.9 ** step
+
+def lr_factor(step):  # module level: pickle saves it by name
+    return 0.9**step
 
 
 def scale_half(x):
@@ -544,19 +699,26 @@ SCHEDULERS = {
     "CosineAnnealingLR": lambda opt: schedules.CosineAnnealingLR(opt, T_max=5),
     "CosineAnnealingWarmRestarts": lambda opt: schedules.CosineAnnealingWarmRestarts(opt, 3),
     "CyclicLR": lambda opt: schedules.CyclicLR(opt, 0.01, 0.1, step_size_up=3),
-    "CyclicLR-scale_fn": lambda opt: schedules.CyclicLR(opt, 0.01, 0.1, step_size_up=3,
-                                                        scale_fn=scale_half),
+    "CyclicLR-scale_fn": lambda opt: schedules.CyclicLR(
+        opt, 0.01, 0.1, step_size_up=3, scale_fn=scale_half
+    ),
     "OneCycleLR": lambda opt: schedules.OneCycleLR(opt, 0.1, total_steps=20),
     "LambdaLR": lambda opt: schedules.LambdaLR(opt, [lr_factor, lr_factor]),
     "SequentialLR": lambda opt: schedules.SequentialLR(
-        opt, [schedules.LinearLR(opt, start_factor=0.1, total_iters=3),
-              schedules.ExponentialLR(opt, 0.8)], milestones=[3]),
+        opt,
+        [
+            schedules.LinearLR(opt, start_factor=0.1, total_iters=3),
+            schedules.ExponentialLR(opt, 0.8),
+        ],
+        milestones=[3],
+    ),
     "ReduceLROnPlateau": lambda opt: schedules.ReduceLROnPlateau(opt, patience=1),
     "MultiplicativeLR": lambda opt: schedules.MultiplicativeLR(opt, [lr_factor, lr_factor]),
     "SWALR": lambda opt: schedules.SWALR(opt, 0.01, anneal_epochs=4),
     "ChainedScheduler": lambda opt: schedules.ChainedScheduler(
-        [schedules.ConstantLR(opt, factor=0.5, total_iters=3),
-         schedules.ExponentialLR(opt, 0.8)], optimizer=opt),
+        [schedules.ConstantLR(opt, factor=0.5, total_iters=3), schedules.ExponentialLR(opt, 0.8)],
+        optimizer=opt,
+    ),
 }
 LOSSES = [1.0, 0.9, 0.95, 0.97, 0.99, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1]
 
@@ -603,25 +765,35 @@ def test_schedulers_carry_their_optimizer_along(name, how):
     assert_same_run(opt, copied_opt)
 
 
-@pytest.mark.parametrize("make, attribute", [
-    (lambda opt: schedules.LambdaLR(opt, lambda step: 0.9 ** step), "lr_lambdas"),
-    (lambda opt: schedules.LambdaLR(opt, schedules.linear_schedule(1.0, 0.1, 10)),
-     "lr_lambdas"),
-    (lambda opt: schedules.CyclicLR(opt, 0.01, 0.1, scale_fn=lambda x: 1.0),
-     "_scale_fn_custom"),
-], ids=["lambda", "pure schedule", "CyclicLR scale_fn"])
+@pytest.mark.parametrize(
+    "make, attribute",
+    [
+        (lambda opt: schedules.LambdaLR(opt, lambda step: 0.9**step), "lr_lambdas"),
+        (
+            lambda opt: schedules.LambdaLR(opt, schedules.linear_schedule(1.0, 0.1, 10)),
+            "lr_lambdas",
+        ),
+        (
+            lambda opt: schedules.CyclicLR(opt, 0.01, 0.1, scale_fn=lambda x: 1.0),
+            "_scale_fn_custom",
+        ),
+    ],
+    ids=["lambda", "pure schedule", "CyclicLR scale_fn"],
+)
 def test_a_lambda_makes_pickling_fail_clearly_but_copies_work(make, attribute):
     opt = sgd_with_two_groups()
     sched = make(opt)
     name = type(sched).__name__
-    with pytest.raises(pickle.PicklingError,
-                       match=f"{name} cannot be pickled: its function .* \\(in {attribute}\\) "
-                             f"is a lambda or a nested function"):
+    with pytest.raises(
+        pickle.PicklingError,
+        match=f"{name} cannot be pickled: its function .* \\(in {attribute}\\) "
+        f"is a lambda or a nested function",
+    ):
         pickle.dumps(sched)
     with pytest.raises(pickle.PicklingError, match=f"{name} cannot be pickled"):
         pickle.dumps((opt, [sched]))
     for copied in (copy.deepcopy(sched), copy.copy(sched)):
-        assert getattr(copied, attribute) == getattr(sched, attribute)   # the functions
+        assert getattr(copied, attribute) == getattr(sched, attribute)  # the functions
         copied.step()
         assert copied.get_last_lr() == copied.get_lr()
     copied_opt, copied_sched = copy.deepcopy((opt, sched))
@@ -632,10 +804,13 @@ def test_a_lambda_makes_pickling_fail_clearly_but_copies_work(make, attribute):
 
 def test_docstring_examples_run():
     """The examples in the docstrings of the checkpoint code are right."""
-    finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(
-        optionflags=doctest.NORMALIZE_WHITESPACE)
-    tests = (finder.find(checkpoint) + finder.find(cyoptim.Optimizer.__getstate__,
-                                                   "Optimizer.__getstate__"))
+    finder, runner = (
+        doctest.DocTestFinder(),
+        doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE),
+    )
+    tests = finder.find(checkpoint) + finder.find(
+        cyoptim.Optimizer.__getstate__, "Optimizer.__getstate__"
+    )
     assert sum(len(t.examples) for t in tests) >= 20
     for test in tests:
         runner.run(test)

@@ -2,12 +2,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import torch_or_skip
+from optim_harness import TOLERANCE, max_relative_error, threads
 
 import cyoptim
 import cyoptim.reference as ref
-from conftest import torch_or_skip
 from cyoptim import _dispatch
-from optim_harness import TOLERANCE, max_relative_error, threads
 
 NORM_TYPES = [1.0, 2.0, 3.5, math.inf]
 NORM_IDS = ["1", "2", "3.5", "inf"]
@@ -17,8 +17,10 @@ SHAPES = [(17, 9), None, (), (0,), (5,), (3, 4, 5), None, (4097,), (2, 3000)]
 
 def make_grads(dtype, shapes=SHAPES, seed=0, scale=1.0):
     rng = np.random.default_rng(seed)
-    return [None if s is None else np.asarray(scale * rng.standard_normal(s)).astype(dtype)
-            for s in shapes]
+    return [
+        None if s is None else np.asarray(scale * rng.standard_normal(s)).astype(dtype)
+        for s in shapes
+    ]
 
 
 def copies(grads):
@@ -28,6 +30,7 @@ def copies(grads):
 def torch_clip(grads, fn, *args, **kwargs):
     """Run torch.nn.utils' clip function on params whose .grad are copies of grads."""
     import torch
+
     params = []
     for g in grads:
         if g is None:
@@ -59,6 +62,7 @@ def assert_grads_equal(ours, theirs):
 
 
 # ------------------------------------------------------------ against torch
+
 
 @pytest.mark.parametrize("norm_type", NORM_TYPES, ids=NORM_IDS)
 @pytest.mark.parametrize("max_norm", [0.5, 1e9], ids=["clips", "no-clip"])
@@ -103,7 +107,7 @@ def test_clip_grad_norm_nonfinite_like_torch(bad, dtype):
     with pytest.raises(RuntimeError) as theirs:
         torch_clip(start, torch.nn.utils.clip_grad_norm_, 1.0, error_if_nonfinite=True)
     assert str(ours.value) == str(theirs.value)
-    assert_grads_equal(grads, start)            # nothing changed
+    assert_grads_equal(grads, start)  # nothing changed
     # Without the check, the grads are scaled by the non-finite norm, as torch does.
     total = cyoptim.clip_grad_norm_(grads, 1.0)
     expected, theirs = torch_clip(start, torch.nn.utils.clip_grad_norm_, 1.0)
@@ -125,6 +129,7 @@ def test_clip_grad_value_matches_torch_bitwise(clip_value, dtype):
 
 
 # ------------------------------------------------------------ by hand
+
 
 def test_clip_grad_norm_by_hand():
     g = np.array([3.0, 4.0])
@@ -154,13 +159,15 @@ def test_clip_grad_norm_of_nothing_is_zero():
 
 # ------------------------------------------------------------ reference, threads
 
+
 @pytest.mark.parametrize("norm_type", NORM_TYPES, ids=NORM_IDS)
 def test_clip_grad_norm_equals_numpy_reference(norm_type, dtype):
     grads = make_grads(dtype)
     grads.append(make_grads(np.float32 if dtype == np.float64 else np.float64, [(70,)])[0])
     twins = copies(grads)
-    assert cyoptim.clip_grad_norm_(grads, 0.5, norm_type) == \
-        ref.clip_grad_norm_(twins, 0.5, norm_type)
+    assert cyoptim.clip_grad_norm_(grads, 0.5, norm_type) == ref.clip_grad_norm_(
+        twins, 0.5, norm_type
+    )
     assert_grads_equal(grads, twins)
 
 
@@ -223,8 +230,11 @@ BAD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case, error, message", BAD_CASES,
-                         ids=[m.split()[-1] + str(i) for i, (_, _, m) in enumerate(BAD_CASES)])
+@pytest.mark.parametrize(
+    "case, error, message",
+    BAD_CASES,
+    ids=[m.split()[-1] + str(i) for i, (_, _, m) in enumerate(BAD_CASES)],
+)
 def test_clip_grad_norm_bad_input_changes_nothing(case, error, message):
     first = np.arange(1.0, 4.0)
     kwargs = dict(grads=[first, None], max_norm=0.1, norm_type=2.0)

@@ -22,16 +22,22 @@ O(weight_decay) (about 2e-5 in loss at the default 1e-2), so that case uses 1e-4
 
 import numpy as np
 import pytest
+from optimizer_table import optimizer_class, row_settings
 
 from cyoptim import registry
 
 # label: (class, constructor kwargs besides lr, Rosenbrock (lr, gamma, steps),
 #        least squares (lr, gamma, steps)), from each registry row's convergence settings.
-CASES = {label: (registry.optimizer_class(row), case.options, case.rosenbrock, case.least_squares)
-         for row in registry.OPTIMIZERS for label, case in row.testing.convergence.items()}
-LEAST_SQUARES_OPTIONS = {label: case.least_squares_options
-                         for row in registry.OPTIMIZERS
-                         for label, case in row.testing.convergence.items()}
+CASES = {
+    label: (optimizer_class(row), case.options, case.rosenbrock, case.least_squares)
+    for row in registry.OPTIMIZERS
+    for label, case in row_settings(row).convergence.items()
+}
+LEAST_SQUARES_OPTIONS = {
+    label: case.least_squares_options
+    for row in registry.OPTIMIZERS
+    for label, case in row_settings(row).convergence.items()
+}
 
 ROSENBROCK_THRESHOLD = 1e-3
 LEAST_SQUARES_GAP = 1e-6
@@ -44,7 +50,7 @@ def minimize(name, schedule, x, loss_and_grad, options=None):
     opt = cls([x], lr=lr, **kwargs, **(options or {}))
     first = loss_and_grad(x)[0]
     for t in range(steps):
-        opt.param_groups[0]["lr"] = lr * gamma ** t
+        opt.param_groups[0]["lr"] = lr * gamma**t
         opt.step([loss_and_grad(x)[1]])
     return first, loss_and_grad(x)[0]
 
@@ -72,7 +78,7 @@ def least_squares_loss(A, b, x):
 @pytest.mark.parametrize("name", list(CASES))
 def test_rosenbrock_converges(name):
     x = np.array([-1.5, 2.0])
-    with np.errstate(all="raise"):               # a diverging run fails loudly
+    with np.errstate(all="raise"):  # a diverging run fails loudly
         first, last = minimize(name, CASES[name][2], x, rosenbrock)
     assert first == 12.5
     assert last < first
@@ -91,8 +97,9 @@ def test_least_squares_converges(name, dtype):
 
     x = np.zeros(20, dtype)
     with np.errstate(all="raise"):
-        first, last = minimize(name, CASES[name][3], x, loss_and_grad,
-                               LEAST_SQUARES_OPTIONS.get(name))
-    assert first - optimum > 1.0                 # the threshold is far from the start
+        first, last = minimize(
+            name, CASES[name][3], x, loss_and_grad, LEAST_SQUARES_OPTIONS.get(name)
+        )
+    assert first - optimum > 1.0  # the threshold is far from the start
     assert last < first
     assert last - optimum < LEAST_SQUARES_GAP, f"{name}: {last - optimum:.3g} above optimum"

@@ -15,15 +15,26 @@ from cyoptim import schedules
 from cyoptim.demo import format_table, run_demo, run_lr_find
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-RESULT_KEYS = {"optimizer", "key", "lr", "final_loss", "test_accuracy", "seconds",
-               "step_seconds", "diverged", "loss", "accuracy"}
+RESULT_KEYS = {
+    "optimizer",
+    "key",
+    "lr",
+    "final_loss",
+    "test_accuracy",
+    "seconds",
+    "step_seconds",
+    "diverged",
+    "loss",
+    "accuracy",
+}
 TIMINGS = {"seconds", "step_seconds"}
 
 
 def tiny_demo(out, **options):
     """run_demo with settings small enough for a unit test."""
-    settings = dict(optimizers=["adam", "sgd"], epochs=1, batch_size=64, out=str(out),
-                    progress=False)
+    settings = dict(
+        optimizers=["adam", "sgd"], epochs=1, batch_size=64, out=str(out), progress=False
+    )
     settings.update(options)
     return run_demo(**settings)
 
@@ -46,7 +57,7 @@ def check_results_file(path, labels, epochs):
         assert set(r) == RESULT_KEYS
         assert len(r["loss"]) == len(r["accuracy"]) == epochs
         assert r["final_loss"] == r["loss"][-1] and r["test_accuracy"] == r["accuracy"][-1]
-        assert 0 < r["final_loss"] < np.log(10)           # better than chance
+        assert 0 < r["final_loss"] < np.log(10)  # better than chance
         assert 0.1 < r["test_accuracy"] <= 1
         assert 0 < r["step_seconds"] < r["seconds"]
         assert r["lr"] > 0 and r["diverged"] is False
@@ -62,8 +73,14 @@ def cli_env():
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "cyoptim", *args], capture_output=True,
-                          text=True, env=cli_env(), cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "cyoptim", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 # ----------------------------------------------------------------------------- run_demo
@@ -86,7 +103,7 @@ def test_demo_png_is_a_plot(tmp_path, capsys):
     assert str(png) in capsys.readouterr().out
     data = png.read_bytes()
     assert data.startswith(PNG_MAGIC)
-    assert len(data) > 20_000     # two panels with curves, legend and labels
+    assert len(data) > 20_000  # two panels with curves, legend and labels
 
 
 def test_demo_without_matplotlib_skips_the_png(tmp_path, capsys, monkeypatch):
@@ -114,12 +131,10 @@ def test_demo_without_scikit_learn_says_so(tmp_path, capsys, monkeypatch):
 def test_same_seed_same_numbers_for_any_thread_count(tmp_path):
     one = tiny_demo(tmp_path / "one", optimizers=["adam", "momentum"], epochs=2, threads=1)
     two = tiny_demo(tmp_path / "two", optimizers=["adam", "momentum"], epochs=2, threads=2)
-    again = tiny_demo(tmp_path / "again", optimizers=["adam", "momentum"], epochs=2,
-                      threads=1)
+    again = tiny_demo(tmp_path / "again", optimizers=["adam", "momentum"], epochs=2, threads=1)
     assert (one["threads"], two["threads"]) == (1, 2)
     assert numbers(one) == numbers(two) == numbers(again)
-    other_seed = tiny_demo(tmp_path / "seed1", optimizers=["adam", "momentum"], epochs=2,
-                           seed=1)
+    other_seed = tiny_demo(tmp_path / "seed1", optimizers=["adam", "momentum"], epochs=2, seed=1)
     assert numbers(other_seed) != numbers(one)
 
 
@@ -180,10 +195,10 @@ def test_schedule_is_built_per_optimizer_and_stepped_every_batch(tmp_path, monke
     made = RecordingSchedule.made
     assert [s.steps for s in made] == [steps, steps]
     assert [s.options for s in made] == [
-        {"max_lr": r["lr"], "total_steps": steps, "cycle_momentum": False}
-        for r in doc["results"]]
-    final_lr = made[0].optimizer.param_groups[0]["lr"]        # the schedule drove the lr
-    assert final_lr == pytest.approx(doc["results"][0]["lr"] * 0.5 ** steps)
+        {"max_lr": r["lr"], "total_steps": steps, "cycle_momentum": False} for r in doc["results"]
+    ]
+    final_lr = made[0].optimizer.param_groups[0]["lr"]  # the schedule drove the lr
+    assert final_lr == pytest.approx(doc["results"][0]["lr"] * 0.5**steps)
     monkeypatch.setattr(RecordingSchedule, "made", [])
     tiny_demo(tmp_path, schedule="cosine", optimizers=["sgd"])
     assert RecordingSchedule.made[0].options == {"T_max": -(-doc["n_train"] // 64)}
@@ -239,6 +254,7 @@ def test_ema_numbers_are_the_same_for_any_thread_count(tmp_path):
 def test_weights_of_restores_the_model():
     from cyoptim.examples import MLP
     from cyoptim.examples.training import weights_of
+
     model = MLP(sizes=(4, 5, 3), seed=0)
     before = model.buffer.data.copy()
     other = [np.full(p.shape, 0.5, p.dtype) for p in model.params]
@@ -255,8 +271,25 @@ def test_bad_ema_is_refused(tmp_path, bad):
 
 def test_cli_ema(tmp_path, capsys):
     out = tmp_path / "out"
-    assert cli.main(["demo", "--optimizers", "sgd", "--epochs", "1", "--batch-size", "64",
-                     "--ema", "0.9", "--no-progress", "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "demo",
+                "--optimizers",
+                "sgd",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "64",
+                "--ema",
+                "0.9",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "EMA acc" in capsys.readouterr().out
     with open(out / "results.json") as f:
         assert json.load(f)["ema"] == 0.9
@@ -299,7 +332,7 @@ def test_lr_find_feeds_the_finder_and_marks_its_suggestion(tmp_path, capsys, mon
     result = run_lr_find("adam", out=str(tmp_path), start_lr=1e-5, end_lr=1.0, num_iter=30)
     printed = capsys.readouterr().out
     assert len(result.losses) == 30 and np.isfinite(result.losses[0])
-    assert result.losses[0] > min(result.losses)             # the minibatches train the MLP
+    assert result.losses[0] > min(result.losses)  # the minibatches train the MLP
     assert f"suggested learning rate {result.suggestion:.3g}" in printed
     pytest.importorskip("matplotlib", reason="matplotlib not installed: no lr_find.png")
     assert (tmp_path / "lr_find.png").read_bytes().startswith(PNG_MAGIC)
@@ -321,8 +354,20 @@ def test_lr_find_with_cyoptim_lr_finder(tmp_path, capsys):
 # ----------------------------------------------------------------------------- CLI
 def test_cli_demo_end_to_end(tmp_path):
     out = tmp_path / "out"
-    proc = run_cli("demo", "--optimizers", "adam,sgd", "--epochs", "2", "--batch-size", "64",
-                   "--threads", "2", "--out", str(out), cwd=tmp_path)
+    proc = run_cli(
+        "demo",
+        "--optimizers",
+        "adam,sgd",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--threads",
+        "2",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"results: {out / 'results.json'}" in proc.stdout
     doc = check_results_file(out / "results.json", ["Adam", "SGD"], epochs=2)
@@ -351,12 +396,20 @@ def test_cli_bench_hands_its_arguments_to_cyoptim_bench(monkeypatch):
 
 
 def test_cli_bench_does_not_import_the_demo(tmp_path):
-    code = ("import contextlib, io, sys, cyoptim.__main__ as cli\n"
-            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
-            "    cli.main(['bench', '--help'])\n"
-            "print(sorted(m for m in sys.modules if m.startswith('cyoptim.')))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=cli_env(), cwd=tmp_path, timeout=120)
+    code = (
+        "import contextlib, io, sys, cyoptim.__main__ as cli\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    cli.main(['bench', '--help'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('cyoptim.')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     loaded = proc.stdout.strip().splitlines()[-1]
     assert "'cyoptim.bench'" in loaded

@@ -27,17 +27,19 @@ import cyoptim.torch as cot  # noqa: E402
 from cyoptim import registry  # noqa: E402
 
 if not dist.is_available() or not dist.is_gloo_available():
-    pytest.skip("torch.distributed with the gloo backend is not available",
-                allow_module_level=True)
+    pytest.skip(
+        "torch.distributed with the gloo backend is not available", allow_module_level=True
+    )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import distributed_worker as worker  # noqa: E402
 
-TIMEOUT = 180              # seconds for a whole multi-process run (a busy 2-core machine)
-TOLERANCE = 1e-5           # float32, normwise relative: tests/test_torch.py's
-needs_posix = pytest.mark.skipif(sys.platform == "win32",
-                                 reason="the ranks meet through a file:// store path")
+TIMEOUT = 180  # seconds for a whole multi-process run (a busy 2-core machine)
+TOLERANCE = 1e-5  # float32, normwise relative: tests/test_torch.py's
+needs_posix = pytest.mark.skipif(
+    sys.platform == "win32", reason="the ranks meet through a file:// store path"
+)
 
 
 def run_ranks(scenario, out, world=2, timeout=TIMEOUT, env=None):
@@ -49,13 +51,27 @@ def run_ranks(scenario, out, world=2, timeout=TIMEOUT, env=None):
     package_root = os.path.dirname(os.path.dirname(cyoptim.__file__))
     environment = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
     environment["PYTHONPATH"] = os.pathsep.join(
-        [package_root] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+        [package_root] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    )
     store = out / "store"
     logs = [open(out / f"log_{rank}.txt", "w") for rank in range(world)]
-    ranks = [subprocess.Popen([sys.executable, os.path.join(HERE, "distributed_worker.py"),
-                               scenario, str(rank), str(world), str(store), str(out)],
-                              stdout=logs[rank], stderr=subprocess.STDOUT, env=environment)
-             for rank in range(world)]
+    ranks = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                os.path.join(HERE, "distributed_worker.py"),
+                scenario,
+                str(rank),
+                str(world),
+                str(store),
+                str(out),
+            ],
+            stdout=logs[rank],
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+        for rank in range(world)
+    ]
     deadline = time.monotonic() + timeout
     timed_out = False
     try:
@@ -74,18 +90,22 @@ def run_ranks(scenario, out, world=2, timeout=TIMEOUT, env=None):
         for log in logs:
             log.close()
     if timed_out or any(r.returncode != 0 for r in ranks):
-        tails = "\n".join(f"--- rank {rank} (exit {r.returncode}):\n"
-                          + (out / f"log_{rank}.txt").read_text()[-3000:]
-                          for rank, r in enumerate(ranks))
+        tails = "\n".join(
+            f"--- rank {rank} (exit {r.returncode}):\n"
+            + (out / f"log_{rank}.txt").read_text()[-3000:]
+            for rank, r in enumerate(ranks)
+        )
         what = f"timed out after {timeout} s" if timed_out else "failed"
         pytest.fail(f"{scenario} with {world} processes {what}\n{tails}")
-    return {rank: torch.load(out / f"result_{rank}.pt", weights_only=True)
-            for rank in range(world)}
+    return {
+        rank: torch.load(out / f"result_{rank}.pt", weights_only=True) for rank in range(world)
+    }
 
 
 @needs_posix
-@pytest.mark.parametrize("scenario, outcome", [("stuck-peer", "timed out after 10 s"),
-                                               ("failed-peer", "failed")])
+@pytest.mark.parametrize(
+    "scenario, outcome", [("stuck-peer", "timed out after 10 s"), ("failed-peer", "failed")]
+)
 def test_a_hung_run_fails_instead_of_blocking(scenario, outcome, tmp_path):
     """Rank 0 waits in a collective that rank 1 never joins: the run ends at
     the deadline (rank 1 asleep), or as soon as rank 1 fails (not at the
@@ -144,7 +164,7 @@ def test_fsdp2_cpu_offload_steps_local_shards_as_torch(tmp_path):
     pytest.importorskip("torch.distributed.fsdp")
     results = run_ranks("fsdp", tmp_path)
     shapes = set()
-    for rank, result in results.items():
+    for _rank, result in results.items():
         ours, theirs = result["cyoptim"], result["torch"]
         assert set(ours["param_types"]) == {"DTensor"}
         assert ours["same_pointers"] and theirs["same_pointers"]
@@ -152,11 +172,12 @@ def test_fsdp2_cpu_offload_steps_local_shards_as_torch(tmp_path):
         assert ours["state_kinds"][0]["exp_avg"] == ("DTensor", ours["param_placements"][0])
         assert ours["state_kinds"][0]["step"] == ("Tensor", ())
         assert ours["step"] == theirs["step"] == [float(worker.STEPS)] * len(ours["step"])
-        for a, b in zip(ours["shards"] + ours["exp_avg_sq"],
-                        theirs["shards"] + theirs["exp_avg_sq"]):
+        for a, b in zip(
+            ours["shards"] + ours["exp_avg_sq"], theirs["shards"] + theirs["exp_avg_sq"]
+        ):
             assert relative_error(a, b) <= TOLERANCE
         shapes.add(tuple(tuple(s.shape) for s in ours["shards"]))
-    assert len(shapes) == 2                  # the ranks hold different shards
+    assert len(shapes) == 2  # the ranks hold different shards
 
 
 @needs_posix
@@ -169,7 +190,7 @@ def test_fsdp2_every_optimizer(tmp_path):
     pytest.importorskip("torch.distributed.fsdp")
     results = run_ranks("fsdp-every", tmp_path)
     keys = {choice.key for row in registry.OPTIMIZERS for choice in row.demo}
-    for rank, result in results.items():
+    for _rank, result in results.items():
         assert set(result) == keys
         for key, entry in result.items():
             if key in ("lamb", "adafactor"):
@@ -202,7 +223,7 @@ def test_fsdp2_checkpoint_with_dcp_resumes(tmp_path):
     to float rounding of the two-process run."""
     pytest.importorskip("torch.distributed.fsdp")
     results = run_ranks("dcp", tmp_path)
-    for rank, result in results.items():
+    for _rank, result in results.items():
         for a, b in zip(result["params"], result["resumed"]):
             assert torch.equal(a, b)
         assert set(result["resumed_kinds"]) == {"DTensor"}
@@ -221,16 +242,20 @@ def test_deepspeed_zero_offload(tmp_path):
     false): DeepSpeed swaps param_groups to one flat fp32 partition per rank
     before each step; the run equals the same run with torch.optim.AdamW."""
     pytest.importorskip("deepspeed")
-    with socket.socket() as s:        # DeepSpeed meets through env:// (a TCP port)
+    with socket.socket() as s:  # DeepSpeed meets through env:// (a TCP port)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # The first run JIT-builds DeepSpeed's CPU communication op (about a minute).
-    results = run_ranks("deepspeed", tmp_path, timeout=600,
-                        env={"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    results = run_ranks(
+        "deepspeed",
+        tmp_path,
+        timeout=600,
+        env={"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)},
+    )
     reference = single_process_run()
-    for rank, result in results.items():
+    for _rank, result in results.items():
         assert result["optimizer"] == "AdamW" and result["wrapper"] == "DeepSpeedZeroOptimizer"
-        assert result["flat_params"] == 1                   # one flat partition per rank
+        assert result["flat_params"] == 1  # one flat partition per rank
         for ours, theirs, single in zip(result["cyoptim"], result["torch"], reference):
             assert relative_error(ours, theirs) <= TOLERANCE
             assert relative_error(ours, single) <= TOLERANCE
@@ -246,8 +271,9 @@ class _NoStorage(torch.Tensor):
 
     @staticmethod
     def __new__(cls, inner):
-        return torch.Tensor._make_wrapper_subclass(cls, inner.shape, dtype=inner.dtype,
-                                                   device=inner.device)
+        return torch.Tensor._make_wrapper_subclass(
+            cls, inner.shape, dtype=inner.dtype, device=inner.device
+        )
 
     def __init__(self, inner):
         self.inner = inner
@@ -255,8 +281,9 @@ class _NoStorage(torch.Tensor):
     @classmethod
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
         unwrap = lambda t: t.inner if isinstance(t, _NoStorage) else t  # noqa: E731
-        return func(*[unwrap(a) for a in args],
-                    **{k: unwrap(v) for k, v in (kwargs or {}).items()})
+        return func(
+            *[unwrap(a) for a in args], **{k: unwrap(v) for k, v in (kwargs or {}).items()}
+        )
 
 
 def test_tensor_without_memory_refused_and_nothing_written():
@@ -268,8 +295,7 @@ def test_tensor_without_memory_refused_and_nothing_written():
     for p in (param, other):
         p.grad = torch.randn(p.shape)
     opt.step()
-    before = [param.detach().clone(), other.detach().clone(),
-              opt.state[param]["exp_avg"].clone()]
+    before = [param.detach().clone(), other.detach().clone(), opt.state[param]["exp_avg"].clone()]
     wrapper = _NoStorage(torch.randn(30))
     other.grad = wrapper
     with pytest.raises(TypeError, match=r"the grad of param 1 .* data_ptr\(\) is not its memory"):
@@ -297,9 +323,9 @@ def test_dtensor_mismatches_refused_and_nothing_written(tmp_path):
         "replicated grad": r"placements \(Shard\(dim=0\),\)",
         "plain state": r"state\['exp_avg'\] of param 0 .* must be a DTensor",
         "dtensor grad of a plain param": "the grad of param 0 of param group 1 is a DTensor, "
-                                         "but the param is not",
+        "but the param is not",
         "wrong local shape": r"local shard of the grad .* has shape \(7,\), but the "
-                             r"param's local shard has shape \(12,\)",
+        r"param's local shard has shape \(12,\)",
     }
     assert set(result["cases"]) == set(expected)
     for case, (kind, message, unchanged) in result["cases"].items():

@@ -17,7 +17,7 @@ def test_min_mode_counts_and_stops():
 def test_max_mode_and_min_delta():
     es = cyoptim.EarlyStopping(patience=1, min_delta=0.05, mode="max")
     assert not es.step(0.50)
-    assert es.step(0.54)                      # +0.04 is not an improvement of > 0.05
+    assert es.step(0.54)  # +0.04 is not an improvement of > 0.05
     assert es.best == 0.50 and es.best_epoch == 0
     es.reset()
     assert not es.step(0.5) and not es.step(0.56) and es.best_epoch == 1
@@ -25,17 +25,17 @@ def test_max_mode_and_min_delta():
 
 def test_patience_zero_and_nan():
     es = cyoptim.EarlyStopping(patience=0)
-    assert es.step(float("nan"))             # NaN never improves: a bad epoch
+    assert es.step(float("nan"))  # NaN never improves: a bad epoch
     assert es.best_epoch == -1 and es.num_bad_epochs == 1
     es = cyoptim.EarlyStopping(patience=0)
     assert not es.step(1.0)
-    assert es.step(1.0)                       # equal is not better
+    assert es.step(1.0)  # equal is not better
 
 
 def test_keeps_and_restores_best_params_in_place():
     w, b = np.zeros(3, np.float32), np.zeros(1, np.float32)
     es = cyoptim.EarlyStopping(patience=3)
-    for epoch, metric in enumerate([3.0, 1.0, 2.0, 2.5]):
+    for _epoch, metric in enumerate([3.0, 1.0, 2.0, 2.5]):
         w += 1
         b -= 1
         es.step(metric, [w, b])
@@ -45,7 +45,7 @@ def test_keeps_and_restores_best_params_in_place():
     assert w.ctypes.data == w_id and w.dtype == np.float32
     np.testing.assert_array_equal(w, np.full(3, 2, np.float32))
     np.testing.assert_array_equal(b, [-2])
-    w += 5                                     # the saved copy is independent of w
+    w += 5  # the saved copy is independent of w
     es.restore([w, b])
     np.testing.assert_array_equal(w, np.full(3, 2, np.float32))
 
@@ -77,12 +77,15 @@ def test_state_dict_round_trip():
     np.testing.assert_array_equal(w, [1.0, 1.0])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(patience=-1), "patience must be an integer >= 0"),
-    (dict(patience=2.5), "patience must be an integer >= 0"),
-    (dict(patience=1, min_delta=-0.1), "min_delta must be a number >= 0"),
-    (dict(patience=1, mode="lower"), "mode must be 'min' or 'max'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(patience=-1), "patience must be an integer >= 0"),
+        (dict(patience=2.5), "patience must be an integer >= 0"),
+        (dict(patience=1, min_delta=-0.1), "min_delta must be a number >= 0"),
+        (dict(patience=1, mode="lower"), "mode must be 'min' or 'max'"),
+    ],
+)
 def test_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         cyoptim.EarlyStopping(**kwargs)

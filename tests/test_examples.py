@@ -9,8 +9,13 @@ import cyoptim
 from cyoptim.examples import MLP, load_digits_dataset, validation_split
 from cyoptim.examples.data import N_CLASSES, N_FEATURES, N_SAMPLES
 from cyoptim.examples.optimizers import CHOICES, select_optimizers
-from cyoptim.examples.training import (batch_order, minibatches, steps_per_epoch, train,
-                                       train_epochs)
+from cyoptim.examples.training import (
+    batch_order,
+    minibatches,
+    steps_per_epoch,
+    train,
+    train_epochs,
+)
 
 
 def small_problem(seed=0, n=11, sizes=(5, 7, 6, 4)):
@@ -35,7 +40,7 @@ def reference_loss(params, x, y, activation):
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_gradient_matches_central_differences(activation):
     model = MLP(sizes=(5, 7, 6, 4), activation=activation, dtype=np.float64, seed=3)
-    for p in model.params[1::2]:     # non-zero biases, so their gradients are exercised
+    for p in model.params[1::2]:  # non-zero biases, so their gradients are exercised
         p[...] = np.random.default_rng(1).standard_normal(p.shape) * 0.1
     x, y = small_problem()
     model.loss_and_grad(x, y)
@@ -79,8 +84,14 @@ def test_grads_are_overwritten_not_accumulated():
 def test_params_and_grads_live_in_one_param_buffer():
     model = MLP(seed=0)
     assert isinstance(model.buffer, cyoptim.ParamBuffer)
-    assert [p.shape for p in model.params] == [(64, 128), (128,), (128, 64), (64,),
-                                               (64, 10), (10,)]
+    assert [p.shape for p in model.params] == [
+        (64, 128),
+        (128,),
+        (128, 64),
+        (64,),
+        (64, 10),
+        (10,),
+    ]
     assert all(np.shares_memory(p, model.buffer.data) for p in model.params)
     assert all(np.shares_memory(g, model.buffer.grad_data) for g in model.grads)
     assert model.dtype == np.float32
@@ -101,8 +112,8 @@ def test_initialization_is_deterministic_and_scaled():
     np.testing.assert_array_equal(a.buffer.data, b.buffer.data)
     assert not np.array_equal(a.buffer.data, c.buffer.data)
     wide = MLP(sizes=(1000, 1000, 10), seed=0)
-    assert wide.params[0].std() == pytest.approx(np.sqrt(2 / 1000), rel=0.02)   # He
-    assert not wide.params[1].any()                                             # zero bias
+    assert wide.params[0].std() == pytest.approx(np.sqrt(2 / 1000), rel=0.02)  # He
+    assert not wide.params[1].any()  # zero bias
     glorot = MLP(sizes=(1000, 1000, 10), activation="tanh", seed=0)
     assert glorot.params[0].std() == pytest.approx(np.sqrt(1 / 1000), rel=0.02)
     double = MLP(dtype=np.float64, seed=5)
@@ -147,8 +158,10 @@ def test_dataset_is_scikit_learns_digits_when_installed():
     # The split rows are the digits, standardized: recover them up to scale and shift.
     digits = datasets.load_digits()
     assert len(digits.target) == N_SAMPLES
-    assert np.bincount(np.concatenate([data.y_train, data.y_test])).tolist() == \
-        np.bincount(digits.target).tolist()
+    assert (
+        np.bincount(np.concatenate([data.y_train, data.y_test])).tolist()
+        == np.bincount(digits.target).tolist()
+    )
 
 
 def without_sklearn(monkeypatch):
@@ -169,8 +182,15 @@ def test_synthetic_fallback_without_scikit_learn(monkeypatch):
     np.testing.assert_array_equal(a.y_test, b.y_test)
     # Learnable: a few epochs of Adam beat chance by far.
     model = MLP(seed=0)
-    history = train(model, cyoptim.Adam(model.params, lr=3e-3), a, epochs=3,
-                    batch_size=32, seed=0, progress=False)
+    history = train(
+        model,
+        cyoptim.Adam(model.params, lr=3e-3),
+        a,
+        epochs=3,
+        batch_size=32,
+        seed=0,
+        progress=False,
+    )
     assert history.accuracy[-1] > 0.5
 
 
@@ -205,8 +225,15 @@ def test_minibatches_cover_every_row_once_in_a_seeded_order():
 def test_train_records_epochs_and_times():
     data = load_digits_dataset(0)
     model = MLP(seed=0)
-    history = train(model, cyoptim.Adam(model.params, lr=3e-3), data, epochs=2,
-                    batch_size=64, seed=0, progress=False)
+    history = train(
+        model,
+        cyoptim.Adam(model.params, lr=3e-3),
+        data,
+        epochs=2,
+        batch_size=64,
+        seed=0,
+        progress=False,
+    )
     assert len(history.loss) == len(history.accuracy) == 2
     assert history.loss[1] < history.loss[0]
     assert 0 < history.step_seconds < history.seconds
@@ -219,8 +246,15 @@ def test_train_epochs_yields_after_each_pass_in_the_seeds_order():
     for _ in range(2):
         model, batches, snapshots = MLP(seed=0), [], []
         opt = cyoptim.SGD(model.params, lr=0.05)
-        passes = train_epochs(model, opt.step, data.x_train, data.y_train, 500, seed=3,
-                              on_batch=lambda: batches.append(1))
+        passes = train_epochs(
+            model,
+            opt.step,
+            data.x_train,
+            data.y_train,
+            500,
+            seed=3,
+            on_batch=lambda: batches.append(1),
+        )
         for count in passes:
             snapshots.append(model.buffer.data.copy())
             if count == 2:
@@ -228,14 +262,21 @@ def test_train_epochs_yields_after_each_pass_in_the_seeds_order():
         assert len(batches) == 2 * steps_per_epoch(len(data.y_train), 500)
         runs.append(snapshots)
     assert not np.array_equal(runs[0][0], runs[0][1])
-    assert all(np.array_equal(u, v) for u, v in zip(*runs))      # the same batches
+    assert all(np.array_equal(u, v) for u, v in zip(*runs))  # the same batches
 
 
 def test_train_stops_when_the_loss_diverges():
     data = load_digits_dataset(0)
     model = MLP(seed=0)
-    history = train(model, cyoptim.SGD(model.params, lr=1e6), data, epochs=5,
-                    batch_size=64, seed=0, progress=False)
+    history = train(
+        model,
+        cyoptim.SGD(model.params, lr=1e6),
+        data,
+        epochs=5,
+        batch_size=64,
+        seed=0,
+        progress=False,
+    )
     assert history.diverged and len(history.loss) < 5
     assert not np.isfinite(history.loss[-1])
 
@@ -243,9 +284,24 @@ def test_train_stops_when_the_loss_diverges():
 # ----------------------------------------------------------------------------- choices
 def test_every_choice_is_known_and_tuned():
     keys = [c.key for c in CHOICES]
-    assert keys == ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam",
-                    "adamw", "adamax", "nadam", "radam", "lion", "lamb", "rprop", "asgd",
-                    "adafactor"]
+    assert keys == [
+        "sgd",
+        "momentum",
+        "nesterov",
+        "adagrad",
+        "rmsprop",
+        "adadelta",
+        "adam",
+        "adamw",
+        "adamax",
+        "nadam",
+        "radam",
+        "lion",
+        "lamb",
+        "rprop",
+        "asgd",
+        "adafactor",
+    ]
     assert all(c.lr > 0 for c in CHOICES)
     assert all(issubclass(c.optimizer_class, cyoptim.Optimizer) for c in CHOICES)
     assert {c.key: c.optimizer_class for c in CHOICES}["lamb"] is cyoptim.LAMB

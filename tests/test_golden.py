@@ -7,9 +7,8 @@ fails here with the keys that differ. If a change of results is intended,
 record the file again and say why in the commit.
 """
 
-import pytest
-
 import golden_cases
+import pytest
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,10 @@ finally:
         del os.environ["KERAS_BACKEND"]
     else:
         os.environ["KERAS_BACKEND"] = _previous_backend
-if keras.backend.backend() != "torch":                       # pragma: no cover
-    pytest.skip(f"Keras was imported with the {keras.backend.backend()} backend",
-                allow_module_level=True)
+if keras.backend.backend() != "torch":  # pragma: no cover
+    pytest.skip(
+        f"Keras was imported with the {keras.backend.backend()} backend", allow_module_level=True
+    )
 
 import cyoptim.keras as ck  # noqa: E402
 from cyoptim import registry  # noqa: E402
@@ -40,7 +41,8 @@ from cyoptim.keras import _backend  # noqa: E402
 
 # Keras's own code converts variables with np.array(), which NumPy 2 warns about.
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 
 STEPS, BATCH = 50, 8
 
@@ -48,11 +50,14 @@ STEPS, BATCH = 50, 8
 def make_model(dtype, seed=0):
     """A small MLP (ReLU, tanh) whose initial weights do not depend on the dtype."""
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((12,), dtype=dtype),
-        keras.layers.Dense(16, activation="relu", dtype=dtype),
-        keras.layers.Dense(8, activation="tanh", dtype=dtype),
-        keras.layers.Dense(5, dtype=dtype)])
+    model = keras.Sequential(
+        [
+            keras.Input((12,), dtype=dtype),
+            keras.layers.Dense(16, activation="relu", dtype=dtype),
+            keras.layers.Dense(8, activation="tanh", dtype=dtype),
+            keras.layers.Dense(5, dtype=dtype),
+        ]
+    )
     rng = np.random.default_rng(seed)
     for w in model.weights:
         w.assign((rng.standard_normal(w.shape) * 0.5).astype(np.float32).astype(dtype))
@@ -69,10 +74,19 @@ def fit(optimizer, dtype, epochs=1, callbacks=None, model=None, steps=STEPS):
     """Train with model.fit; returns the model (its weights are the result)."""
     model = model or make_model(dtype)
     x, y = data(dtype, steps)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0,
-              callbacks=callbacks, validation_split=0.2 if callbacks else None)
+    model.compile(
+        optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    model.fit(
+        x,
+        y,
+        batch_size=BATCH,
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+        callbacks=callbacks,
+        validation_split=0.2 if callbacks else None,
+    )
     return model
 
 
@@ -124,6 +138,7 @@ def keras_runs():
         if key not in cache:
             cache[key] = weights(fit(getattr(keras.optimizers, keras_name)(**kwargs), dtype))
         return cache[key]
+
     return get
 
 
@@ -143,16 +158,28 @@ def test_fit_matches_keras(case, keras_runs):
 def test_schedule_and_gradient_options_match_keras():
     """A changing learning rate (where Keras's SGD momentum and torch's differ),
     clipping, gradient accumulation, EMA and excluded weight decay."""
+
     def schedule():
         return keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=5, decay_rate=0.7)
 
     cases = [
         ("SGD", dict(learning_rate=schedule(), momentum=0.9)),
         ("SGD", dict(learning_rate=schedule(), momentum=0.9, nesterov=True)),
-        ("Adam", dict(learning_rate=keras.optimizers.schedules.CosineDecay(0.01, 40),
-                      global_clipnorm=0.5, use_ema=True, ema_momentum=0.9)),
-        ("Adam", dict(learning_rate=0.01, clipnorm=0.1, gradient_accumulation_steps=3,
-                      weight_decay=0.1)),
+        (
+            "Adam",
+            dict(
+                learning_rate=keras.optimizers.schedules.CosineDecay(0.01, 40),
+                global_clipnorm=0.5,
+                use_ema=True,
+                ema_momentum=0.9,
+            ),
+        ),
+        (
+            "Adam",
+            dict(
+                learning_rate=0.01, clipnorm=0.1, gradient_accumulation_steps=3, weight_decay=0.1
+            ),
+        ),
         ("Lion", dict(learning_rate=1e-3, clipvalue=0.01, weight_decay=0.5)),
         # Two kernel calls a step (biases without weight decay), one u_product.
         ("NAdam", dict(learning_rate=0.01, weight_decay=0.1)),
@@ -171,10 +198,11 @@ def test_schedule_and_gradient_options_match_keras():
 def test_sgd_momentum_under_a_schedule_is_keras_not_torch():
     """Keras's velocity keeps the rates it was built with; torch's buffer does
     not: under a decaying rate the two rules part, and the class follows Keras."""
+
     def run(make):
         v = keras.Variable(np.zeros(3), dtype="float64")
         opt = make()
-        for step in range(6):
+        for _step in range(6):
             opt.apply([torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)], [v])
         return v.numpy()
 
@@ -188,7 +216,7 @@ def test_sgd_momentum_under_a_schedule_is_keras_not_torch():
     sgd = torch.optim.SGD([w], lr=0.1, momentum=0.9)
     for step in range(6):
         for group in sgd.param_groups:
-            group["lr"] = 0.1 * 0.5 ** step
+            group["lr"] = 0.1 * 0.5**step
         w.grad = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
         sgd.step()
     assert np.abs(w.detach().numpy() - ours).max() > 1e-3
@@ -197,45 +225,78 @@ def test_sgd_momentum_under_a_schedule_is_keras_not_torch():
 def test_callbacks_drive_the_learning_rate():
     """LearningRateScheduler, ReduceLROnPlateau and EarlyStopping act on the
     optimizer as on Keras's own: same params, same final rate, same epochs."""
+
     def callbacks():
-        return [keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5),
-                keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.1, patience=0,
-                                                  min_delta=10.0),
-                keras.callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=10.0)]
+        return [
+            keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5),
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="loss", factor=0.1, patience=0, min_delta=10.0
+            ),
+            keras.callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=10.0),
+        ]
 
     results = []
     for cls in (keras.optimizers.Adam, ck.Adam):
-        model = fit(cls(learning_rate=0.01), "float64", epochs=6, callbacks=callbacks(),
-                    steps=10)
-        results.append((weights(model), float(model.optimizer.learning_rate.numpy()),
-                        int(model.optimizer.iterations.numpy())))
+        model = fit(cls(learning_rate=0.01), "float64", epochs=6, callbacks=callbacks(), steps=10)
+        results.append(
+            (
+                weights(model),
+                float(model.optimizer.learning_rate.numpy()),
+                int(model.optimizer.iterations.numpy()),
+            )
+        )
     (theirs, their_lr, their_steps), (ours, our_lr, our_steps) = results
-    assert our_steps == their_steps < 6 * 8          # EarlyStopping stopped both
-    assert our_lr == their_lr < 0.01 * 0.5           # both callbacks lowered the rate
+    assert our_steps == their_steps < 6 * 8  # EarlyStopping stopped both
+    assert our_lr == their_lr < 0.01 * 0.5  # both callbacks lowered the rate
     assert distance(ours, theirs) <= 1e-12
 
 
 # torch's rule: (class, constructor arguments, torch.optim class, its arguments).
 TORCH_CASES = [
-    ("RMSprop", dict(learning_rate=0.01, rho=0.8, epsilon=1e-6),
-     "RMSprop", dict(lr=0.01, alpha=0.8, eps=1e-6)),
-    ("RMSprop", dict(learning_rate=0.01, momentum=0.9, centered=True),
-     "RMSprop", dict(lr=0.01, alpha=0.9, eps=1e-7, momentum=0.9, centered=True)),
-    ("Adamax", dict(learning_rate=0.01, beta_1=0.8),
-     "Adamax", dict(lr=0.01, betas=(0.8, 0.999), eps=1e-7)),
-    ("Adafactor", dict(learning_rate=0.01, beta_2_decay=-0.7, clip_threshold=1.5),
-     "Adafactor", dict(lr=0.01, beta2_decay=-0.7, d=1.5)),
-    ("RAdam", dict(learning_rate=0.01, betas=(0.8, 0.99)),
-     "RAdam", dict(lr=0.01, betas=(0.8, 0.99))),
-    ("Rprop", dict(learning_rate=0.01, etas=(0.4, 1.3)),
-     "Rprop", dict(lr=0.01, etas=(0.4, 1.3))),
-    ("ASGD", dict(learning_rate=0.01, t0=5.0, lambd=0.01),
-     "ASGD", dict(lr=0.01, t0=5.0, lambd=0.01)),
+    (
+        "RMSprop",
+        dict(learning_rate=0.01, rho=0.8, epsilon=1e-6),
+        "RMSprop",
+        dict(lr=0.01, alpha=0.8, eps=1e-6),
+    ),
+    (
+        "RMSprop",
+        dict(learning_rate=0.01, momentum=0.9, centered=True),
+        "RMSprop",
+        dict(lr=0.01, alpha=0.9, eps=1e-7, momentum=0.9, centered=True),
+    ),
+    (
+        "Adamax",
+        dict(learning_rate=0.01, beta_1=0.8),
+        "Adamax",
+        dict(lr=0.01, betas=(0.8, 0.999), eps=1e-7),
+    ),
+    (
+        "Adafactor",
+        dict(learning_rate=0.01, beta_2_decay=-0.7, clip_threshold=1.5),
+        "Adafactor",
+        dict(lr=0.01, beta2_decay=-0.7, d=1.5),
+    ),
+    (
+        "RAdam",
+        dict(learning_rate=0.01, betas=(0.8, 0.99)),
+        "RAdam",
+        dict(lr=0.01, betas=(0.8, 0.99)),
+    ),
+    ("Rprop", dict(learning_rate=0.01, etas=(0.4, 1.3)), "Rprop", dict(lr=0.01, etas=(0.4, 1.3))),
+    (
+        "ASGD",
+        dict(learning_rate=0.01, t0=5.0, lambd=0.01),
+        "ASGD",
+        dict(lr=0.01, t0=5.0, lambd=0.01),
+    ),
 ]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("case", TORCH_CASES, ids=[_case_id((c[0], None, c[1])) for c in TORCH_CASES])
+@pytest.mark.parametrize(
+    "case", TORCH_CASES, ids=[_case_id((c[0], None, c[1])) for c in TORCH_CASES]
+)
 def test_torch_rule_matches_torch(case, dtype):
     name, kwargs, torch_name, torch_kwargs = case
     torch_kwargs = dict(torch_kwargs)
@@ -271,11 +332,20 @@ def test_every_row_has_a_class():
     assert issubclass(ck.Adam, keras.optimizers.Adam)
 
 
-@pytest.mark.parametrize("name, keras_name, kwargs", [
-    ("SGD", "SGD", dict(momentum=0.9)), ("Adam", "Adam", dict(amsgrad=True)),
-    ("RMSprop", "RMSprop", dict(momentum=0.5, centered=True)), ("Adagrad", "Adagrad", {}),
-    ("NAdam", "Nadam", {}), ("LAMB", "Lamb", {}), ("Adamax", "Adamax", {}),
-    ("Adadelta", "Adadelta", {}), ("Lion", "Lion", {})])
+@pytest.mark.parametrize(
+    "name, keras_name, kwargs",
+    [
+        ("SGD", "SGD", dict(momentum=0.9)),
+        ("Adam", "Adam", dict(amsgrad=True)),
+        ("RMSprop", "RMSprop", dict(momentum=0.5, centered=True)),
+        ("Adagrad", "Adagrad", {}),
+        ("NAdam", "Nadam", {}),
+        ("LAMB", "Lamb", {}),
+        ("Adamax", "Adamax", {}),
+        ("Adadelta", "Adadelta", {}),
+        ("Lion", "Lion", {}),
+    ],
+)
 def test_optimizer_variables_are_keras_layout(name, keras_name, kwargs):
     """Same names, shapes and order as Keras's: a checkpoint's optimizer
     variables line up."""
@@ -283,9 +353,17 @@ def test_optimizer_variables_are_keras_layout(name, keras_name, kwargs):
     ours, theirs = getattr(ck, name)(**kwargs), getattr(keras.optimizers, keras_name)(**kwargs)
     ours.build(model.trainable_variables)
     theirs.build(model.trainable_variables)
-    def layout(opt):       # NAdam's u_product has an automatic name: variable_<count>
-        return [(re.sub(r"variable_\d+", "variable", v.path.replace(opt.name, "opt")),
-                 tuple(v.shape), v.dtype) for v in opt.variables]
+
+    def layout(opt):  # NAdam's u_product has an automatic name: variable_<count>
+        return [
+            (
+                re.sub(r"variable_\d+", "variable", v.path.replace(opt.name, "opt")),
+                tuple(v.shape),
+                v.dtype,
+            )
+            for v in opt.variables
+        ]
+
     assert layout(ours) == layout(theirs)
 
 
@@ -303,11 +381,18 @@ def test_updates_in_place_without_copies():
 def test_save_and_load_model(tmp_path):
     """model.save / keras.saving.load_model keep the class, its config and its
     variables; training on from both gives the same params, bit for bit."""
-    for name, kwargs in [("AdamW", dict(learning_rate=3e-3, weight_decay=0.01)),
-                         ("RAdam", dict(learning_rate=0.01, betas=(0.8, 0.99))),
-                         ("Adafactor", dict(learning_rate=0.01)),
-                         ("SGD", dict(learning_rate=keras.optimizers.schedules.ExponentialDecay(
-                             0.1, 10, 0.5), momentum=0.9))]:
+    for name, kwargs in [
+        ("AdamW", dict(learning_rate=3e-3, weight_decay=0.01)),
+        ("RAdam", dict(learning_rate=0.01, betas=(0.8, 0.99))),
+        ("Adafactor", dict(learning_rate=0.01)),
+        (
+            "SGD",
+            dict(
+                learning_rate=keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5),
+                momentum=0.9,
+            ),
+        ),
+    ]:
         model = fit(getattr(ck, name)(**kwargs), "float32", steps=5)
         path = tmp_path / f"{name}.keras"
         model.save(path)
@@ -362,8 +447,15 @@ def test_unsupported_variables_are_refused_at_build():
         opt.stateless_apply([x.value for x in opt.variables], [torch.ones(3)], [w.value])
 
 
-@pytest.mark.parametrize("name, why", [("jax", "immutable"), ("tensorflow", "tf.Variable"),
-                                       ("numpy", "inference only"), ("mlx", "torch backend")])
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("jax", "immutable"),
+        ("tensorflow", "tf.Variable"),
+        ("numpy", "inference only"),
+        ("mlx", "torch backend"),
+    ],
+)
 def test_other_backends_are_refused(name, why):
     problem = _backend.backend_problem(name)
     assert "in place" in problem and why in problem and "KERAS_BACKEND=torch" in problem
@@ -381,13 +473,19 @@ def test_import_refuses_another_backend(monkeypatch):
 
 # -- The demo --------------------------------------------------------------------------
 
+
 def test_keras_demo_trains_both_side_by_side(capsys):
     from cyoptim.keras.demo import run_keras_demo
+
     results = run_keras_demo(["adam", "rmsprop", "radam"], epochs=1, seed=0)
     by_key = {(r["optimizer"], r["implementation"]): r for r in results}
-    assert set(by_key) == {("Adam", "cyoptim.keras"), ("Adam", "keras.optimizers"),
-                           ("RMSprop", "cyoptim.keras"), ("RMSprop", "keras.optimizers"),
-                           ("RAdam", "cyoptim.keras")}
+    assert set(by_key) == {
+        ("Adam", "cyoptim.keras"),
+        ("Adam", "keras.optimizers"),
+        ("RMSprop", "cyoptim.keras"),
+        ("RMSprop", "keras.optimizers"),
+        ("RAdam", "cyoptim.keras"),
+    }
     ours, theirs = by_key["Adam", "cyoptim.keras"], by_key["Adam", "keras.optimizers"]
     assert ours["final_loss"] == pytest.approx(theirs["final_loss"], rel=1e-4)
     assert ours["test_accuracy"] == pytest.approx(theirs["test_accuracy"], abs=0.01)
@@ -400,18 +498,40 @@ def test_keras_demo_trains_both_side_by_side(capsys):
 def test_keras_demo_command_line(tmp_path):
     import subprocess
     import sys
+
     import cyoptim
+
     env = dict(os.environ)
-    env.pop("KERAS_BACKEND", None)           # the command picks torch itself
+    env.pop("KERAS_BACKEND", None)  # the command picks torch itself
     src = os.path.dirname(os.path.dirname(os.path.abspath(cyoptim.__file__)))
     env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in [env.get("PYTHONPATH")] if p])
-    out = subprocess.run([sys.executable, "-m", "cyoptim", "demo", "--framework", "keras",
-                          "--epochs", "1", "--optimizers", "sgd"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cyoptim",
+            "demo",
+            "--framework",
+            "keras",
+            "--epochs",
+            "1",
+            "--optimizers",
+            "sgd",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "SGD" in out and "keras loss" in out and "torch" in out
     env["KERAS_BACKEND"] = "jax"
-    bad = subprocess.run([sys.executable, "-m", "cyoptim", "demo", "--framework", "keras",
-                          "--epochs", "1"], cwd=tmp_path, env=env, capture_output=True,
-                         text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "cyoptim", "demo", "--framework", "keras", "--epochs", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "--framework keras" in bad.stderr
     assert "torch backend" in bad.stderr or "KERAS_BACKEND=torch" in bad.stderr

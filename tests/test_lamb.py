@@ -2,10 +2,16 @@ import math
 
 import numpy as np
 import pytest
+from optim_harness import (
+    TOLERANCE,
+    assert_state_equal,
+    grad_sequence,
+    make_params,
+    max_relative_error,
+)
 
 import cyoptim
 import cyoptim.reference as ref
-from optim_harness import (TOLERANCE, assert_state_equal, grad_sequence, make_params, max_relative_error)
 
 
 def test_lamb_equals_numpy_reference_on_multi_chunk_tensors(dtype):
@@ -92,14 +98,17 @@ def test_lamb_update_scratch_is_not_state(dtype):
     assert scratch.size == sum(p.size for p in params) and scratch.dtype == dtype
     assert all(set(entry) == {"step", "exp_avg", "exp_avg_sq"} for entry in opt.state.values())
     saved = opt.state_dict()
-    assert all(set(entry) == {"step", "exp_avg", "exp_avg_sq"}
-               for entry in saved["state"].values())
-    bad = {"state": {i: dict(e, update=e["exp_avg"]) for i, e in saved["state"].items()},
-           "param_groups": saved["param_groups"]}
+    assert all(
+        set(entry) == {"step", "exp_avg", "exp_avg_sq"} for entry in saved["state"].values()
+    )
+    bad = {
+        "state": {i: dict(e, update=e["exp_avg"]) for i, e in saved["state"].items()},
+        "param_groups": saved["param_groups"],
+    }
     with pytest.raises(ValueError, match="has keys"):
         opt.load_state_dict(bad)
 
-    for grads in seq[6:9]:                  # wander off, then load the saved state back
+    for grads in seq[6:9]:  # wander off, then load the saved state back
         opt.step(grads)
     rewound = [p.copy() for p in make_params(dtype)]
     replay = cyoptim.LAMB(rewound, lr=1e-2, weight_decay=0.1)
@@ -108,11 +117,11 @@ def test_lamb_update_scratch_is_not_state(dtype):
     for p, q in zip(params, rewound):
         p[...] = q
     opt.load_state_dict(saved)
-    opt._blocks[0]["update"].fill(np.nan)   # whatever the scratch holds
+    opt._blocks[0]["update"].fill(np.nan)  # whatever the scratch holds
     scratch = opt._blocks[0]["update"]
     for grads in seq[6:]:
         opt.step(grads)
-    assert opt._blocks[0]["update"] is scratch      # reused, not reallocated per step
+    assert opt._blocks[0]["update"] is scratch  # reused, not reallocated per step
     for k, (a, b) in enumerate(zip(params, twins)):
         np.testing.assert_array_equal(a, b, err_msg=f"param {k}")
     assert_state_equal(straight.state_dict(), opt.state_dict())
@@ -124,7 +133,7 @@ def test_lamb_trust_ratio_is_per_tensor_in_a_param_buffer(dtype):
     buf = cyoptim.ParamBuffer([(70, 100), (5000,), (3,)], dtype)
     rng = np.random.default_rng(2)
     for k, p in enumerate(buf.params):
-        p[...] = rng.standard_normal(p.shape) * 10.0 ** k
+        p[...] = rng.standard_normal(p.shape) * 10.0**k
     alone = [p.copy() for p in buf.params]
     fused = cyoptim.LAMB(buf.params, lr=0.1)
     separate = [cyoptim.LAMB([p], lr=0.1) for p in alone]
@@ -134,7 +143,7 @@ def test_lamb_trust_ratio_is_per_tensor_in_a_param_buffer(dtype):
         fused.step(buf.grads)
         for opt, g in zip(separate, buf.grads):
             opt.step([g.copy()])
-    assert fused._plans[0].fused        # the element-wise kernels would fuse this group
+    assert fused._plans[0].fused  # the element-wise kernels would fuse this group
     for a, b in zip(buf.params, alone):
         np.testing.assert_array_equal(a, b)
 
@@ -155,8 +164,10 @@ def test_lamb_two_steps_by_hand():
     opt.step([np.array(g2)])
     m = [0.1 * b + 0.9 * (0.1 * a) for a, b in zip(g1, g2)]
     v = [0.01 * b * b + 0.99 * (0.01 * a * a) for a, b in zip(g1, g2)]
-    u = [(mi / (1 - b1 ** 2)) / (math.sqrt(vi / (1 - b2 ** 2)) + eps) + wd * p
-         for mi, vi, p in zip(m, v, p1)]
+    u = [
+        (mi / (1 - b1**2)) / (math.sqrt(vi / (1 - b2**2)) + eps) + wd * p
+        for mi, vi, p in zip(m, v, p1)
+    ]
     r = math.hypot(*p1) / math.hypot(*u)
     np.testing.assert_allclose(w, [p - lr * r * ui for p, ui in zip(p1, u)], rtol=1e-14)
     state = opt.state_dict()["state"][0]
@@ -192,16 +203,19 @@ def test_lamb_maximize_and_nan():
     assert np.all(w > 1.0)
     w = np.ones(3)
     cyoptim.LAMB([w]).step([np.array([np.nan, 1.0, 1.0])])
-    assert np.all(np.isnan(w))      # a NaN in u makes the tensor's norm, hence its ratio, NaN
+    assert np.all(np.isnan(w))  # a NaN in u makes the tensor's norm, hence its ratio, NaN
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(lr=-1.0), "Invalid learning rate: -1.0"),
-    (dict(eps=-1e-6), "Invalid epsilon value: -1e-06"),
-    (dict(betas=(1.0, 0.99)), "Invalid beta parameter at index 0: 1.0"),
-    (dict(betas=(0.9, 1.5)), "Invalid beta parameter at index 1: 1.5"),
-    (dict(weight_decay=-0.5), "Invalid weight_decay value: -0.5"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(lr=-1.0), "Invalid learning rate: -1.0"),
+        (dict(eps=-1e-6), "Invalid epsilon value: -1e-06"),
+        (dict(betas=(1.0, 0.99)), "Invalid beta parameter at index 0: 1.0"),
+        (dict(betas=(0.9, 1.5)), "Invalid beta parameter at index 1: 1.5"),
+        (dict(weight_decay=-0.5), "Invalid weight_decay value: -0.5"),
+    ],
+)
 def test_lamb_validates_like_torch(kwargs, message):
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
         cyoptim.LAMB([np.zeros(2)], **kwargs)
@@ -210,7 +224,12 @@ def test_lamb_validates_like_torch(kwargs, message):
 def test_lamb_defaults_and_state_keys():
     opt = cyoptim.LAMB([np.zeros(2, np.float32)])
     group = opt.param_groups[0]
-    assert (group["lr"], group["betas"], group["eps"], group["weight_decay"],
-            group["maximize"]) == (1e-3, (0.9, 0.999), 1e-6, 0.0, False)
+    assert (
+        group["lr"],
+        group["betas"],
+        group["eps"],
+        group["weight_decay"],
+        group["maximize"],
+    ) == (1e-3, (0.9, 0.999), 1e-6, 0.0, False)
     opt.step([np.ones(2, np.float32)])
     assert sorted(opt.state_dict()["state"][0]) == ["exp_avg", "exp_avg_sq", "step"]

@@ -23,7 +23,7 @@ import pickle
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")     # the reference; CI's NumPy-only step skips this file
+torch = pytest.importorskip("torch")  # the reference; CI's NumPy-only step skips this file
 
 import cyoptim  # noqa: E402
 import cyoptim.torch as cot  # noqa: E402
@@ -33,12 +33,13 @@ TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
 # perturbed runs stay closer than this: a few roundings of the dtype.
 BOUND = {np.float64: 1e-10, np.float32: 1e-4}
 # One unit in the last place, and the scalings of the loss that perturb torch's runs.
-ULP = {np.float64: 2.0 ** -52, np.float32: 2.0 ** -23}
+ULP = {np.float64: 2.0**-52, np.float32: 2.0**-23}
 PERTURBATIONS = (1, -1, 2)
 # cyoptim's distance from torch is one more perturbation of the same size
 # (a few roundings per dot product); 4x the largest of three measured ones.
 SPREAD_FACTOR = 4
 STEPS = 8
+
 
 def rosenbrock(tensors):
     (x,) = tensors
@@ -57,35 +58,39 @@ def logistic(tensors):
     """Multinomial logistic regression with a small L2 term (W: 10 x 3, b: 3)."""
     W, b = tensors
     X = torch.tensor(_X, dtype=W.dtype)
-    return (torch.nn.functional.cross_entropy(X @ W + b, torch.tensor(_LABELS))
-            + 1e-3 * (W ** 2).sum())
+    return (
+        torch.nn.functional.cross_entropy(X @ W + b, torch.tensor(_LABELS)) + 1e-3 * (W**2).sum()
+    )
 
 
 def logistic_start(dtype):
     return [np.zeros((10, 3), dtype), np.zeros(3, dtype)]
 
 
-PROBLEMS = {"rosenbrock": (rosenbrock, rosenbrock_start),
-            "logistic": (logistic, logistic_start)}
+PROBLEMS = {"rosenbrock": (rosenbrock, rosenbrock_start), "logistic": (logistic, logistic_start)}
 # (problem, options): Rosenbrock without a line search needs a small lr (a
 # fixed step of 0.1 is chaotic there: float32 roundings grow without bound,
 # in torch against itself too).
-CASES = [("rosenbrock", dict(line_search_fn="strong_wolfe")),
-         ("rosenbrock", dict(line_search_fn="strong_wolfe", history_size=3)),
-         ("rosenbrock", dict(lr=1e-3, history_size=3)),
-         ("logistic", {}),
-         ("logistic", dict(line_search_fn="strong_wolfe")),
-         ("logistic", dict(lr=0.5, max_iter=7, history_size=4)),
-         ("logistic", dict(lr=0.5, max_iter=7, history_size=4, line_search_fn="strong_wolfe"))]
+CASES = [
+    ("rosenbrock", dict(line_search_fn="strong_wolfe")),
+    ("rosenbrock", dict(line_search_fn="strong_wolfe", history_size=3)),
+    ("rosenbrock", dict(lr=1e-3, history_size=3)),
+    ("logistic", {}),
+    ("logistic", dict(line_search_fn="strong_wolfe")),
+    ("logistic", dict(lr=0.5, max_iter=7, history_size=4)),
+    ("logistic", dict(lr=0.5, max_iter=7, history_size=4, line_search_fn="strong_wolfe")),
+]
 
 
 def numpy_closure(fn, arrays):
     """cyoptim.LBFGS's closure: (loss, grads) of fn at the arrays' current values."""
+
     def closure():
         tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
         loss = fn(tensors)
         loss.backward()
         return loss.item(), [t.grad.numpy() for t in tensors]
+
     return closure
 
 
@@ -95,6 +100,7 @@ def torch_closure(fn, opt, tensors):
         loss = fn(tensors)
         loss.backward()
         return loss
+
     return closure
 
 
@@ -129,13 +135,15 @@ class Reference:
         for k in PERTURBATIONS:
             _, params, losses = torch_run(fn, start(dtype), options, steps, 1 + k * ULP[dtype])
             for step in range(steps):
-                param_spread[step] = max(param_spread[step], *(
-                    relative(a, b) for a, b in zip(params[step], self.params[step])))
-                loss_spread[step] = max(loss_spread[step],
-                                        abs(losses[step] - self.losses[step]))
+                param_spread[step] = max(
+                    param_spread[step],
+                    *(relative(a, b) for a, b in zip(params[step], self.params[step])),
+                )
+                loss_spread[step] = max(loss_spread[step], abs(losses[step] - self.losses[step]))
         self.param_bound = np.maximum(BOUND[dtype], SPREAD_FACTOR * param_spread)
-        self.loss_bound = np.maximum(BOUND[dtype] * np.maximum(np.abs(self.losses), 1.0),
-                                     SPREAD_FACTOR * loss_spread)
+        self.loss_bound = np.maximum(
+            BOUND[dtype] * np.maximum(np.abs(self.losses), 1.0), SPREAD_FACTOR * loss_spread
+        )
 
     def check(self, step, arrays, loss):
         for a, b in zip(arrays, self.params[step]):
@@ -153,16 +161,20 @@ def test_numpy_lbfgs_steps_as_torch(problem, options, dtype):
     for step in range(STEPS):
         loss = ours.step(numpy_closure(fn, arrays))
         reference.check(step, arrays, loss)
-    state, their_state = ours.state[0], reference.opt.state[reference.opt.param_groups[0]["params"][0]]
+    state, their_state = (
+        ours.state[0],
+        reference.opt.state[reference.opt.param_groups[0]["params"][0]],
+    )
     if dtype == np.float64:
         assert state["func_evals"] == their_state["func_evals"]
         assert state["n_iter"] == their_state["n_iter"]
         assert len(state["old_dirs"]) == len(their_state["old_dirs"])
-        np.testing.assert_allclose(state["old_dirs"], torch.stack(their_state["old_dirs"]),
-                                   rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(
+            state["old_dirs"], torch.stack(their_state["old_dirs"]), rtol=1e-8, atol=1e-12
+        )
         np.testing.assert_allclose(state["d"], their_state["d"], rtol=1e-8, atol=1e-12)
     if problem == "rosenbrock" and options.get("line_search_fn"):
-        np.testing.assert_allclose(arrays[0], [1.0, 1.0], atol=1e-4)   # both converged
+        np.testing.assert_allclose(arrays[0], [1.0, 1.0], atol=1e-4)  # both converged
         np.testing.assert_allclose(reference.params[-1][0], [1.0, 1.0], atol=1e-4)
 
 
@@ -206,8 +218,9 @@ def train_mlp(cls, scale=1.0, steps=5):
     scale: the losses each step returned and the final params (float64)."""
     torch.manual_seed(0)
     X, y = torch.randn(64, 5, dtype=torch.float64), torch.randn(64, 1, dtype=torch.float64)
-    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(),
-                                torch.nn.Linear(8, 1)).double()
+    model = torch.nn.Sequential(
+        torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)
+    ).double()
     opt = cls(model.parameters(), line_search_fn="strong_wolfe")
 
     def closure():
@@ -215,6 +228,7 @@ def train_mlp(cls, scale=1.0, steps=5):
         loss = torch.nn.functional.mse_loss(model(X), y) * scale
         loss.backward()
         return loss
+
     losses = [opt.step(closure).item() / scale for _ in range(steps)]
     return np.array(losses), [p.detach().numpy().copy() for p in model.parameters()]
 
@@ -230,7 +244,8 @@ def test_torch_lbfgs_trains_a_model_as_torch():
         param_spread = max(param_spread, *(relative(a, b) for a, b in zip(other_params, params)))
     ours_losses, ours_params = train_mlp(cot.LBFGS)
     assert np.max(np.abs(ours_losses - losses) / losses) <= max(
-        BOUND[np.float64], SPREAD_FACTOR * loss_spread)
+        BOUND[np.float64], SPREAD_FACTOR * loss_spread
+    )
     for a, b in zip(ours_params, params):
         assert relative(a, b) <= max(BOUND[np.float64], SPREAD_FACTOR * param_spread)
     assert ours_losses[-1] < 0.5 * ours_losses[0]
@@ -293,8 +308,19 @@ def test_numpy_state_dict_and_save_state_round_trip(tmp_path, line_search_fn):
     arrays = logistic_start(np.float32)
     opt = run_numpy(arrays, options, 3)
     state = opt.state[0]
-    assert set(state) == {"func_evals", "n_iter", "d", "t", "old_dirs", "old_stps", "ro",
-                          "H_diag", "prev_flat_grad", "prev_loss", "al"}
+    assert set(state) == {
+        "func_evals",
+        "n_iter",
+        "d",
+        "t",
+        "old_dirs",
+        "old_stps",
+        "ro",
+        "H_diag",
+        "prev_flat_grad",
+        "prev_loss",
+        "al",
+    }
     assert state["old_dirs"].shape == (3, 33) and state["al"].shape == (3,)
     path = os.path.join(tmp_path, "lbfgs.npz")
     cyoptim.save_state(opt, path)
@@ -338,7 +364,7 @@ def test_numpy_bad_grads_change_nothing():
     saved = opt.state_dict()
     calls = []
 
-    def closure():         # good grads twice, then grads of the wrong dtype
+    def closure():  # good grads twice, then grads of the wrong dtype
         calls.append(1)
         loss, grads = numpy_closure(logistic, arrays)()
         return loss, grads if len(calls) < 3 else [g.astype(np.float32) for g in grads]
@@ -383,6 +409,7 @@ def test_numpy_lbfgs_is_bitwise_the_same_for_any_thread_count():
             def closure():
                 r = A @ x - 1.0
                 return 0.5 * float(r @ r), [A.T @ r]
+
             opt = cyoptim.LBFGS([x], max_iter=6, line_search_fn="strong_wolfe")
             opt.step(closure)
             results.append(x.copy())
@@ -399,7 +426,7 @@ def test_vector_kernels_against_torch():
         out = x.copy()
         kernels.vector_axpy_(out, y, -0.3, 2)
         expected = torch.from_numpy(x.copy()).add_(torch.from_numpy(y), alpha=-0.3)
-        np.testing.assert_array_equal(out, expected.numpy())           # FMA, as torch
+        np.testing.assert_array_equal(out, expected.numpy())  # FMA, as torch
         exact = float(np.sum(x.astype(np.longdouble) * y.astype(np.longdouble)))
         assert abs(kernels.vector_dot(x, y, 2) - exact) <= 1e-12 * np.sum(np.abs(x * y))
         assert kernels.vector_dot(x, y, 1) == kernels.vector_dot(x, y, 2)

@@ -1,4 +1,3 @@
-
 import numpy as np
 import pytest
 
@@ -11,8 +10,12 @@ def test_lion_two_steps_by_hand():
     # Step 1, m = 0: c = 0.1*g, so the sign is the grad's (0 for a zero grad).
     g1 = np.array([0.3, -4.0, 0.0, 1e-30])
     opt.step([g1])
-    expected = [1.0 - 0.1 * (1 + 0.5 * 1.0), -2.0 - 0.1 * (-1 + 0.5 * -2.0),
-                0.5 - 0.1 * (0 + 0.5 * 0.5), 3.0 - 0.1 * (1 + 0.5 * 3.0)]
+    expected = [
+        1.0 - 0.1 * (1 + 0.5 * 1.0),
+        -2.0 - 0.1 * (-1 + 0.5 * -2.0),
+        0.5 - 0.1 * (0 + 0.5 * 0.5),
+        3.0 - 0.1 * (1 + 0.5 * 3.0),
+    ]
     np.testing.assert_allclose(w, expected, rtol=1e-15)
     m1 = [0.01 * 0.3, 0.01 * -4.0, 0.0, 0.01 * 1e-30]
     np.testing.assert_allclose(opt.state[0]["exp_avg"], m1, rtol=1e-15)
@@ -27,7 +30,7 @@ def test_lion_two_steps_by_hand():
     np.testing.assert_allclose(w, expected, rtol=1e-15)
     m2 = [0.99 * a + 0.01 * b for a, b in zip(m1, g2)]
     np.testing.assert_allclose(opt.state[0]["exp_avg"], m2, rtol=1e-15)
-    assert sorted(opt.state_dict()["state"][0]) == ["exp_avg"]     # no step
+    assert sorted(opt.state_dict()["state"][0]) == ["exp_avg"]  # no step
 
 
 def test_lion_maximize_flips_the_step():
@@ -54,12 +57,15 @@ def test_lion_sign_of_zero_and_nan():
     assert np.isnan(state[2]) and np.isinf(state[3])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(lr=-1.0), "Invalid learning rate: -1.0"),
-    (dict(betas=(1.0, 0.99)), "Invalid beta parameter at index 0: 1.0"),
-    (dict(betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
-    (dict(weight_decay=-0.5), "Invalid weight_decay value: -0.5"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(lr=-1.0), "Invalid learning rate: -1.0"),
+        (dict(betas=(1.0, 0.99)), "Invalid beta parameter at index 0: 1.0"),
+        (dict(betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
+        (dict(weight_decay=-0.5), "Invalid weight_decay value: -0.5"),
+    ],
+)
 def test_lion_validates_like_torch(kwargs, message):
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
         cyoptim.Lion([np.zeros(2)], **kwargs)
@@ -67,5 +73,9 @@ def test_lion_validates_like_torch(kwargs, message):
 
 def test_lion_defaults():
     group = cyoptim.Lion([np.zeros(2)]).param_groups[0]
-    assert (group["lr"], group["betas"], group["weight_decay"], group["maximize"]) == \
-        (1e-4, (0.9, 0.99), 0.0, False)
+    assert (group["lr"], group["betas"], group["weight_decay"], group["maximize"]) == (
+        1e-4,
+        (0.9, 0.99),
+        0.0,
+        False,
+    )

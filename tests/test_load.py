@@ -6,10 +6,10 @@ import sys
 
 import numpy as np
 import pytest
+from optim_harness import grad_sequence, large_params, threads
 
 import cyoptim
 from cyoptim import _dispatch, bench, loadbench
-from optim_harness import grad_sequence, large_params, threads
 
 
 def run(cls, kwargs, n_threads, dtype=np.float32):
@@ -24,8 +24,12 @@ def run(cls, kwargs, n_threads, dtype=np.float32):
 def test_steps_beside_a_busy_process_give_the_same_bits():
     """The work-sharing pool hands slices to whichever thread is free: the bits
     must not depend on which one ran where, with another process on the cores."""
-    cases = [(cyoptim.Adam, dict(amsgrad=True)), (cyoptim.SGD, dict(momentum=0.9)),
-             (cyoptim.LAMB, dict(weight_decay=0.1)), (cyoptim.NAdam, {})]
+    cases = [
+        (cyoptim.Adam, dict(amsgrad=True)),
+        (cyoptim.SGD, dict(momentum=0.9)),
+        (cyoptim.LAMB, dict(weight_decay=0.1)),
+        (cyoptim.NAdam, {}),
+    ]
     expected = [run(cls, kwargs, 1) for cls, kwargs in cases]
     with loadbench.busy_processes(1):
         for _ in range(3):
@@ -33,7 +37,7 @@ def test_steps_beside_a_busy_process_give_the_same_bits():
                 got = run(cls, kwargs, 2)
                 for a, b in zip(got, want):
                     np.testing.assert_array_equal(a, b)
-    if sys.platform != "win32":                          # POSIX threads: the pool ran
+    if sys.platform != "win32":  # POSIX threads: the pool ran
         assert _dispatch.kernels.pool_helpers() >= 1
 
 
@@ -53,7 +57,8 @@ def test_busy_processes_are_stopped():
 
 
 def test_load_table_has_every_cell():
-    rows = loadbench.measure_under_load(["sgd", "adam"], ["10k"], 1, seconds=0.02)
+    steppers = bench.load_steppers(["sgd", "adam"], ["10k"])
+    rows = loadbench.measure_under_load(steppers, 1, seconds=0.02)
     assert [(r["optimizer"], r["layout"]) for r in rows] == [("sgd", "10k"), ("adam", "10k")]
     for r in rows:
         assert all(r[k] > 0 for k in ("idle_one", "idle", "busy_one", "busy"))
@@ -62,18 +67,36 @@ def test_load_table_has_every_cell():
 
 
 def test_bench_background_load_option(capsys):
-    assert bench.main(["--optimizers", "sgd", "--layouts", "10k", "--with", "cyoptim",
-                       "--seconds", "0.02", "--probe-mb", "8", "--no-progress",
-                       "--background-load", "1"]) == 0
+    assert (
+        bench.main(
+            [
+                "--optimizers",
+                "sgd",
+                "--layouts",
+                "10k",
+                "--with",
+                "cyoptim",
+                "--seconds",
+                "0.02",
+                "--probe-mb",
+                "8",
+                "--no-progress",
+                "--background-load",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "beside 1 busy process" in out and "busy / 1 thread" in out
 
 
-@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
-                    reason="this platform cannot fork")
+@pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="this platform cannot fork"
+)
 def test_pool_works_in_a_forked_child():
     """A child process starts with no helper threads; its steps still run (and agree)."""
-    run(cyoptim.Adam, {}, 2)                 # the parent's pool has started its helpers
+    run(cyoptim.Adam, {}, 2)  # the parent's pool has started its helpers
     with multiprocessing.get_context("fork").Pool(1) as pool:
         got = pool.apply(run, (cyoptim.Adam, {}, 2))
     for a, b in zip(got, run(cyoptim.Adam, {}, 1)):

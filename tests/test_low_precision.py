@@ -7,6 +7,7 @@ import copy
 
 import numpy as np
 import pytest
+from optimizer_table import optimizer_class
 
 import cyoptim
 from cyoptim import precision, registry
@@ -16,7 +17,7 @@ BF16 = np.dtype(ml_dtypes.bfloat16)
 F16 = np.dtype(np.float16)
 
 STAGED_ROWS = [row for row in registry.OPTIMIZERS if row.kernel in precision.STAGED_KERNELS]
-SIZES = (5, 300, 4099)         # below a chunk, a few chunks, a ragged last chunk
+SIZES = (5, 300, 4099)  # below a chunk, a few chunks, a ragged last chunk
 STEPS = 6
 
 
@@ -56,7 +57,7 @@ def round_states(ref, dtype):
 def test_16bit_params_step_as_defined(row, dtype, grad_dtype):
     """Default storage (states in the param's dtype): each step is the float32
     step of the loaded values, rounded to nearest even once: bitwise."""
-    cls = registry.optimizer_class(row)
+    cls = optimizer_class(row)
     params = random_params(dtype)
     opt = cls(params, **hyper(row))
     # The definition: float32 copies, a float32 optimizer, rounding after each step.
@@ -79,7 +80,8 @@ def test_16bit_params_step_as_defined(row, dtype, grad_dtype):
             if isinstance(v, np.ndarray):
                 assert v.dtype == dtype, k
                 np.testing.assert_array_equal(
-                    v.view(np.uint16), ref.state[i][k].astype(dtype).view(np.uint16), err_msg=k)
+                    v.view(np.uint16), ref.state[i][k].astype(dtype).view(np.uint16), err_msg=k
+                )
 
 
 @pytest.mark.parametrize("row", rows())
@@ -87,7 +89,7 @@ def test_16bit_params_step_as_defined(row, dtype, grad_dtype):
 def test_master_weights_follow_the_float32_trajectory(row, dtype):
     """master_weights=True: the master and float32 states equal a float32 run
     on the same grads bitwise, and each param is its master rounded."""
-    cls = registry.optimizer_class(row)
+    cls = optimizer_class(row)
     params = random_params(dtype)
     ref_params = [p.astype(np.float32) for p in params]
     opt = cls(params, **hyper(row), master_weights=True)
@@ -110,7 +112,7 @@ def test_master_weights_follow_the_float32_trajectory(row, dtype):
 def test_bfloat16_states_of_float32_params(row):
     """state_dtype='bfloat16' with float32 params: the float32 step of the
     loaded states, the states rounded, the params exact float32."""
-    cls = registry.optimizer_class(row)
+    cls = optimizer_class(row)
     params = random_params(np.float32)
     ref_params = [p.copy() for p in params]
     opt = cls(params, **hyper(row), state_dtype="bfloat16")
@@ -128,12 +130,19 @@ def test_bfloat16_states_of_float32_params(row):
                 np.testing.assert_array_equal(v.astype(np.float32), ref.state[i][k], err_msg=k)
 
 
-@pytest.mark.parametrize("dtype, options", [
-    (BF16, dict(stochastic_rounding=True, seed=7)), (BF16, dict(master_weights=True)),
-    (F16, dict()), (np.float32, dict(state_dtype="bfloat16"))],
-    ids=["bf16-stochastic", "bf16-master", "f16", "f32-bf16-states"])
+@pytest.mark.parametrize(
+    "dtype, options",
+    [
+        (BF16, dict(stochastic_rounding=True, seed=7)),
+        (BF16, dict(master_weights=True)),
+        (F16, dict()),
+        (np.float32, dict(state_dtype="bfloat16")),
+    ],
+    ids=["bf16-stochastic", "bf16-master", "f16", "f32-bf16-states"],
+)
 def test_staged_steps_are_identical_for_any_thread_count_and_variant(dtype, options):
     from cyoptim import _dispatch
+
     rng = np.random.default_rng(3)
     start = rng.standard_normal(300_001).astype(np.float32).astype(dtype)
     results = {}
@@ -157,16 +166,16 @@ def test_staged_steps_are_identical_for_any_thread_count_and_variant(dtype, opti
 
 def test_stochastic_rounding_is_unbiased():
     """10^4 roundings of one value: their mean is the value within 3 standard errors."""
-    x = np.float32(1.0 + 2**-7 / 3)           # a third of the way between two bfloat16s
+    x = np.float32(1.0 + 2**-7 / 3)  # a third of the way between two bfloat16s
     w = np.full(10_000, 1.0, BF16)
     opt = cyoptim.SGD([w], lr=1.0, stochastic_rounding=True, seed=1)
-    opt.step([np.full(w.shape, np.float32(1.0) - x, np.float32)])   # w = 1 - (1 - x) = x
+    opt.step([np.full(w.shape, np.float32(1.0) - x, np.float32)])  # w = 1 - (1 - x) = x
     values = w.astype(np.float64)
     gap = 2.0**-7
     assert set(np.unique(values)) <= {1.0, 1.0 + gap}
     standard_error = values.std(ddof=1) / np.sqrt(values.size)
     assert abs(values.mean() - float(x)) <= 3 * standard_error
-    assert 0.2 < (values > 1).mean() < 0.45        # rounded up about a third of the time
+    assert 0.2 < (values > 1).mean() < 0.45  # rounded up about a third of the time
 
 
 def test_stochastic_rounding_is_reproducible_from_its_seed():
@@ -176,6 +185,7 @@ def test_stochastic_rounding_is_reproducible_from_its_seed():
         for _ in range(3):
             opt.step([np.full(w.shape, 0.3, BF16)])
         return w.view(np.uint16).copy()
+
     np.testing.assert_array_equal(run(5), run(5))
     assert not np.array_equal(run(5), run(6))
 
@@ -187,23 +197,29 @@ def test_stochastic_rounding_tracks_float32_where_nearest_stalls():
     w32 = np.ones(4096, np.float32)
     nearest = np.ones(4096, BF16)
     stochastic = np.ones(4096, BF16)
-    optimizers = [cyoptim.SGD([w32], lr=lr), cyoptim.SGD([nearest], lr=lr),
-                  cyoptim.SGD([stochastic], lr=lr, stochastic_rounding=True, seed=0)]
+    optimizers = [
+        cyoptim.SGD([w32], lr=lr),
+        cyoptim.SGD([nearest], lr=lr),
+        cyoptim.SGD([stochastic], lr=lr, stochastic_rounding=True, seed=0),
+    ]
     for _ in range(steps):
         for opt, w in zip(optimizers, (w32, nearest, stochastic)):
             opt.step([np.ones(w.shape, w.dtype)])
-    assert np.all(nearest.astype(np.float32) == 1.0)              # stalled
-    drift = 1.0 - w32[0]                                          # 0.02
+    assert np.all(nearest.astype(np.float32) == 1.0)  # stalled
+    drift = 1.0 - w32[0]  # 0.02
     assert abs((1.0 - stochastic.astype(np.float64).mean()) - drift) < 0.05 * drift
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(master_weights=True), "master_weights=True keeps a float32 copy of 16-bit params"),
-    (dict(stochastic_rounding=True), "stochastic_rounding=True rounds bfloat16 params"),
-    (dict(state_dtype="float16"), "state_dtype must be one of"),
-    (dict(seed=-1), "seed must be an integer"),
-    (dict(master_weights=True, stochastic_rounding=True, params=BF16), "choose one"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(master_weights=True), "master_weights=True keeps a float32 copy of 16-bit params"),
+        (dict(stochastic_rounding=True), "stochastic_rounding=True rounds bfloat16 params"),
+        (dict(state_dtype="float16"), "state_dtype must be one of"),
+        (dict(seed=-1), "seed must be an integer"),
+        (dict(master_weights=True, stochastic_rounding=True, params=BF16), "choose one"),
+    ],
+)
 def test_bad_combinations_are_refused(options, message):
     options = dict(options)
     dtype = options.pop("params", np.float32)
@@ -228,15 +244,17 @@ def test_bad_grad_dtype_changes_nothing():
     with pytest.raises(TypeError, match="grad 1 has dtype float64"):
         opt.step([np.ones(10, BF16), np.ones(10)])
     with pytest.raises(TypeError, match="grad 1"):
-        opt.step([np.ones(10, BF16), np.ones(10, np.float32)])   # one dtype per group
+        opt.step([np.ones(10, BF16), np.ones(10, np.float32)])  # one dtype per group
     np.testing.assert_array_equal(w, before[0])
     np.testing.assert_array_equal(v, before[1])
     assert opt.state == {}
 
 
-@pytest.mark.parametrize("options", [dict(), dict(master_weights=True),
-                                     dict(state_dtype="float32")],
-                         ids=["bf16-states", "master", "float32-states"])
+@pytest.mark.parametrize(
+    "options",
+    [dict(), dict(master_weights=True), dict(state_dtype="float32")],
+    ids=["bf16-states", "master", "float32-states"],
+)
 def test_state_dict_round_trip(options):
     w = random_params(BF16)
     opt = cyoptim.AdamW(w, lr=1e-2, **options)
@@ -272,16 +290,18 @@ def test_matches_torch_fused_within_one_ulp():
     v = (rng.random(n) * 0.01).astype(BF16)
     g = rng.standard_normal(n).astype(BF16)
     opt = cyoptim.AdamW([w], lr=1e-2)
-    opt.step([np.zeros(n, BF16)])                      # create the state, then set it
+    opt.step([np.zeros(n, BF16)])  # create the state, then set it
     sd = opt.state_dict()
     sd["state"][0].update(exp_avg=m.copy(), exp_avg_sq=v.copy(), step=4.0)
     opt.load_state_dict(sd)
     tw = torch.tensor(w.astype(np.float32)).to(torch.bfloat16)
     tw.grad = torch.tensor(g.astype(np.float32)).to(torch.bfloat16)
     topt = torch.optim.AdamW([tw], lr=1e-2, fused=True)
-    topt.state[tw] = {"step": torch.tensor(4.0),
-                      "exp_avg": torch.tensor(m.astype(np.float32)).to(torch.bfloat16),
-                      "exp_avg_sq": torch.tensor(v.astype(np.float32)).to(torch.bfloat16)}
+    topt.state[tw] = {
+        "step": torch.tensor(4.0),
+        "exp_avg": torch.tensor(m.astype(np.float32)).to(torch.bfloat16),
+        "exp_avg_sq": torch.tensor(v.astype(np.float32)).to(torch.bfloat16),
+    }
     opt.step([g])
     topt.step()
     ours = w.view(np.int16).astype(np.int32)
@@ -304,8 +324,9 @@ def test_checkpoint_file_round_trip(tmp_path):
         master.step(grads(t, BF16))
     for o in (opt, master):
         cyoptim.save_state(o, tmp_path / "opt.npz")
-        other = cyoptim.AdamW([p.copy() for p in w], lr=1e-2,
-                              master_weights=o.precision.master_weights)
+        other = cyoptim.AdamW(
+            [p.copy() for p in w], lr=1e-2, master_weights=o.precision.master_weights
+        )
         cyoptim.load_state(other, tmp_path / "opt.npz")
         for k, entry in o.state.items():
             for name, value in entry.items():
@@ -329,6 +350,7 @@ def test_torch_master_weights_follow_the_float32_rule():
     is its master rounded."""
     torch = _torch()
     import cyoptim.torch as cot
+
     torch.manual_seed(0)
     start = [torch.randn(300, 7), torch.randn(5000)]
     params = [t.to(torch.bfloat16).requires_grad_() for t in start]
@@ -337,7 +359,7 @@ def test_torch_master_weights_follow_the_float32_rule():
     opt = cot.AdamW(params, lr=1e-2, master_weights=True)
     ropt = cot.AdamW(ref, lr=1e-2)
     topt = torch.optim.AdamW(theirs, lr=1e-2)
-    for step in range(5):
+    for _step in range(5):
         for p, r, t in zip(params, ref, theirs):
             g = torch.randn(p.shape).to(torch.bfloat16)
             p.grad, r.grad, t.grad = g, g.float(), g.float()
@@ -355,12 +377,16 @@ def test_torch_master_weights_follow_the_float32_rule():
 def test_torch_bfloat16_step_within_one_ulp_of_torch_fused():
     torch = _torch()
     import cyoptim.torch as cot
+
     torch.manual_seed(1)
     n = 10_000
     p = torch.randn(n).to(torch.bfloat16)
     q = p.clone()
-    state = {"step": torch.tensor(3.0), "exp_avg": (0.1 * torch.randn(n)).to(torch.bfloat16),
-             "exp_avg_sq": (0.01 * torch.rand(n)).to(torch.bfloat16)}
+    state = {
+        "step": torch.tensor(3.0),
+        "exp_avg": (0.1 * torch.randn(n)).to(torch.bfloat16),
+        "exp_avg_sq": (0.01 * torch.rand(n)).to(torch.bfloat16),
+    }
     p.grad = torch.randn(n).to(torch.bfloat16)
     q.grad = p.grad.clone()
     opt = cot.AdamW([p], lr=1e-2)
@@ -381,16 +407,20 @@ def test_torch_bfloat16_model_trains_with_autograd():
     states: the loss falls as in float32."""
     torch = _torch()
     import cyoptim.torch as cot
+
     torch.manual_seed(2)
     x = torch.randn(256, 20)
     y = (x[:, :5].sum(1) > 0).long()
     losses = {}
-    for label, dtype, options in [("float32", torch.float32, {}),
-                                  ("master", torch.bfloat16, {"master_weights": True}),
-                                  ("bf16", torch.bfloat16, {})]:
+    for label, dtype, options in [
+        ("float32", torch.float32, {}),
+        ("master", torch.bfloat16, {"master_weights": True}),
+        ("bf16", torch.bfloat16, {}),
+    ]:
         torch.manual_seed(3)
-        model = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.Tanh(),
-                                    torch.nn.Linear(64, 2)).to(dtype)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(20, 64), torch.nn.Tanh(), torch.nn.Linear(64, 2)
+        ).to(dtype)
         opt = cot.AdamW(model.parameters(), lr=1e-2, **options)
         for _ in range(60):
             opt.zero_grad()
@@ -407,11 +437,12 @@ def test_torch_state_dict_keeps_staged_dtypes():
     staged optimizer keeps its float32 master and states."""
     torch = _torch()
     import cyoptim.torch as cot
+
     p = torch.randn(100).to(torch.bfloat16)
     p.grad = torch.ones(100, dtype=torch.bfloat16)
     opt = cot.Adam([p], lr=1e-3, master_weights=True)
     opt.step()
-    sd = copy.deepcopy(opt.state_dict())     # torch's state_dict holds the live tensors
+    sd = copy.deepcopy(opt.state_dict())  # torch's state_dict holds the live tensors
     q = p.detach().clone()
     q.grad = p.grad.clone()
     other = cot.Adam([q], lr=1e-3, master_weights=True)
@@ -427,11 +458,12 @@ def test_torch_state_dict_keeps_staged_dtypes():
 def test_torch_bad_grad_dtype_changes_nothing():
     torch = _torch()
     import cyoptim.torch as cot
+
     a = torch.ones(10, dtype=torch.bfloat16)
     b = torch.ones(10, dtype=torch.bfloat16)
     a.grad = torch.ones(10, dtype=torch.bfloat16)
-    b.grad_dtype = None                                   # torch then allows float32 grads
-    b.grad = torch.ones(10, dtype=torch.float32)          # one dtype per group
+    b.grad_dtype = None  # torch then allows float32 grads
+    b.grad = torch.ones(10, dtype=torch.float32)  # one dtype per group
     opt = cot.Adam([a, b], lr=0.1)
     with pytest.raises(TypeError, match="must all be torch.bfloat16 or all torch.float32"):
         opt.step()
@@ -445,14 +477,15 @@ def test_torch_bad_grad_dtype_changes_nothing():
 from cyoptim import quantization  # noqa: E402
 
 INT8_ROWS = [row for row in registry.OPTIMIZERS if row.kernel in precision.INT8_KERNELS]
-INT8_SIZES = (100, 4096, 5000)        # float32 below 4096 elements; a ragged last block
+INT8_SIZES = (100, 4096, 5000)  # float32 below 4096 elements; a ragged last block
 
 
 def int8_hyper(row):
     """Settings that create every int8-capable state of the row."""
-    return {"SGD": dict(lr=1e-2, momentum=0.9), "RMSprop": dict(lr=1e-3, momentum=0.9,
-                                                                centered=True)}.get(
-        row.name, dict(lr=1e-3))
+    return {
+        "SGD": dict(lr=1e-2, momentum=0.9),
+        "RMSprop": dict(lr=1e-3, momentum=0.9, centered=True),
+    }.get(row.name, dict(lr=1e-3))
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
@@ -462,12 +495,17 @@ def test_kernel_quantizer_is_the_definition(signed, variant):
     (nearest map value, float32 midpoints, ties to the lower) bitwise, at
     every scale, on zero blocks, NaN blocks, exact thresholds, short blocks."""
     from cyoptim import _dispatch
+
     if variant not in _dispatch.available_variants():
         pytest.skip(f"this CPU does not run the {variant} build")
     rng = np.random.default_rng(5)
-    parts = [rng.standard_normal(3000) * 10.0 ** e for e in range(-9, 7, 3)]
-    parts += [np.zeros(256), quantization.thresholds(signed)[:255], [np.nan] + [1.0] * 255,
-              [1e-30, 2e-38, 0.0] * 100]
+    parts = [rng.standard_normal(3000) * 10.0**e for e in range(-9, 7, 3)]
+    parts += [
+        np.zeros(256),
+        quantization.thresholds(signed)[:255],
+        [np.nan] + [1.0] * 255,
+        [1e-30, 2e-38, 0.0] * 100,
+    ]
     x = np.concatenate(parts).astype(np.float32)[:-7]
     if not signed:
         x = np.abs(x)
@@ -485,17 +523,17 @@ def test_kernel_quantizer_is_the_definition(signed, variant):
 def test_quantization_round_trip_error_is_bounded_per_block(signed):
     """|x - deq(q(x))| <= absmax * (half the largest gap of the map), block by block."""
     rng = np.random.default_rng(6)
-    x = (rng.standard_normal(50_000) * np.repeat(10.0 ** rng.uniform(-6, 3, 196), 256)[:50_000])
+    x = rng.standard_normal(50_000) * np.repeat(10.0 ** rng.uniform(-6, 3, 196), 256)[:50_000]
     x = x.astype(np.float32)
     if not signed:
         x = np.abs(x)
     codes, absmax = quantization.quantize_blockwise(x, signed)
     back = quantization.dequantize_blockwise(codes, absmax, signed)
     half_gap = np.diff(quantization.dynamic_map(signed)).max() / 2
-    bound = np.repeat(absmax, 256)[:x.size] * half_gap * (1 + 1e-4)   # float32 rounding
+    bound = np.repeat(absmax, 256)[: x.size] * half_gap * (1 + 1e-4)  # float32 rounding
     assert np.all(np.abs(back - x) <= bound)
     # And each value's own relative error is small where the map is dense.
-    big = np.abs(x) > 0.01 * np.repeat(absmax, 256)[:x.size]
+    big = np.abs(x) > 0.01 * np.repeat(absmax, 256)[: x.size]
     assert np.median(np.abs(back - x)[big] / np.abs(x)[big]) < 0.05
 
 
@@ -524,13 +562,13 @@ def test_int8_states_step_as_defined(row):
     """state_dtype='int8': each step dequantizes, takes the float32 step and
     requantizes, bitwise as the definition (cyoptim.quantization) does it;
     tensors below 4096 elements keep float32 states."""
-    cls = registry.optimizer_class(row)
+    cls = optimizer_class(row)
     rng = np.random.default_rng(7)
     params = [rng.standard_normal(n).astype(np.float32) for n in INT8_SIZES]
     ref_params = [p.copy() for p in params]
     opt = cls(params, **int8_hyper(row), state_dtype="int8")
     ref = cls(ref_params, **int8_hyper(row))
-    for t in range(5):
+    for _t in range(5):
         g = [rng.standard_normal(p.size).astype(np.float32) for p in params]
         opt.step(g)
         ref.step(g)
@@ -548,8 +586,9 @@ def test_int8_states_step_as_defined(row):
                 continue
             assert ours.dtype == np.uint8 and ours.shape == p.shape
             signed = name not in precision.NONNEGATIVE_STATES
-            values = quantization.dequantize_blockwise(ours, opt.state[k][name + "_absmax"],
-                                                       signed)
+            values = quantization.dequantize_blockwise(
+                ours, opt.state[k][name + "_absmax"], signed
+            )
             np.testing.assert_array_equal(values, value, err_msg=name)
 
 
@@ -600,10 +639,17 @@ def test_int8_refused_where_not_supported():
         cyoptim.Adamax([np.zeros(4, np.float32)], state_dtype="int8")
 
 
-@pytest.mark.parametrize("param_dtype, options, copy_dtype", [
-    (np.float32, {}, BF16), (np.float32, {}, F16), (np.float32, {"state_dtype": "int8"}, BF16),
-    (BF16, {"master_weights": True}, BF16), (BF16, {}, BF16)],
-    ids=["f32-bf16", "f32-f16", "f32-int8-bf16", "bf16-master", "bf16"])
+@pytest.mark.parametrize(
+    "param_dtype, options, copy_dtype",
+    [
+        (np.float32, {}, BF16),
+        (np.float32, {}, F16),
+        (np.float32, {"state_dtype": "int8"}, BF16),
+        (BF16, {"master_weights": True}, BF16),
+        (BF16, {}, BF16),
+    ],
+    ids=["f32-bf16", "f32-f16", "f32-int8-bf16", "bf16-master", "bf16"],
+)
 def test_copy_to_writes_the_rounded_params_in_the_same_step(param_dtype, options, copy_dtype):
     """step(grads, copy_to=...): each copy is the updated param rounded to
     nearest even; the update itself is the one without copies, bitwise."""
@@ -613,24 +659,28 @@ def test_copy_to_writes_the_rounded_params_in_the_same_step(param_dtype, options
     opt = cyoptim.AdamW(params, lr=1e-2, **options)
     ref = cyoptim.AdamW(plain, lr=1e-2, **options)
     copies = [np.zeros(p.size, copy_dtype) for p in params]
-    copies[1] = None                                       # no copy of this one
-    for t in range(3):
-        g = [rng.standard_normal(p.size).astype(np.float32).astype(param_dtype)
-             for p in params]
+    copies[1] = None  # no copy of this one
+    for _t in range(3):
+        g = [rng.standard_normal(p.size).astype(np.float32).astype(param_dtype) for p in params]
         opt.step(g, copy_to=copies)
         ref.step(g)
-        for k, (p, r, c) in enumerate(zip(params, plain, copies)):
+        for _k, (p, r, c) in enumerate(zip(params, plain, copies)):
             np.testing.assert_array_equal(p.view(np.uint8), r.view(np.uint8))
             if c is not None:
-                np.testing.assert_array_equal(c.view(np.uint16),
-                                              p.astype(copy_dtype).view(np.uint16))
+                np.testing.assert_array_equal(
+                    c.view(np.uint16), p.astype(copy_dtype).view(np.uint16)
+                )
 
 
 def test_copy_to_bad_input_changes_nothing():
     w = np.ones(10, np.float32)
     opt = cyoptim.Adam([w], lr=0.1)
-    for bad, error in [([np.zeros(10, np.float32)], TypeError), ([np.zeros(9, BF16)], ValueError),
-                       ([], ValueError), (np.zeros(10, BF16), TypeError)]:
+    for bad, error in [
+        ([np.zeros(10, np.float32)], TypeError),
+        ([np.zeros(9, BF16)], ValueError),
+        ([], ValueError),
+        (np.zeros(10, BF16), TypeError),
+    ]:
         with pytest.raises(error):
             opt.step([np.ones(10, np.float32)], copy_to=bad)
     np.testing.assert_array_equal(w, 1.0)
@@ -639,15 +689,22 @@ def test_copy_to_bad_input_changes_nothing():
         cyoptim.Adam([np.ones(3)]).step([np.ones(3)], copy_to=[np.zeros(3, BF16)])
 
 
-@pytest.mark.parametrize("param_dtype, options", [
-    ("float32", {}), ("float32", {"state_dtype": "int8"}), ("bfloat16", {"master_weights": True})],
-    ids=["f32", "f32-int8", "bf16-master"])
+@pytest.mark.parametrize(
+    "param_dtype, options",
+    [
+        ("float32", {}),
+        ("float32", {"state_dtype": "int8"}),
+        ("bfloat16", {"master_weights": True}),
+    ],
+    ids=["f32", "f32-int8", "bf16-master"],
+)
 def test_torch_copy_to(param_dtype, options):
     """cyoptim.torch's step(copy_to=...): copies are the updated params
     rounded; the update is the one without copies, bitwise; grads of None
     leave their copy alone."""
     torch = _torch()
     import cyoptim.torch as cot
+
     torch.manual_seed(4)
     dtype = getattr(torch, param_dtype)
     start = [torch.randn(n).to(dtype) for n in INT8_SIZES]
@@ -662,17 +719,17 @@ def test_torch_copy_to(param_dtype, options):
         kept = copies[0].clone()
         opt.step(copy_to=copies)
         ref.step()
-        for p, r, c in zip(params, plain, copies):
+        for p, r in zip(params, plain):
             assert torch.equal(p, r)
         for c, p in zip(copies[1:], params[1:]):
             assert torch.equal(c, p.to(torch.bfloat16))
-    assert torch.equal(copies[0], kept)              # its param had no grad at the last step
+    assert torch.equal(copies[0], kept)  # its param had no grad at the last step
     with pytest.raises(ValueError, match="one per param"):
         opt.step(copy_to=copies[:1])
     with pytest.raises(TypeError, match="bfloat16 or float16 tensor"):
         opt.step(copy_to=[torch.zeros(n) for n in INT8_SIZES])
     for p, r in zip(params, plain):
-        assert torch.equal(p, r)                     # refused calls changed nothing
+        assert torch.equal(p, r)  # refused calls changed nothing
 
 
 def test_torch_int8_states():
@@ -680,6 +737,7 @@ def test_torch_int8_states():
     float32 below 4096 elements, the update as the NumPy optimizer's."""
     torch = _torch()
     import cyoptim.torch as cot
+
     rng = np.random.default_rng(10)
     arrays = [rng.standard_normal(n).astype(np.float32) for n in INT8_SIZES]
     tensors = [torch.tensor(a) for a in arrays]
@@ -696,8 +754,9 @@ def test_torch_int8_states():
         state = opt.state[t]
         if a.size >= precision.INT8_MIN_SIZE:
             assert state["exp_avg"].dtype == torch.uint8
-            np.testing.assert_array_equal(state["exp_avg_absmax"].numpy(),
-                                          ref.state[k]["exp_avg_absmax"])
+            np.testing.assert_array_equal(
+                state["exp_avg_absmax"].numpy(), ref.state[k]["exp_avg_absmax"]
+            )
         else:
             assert state["exp_avg"].dtype == torch.float32 and "exp_avg_absmax" not in state
     sd = copy.deepcopy(opt.state_dict())
@@ -706,11 +765,14 @@ def test_torch_int8_states():
     assert other.state[other.param_groups[0]["params"][2]]["exp_avg"].dtype == torch.uint8
 
 
-@pytest.mark.parametrize("options", [dict(master_weights=True), dict(state_dtype="int8"),
-                                     dict(stochastic_rounding=True)],
-                         ids=["master", "int8", "stochastic"])
+@pytest.mark.parametrize(
+    "options",
+    [dict(master_weights=True), dict(state_dtype="int8"), dict(stochastic_rounding=True)],
+    ids=["master", "int8", "stochastic"],
+)
 def test_pickle_and_deepcopy_keep_the_storage(options):
     import pickle
+
     rng = np.random.default_rng(11)
     params = [rng.standard_normal(n).astype(np.float32).astype(BF16) for n in INT8_SIZES]
     opt = cyoptim.AdamW(params, lr=1e-2, **options)
@@ -720,7 +782,7 @@ def test_pickle_and_deepcopy_keep_the_storage(options):
         g = [rng.standard_normal(p.size).astype(np.float32).astype(BF16) for p in params]
         mine = [p.copy() for p in params]
         twin = cyoptim.AdamW(mine, lr=1e-2, **options)
-        if twin.precision.stochastic_rounding:         # the seed drawn for opt, not another
+        if twin.precision.stochastic_rounding:  # the seed drawn for opt, not another
             twin = cyoptim.AdamW(mine, lr=1e-2, **dict(options, seed=opt.precision.seed))
         twin.load_state_dict(opt.state_dict())
         twin.step(g)
@@ -740,4 +802,5 @@ def test_torch_stochastic_rounding_is_reproducible():
             w.grad = torch.full((5000,), 0.3, dtype=torch.bfloat16)
             opt.step()
         return w.clone()
+
     assert torch.equal(run(5), run(5)) and not torch.equal(run(5), run(6))

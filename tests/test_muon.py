@@ -21,21 +21,27 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from conftest import torch_or_skip
+from optim_harness import (
+    assert_buffer_steps_as_separate_arrays,
+    assert_state_equal,
+    assert_unchanged,
+    bad_grad_lists,
+    grad_sequence,
+    snapshot,
+    threads,
+)
 
 import cyoptim
 import cyoptim.reference as ref
 from cyoptim import _dispatch
 from cyoptim.optimizers.muon import lr_ratio, normalizer, round_bfloat16
 from cyoptim.reference.muon import fma32, newton_schulz
-from conftest import torch_or_skip
-from optim_harness import (assert_buffer_steps_as_separate_arrays, assert_state_equal,
-                           assert_unchanged, bad_grad_lists,
-                           grad_sequence, snapshot, threads)
 
 COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 # tall, wide, square, a wide strip, a row, a tall strip
 SHAPES = [(24, 16), (16, 40), (32, 32), (3, 50), (1, 7), (60, 4)]
-GROUP0 = dict(lr=0.05, momentum=0.9)       # options of the first group (params 0-2)
+GROUP0 = dict(lr=0.05, momentum=0.9)  # options of the first group (params 0-2)
 
 
 def make_params(dtype, shapes=SHAPES, seed=0):
@@ -63,26 +69,33 @@ def run_torch(params, seq, kwargs):
         for t, g in zip(tensors, grads):
             t.grad = None if g is None else torch.tensor(g)
         opt.step()
-    return ([t.detach().numpy() for t in tensors],
-            [opt.state[t]["momentum_buffer"].numpy() for t in tensors])
+    return (
+        [t.detach().numpy() for t in tensors],
+        [opt.state[t]["momentum_buffer"].numpy() for t in tensors],
+    )
 
 
 def torch_newton_schulz(g, steps=5, eps=1e-7, coefficients=COEFFICIENTS):
     torch = torch_or_skip()
     from torch.optim._muon import _zeropower_via_newtonschulz
+
     return _zeropower_via_newtonschulz(torch.tensor(g), coefficients, steps, eps).float().numpy()
 
 
 # ----------------------------------------------------------------------- bfloat16
 
+
 def special_values():
     rng = np.random.default_rng(0)
-    with np.errstate(over="ignore"):            # some overflow to inf: wanted
+    with np.errstate(over="ignore"):  # some overflow to inf: wanted
         x = (rng.standard_normal(200_000) * np.exp(rng.uniform(-90, 88, 200_000))).astype(
-            np.float32)
+            np.float32
+        )
     ties = np.array([1 + 2**-8, 1 + 3 * 2**-8, -(1 + 2**-8), 2**-130 + 2**-138], np.float32)
-    edges = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 3.4e38, -3.4e38, 1e-45,
-                      np.finfo(np.float32).max], np.float32)
+    edges = np.array(
+        [np.nan, np.inf, -np.inf, 0.0, -0.0, 3.4e38, -3.4e38, 1e-45, np.finfo(np.float32).max],
+        np.float32,
+    )
     return np.concatenate([edges, ties, x])
 
 
@@ -97,11 +110,12 @@ def test_bfloat16_rounding_is_torchs():
     kernel = x.copy()
     _dispatch.kernels.bf16_round_(kernel)
     np.testing.assert_array_equal(kernel, expected)
-    assert round_bfloat16(np.float32(1 + 2**-8)) == 1.0             # tie: to even
+    assert round_bfloat16(np.float32(1 + 2**-8)) == 1.0  # tie: to even
     wide = np.random.default_rng(1).standard_normal(10_000) * 1e3
-    wide[:2] = [1 + 2**-8 + 2**-30, 1 + 3 * 2**-8 - 2**-30]         # double rounding
-    np.testing.assert_array_equal(round_bfloat16(wide),
-                                  torch.tensor(wide).bfloat16().float().numpy())
+    wide[:2] = [1 + 2**-8 + 2**-30, 1 + 3 * 2**-8 - 2**-30]  # double rounding
+    np.testing.assert_array_equal(
+        round_bfloat16(wide), torch.tensor(wide).bfloat16().float().numpy()
+    )
 
 
 def test_bfloat16_helpers_refuse_what_they_cannot_write():
@@ -111,16 +125,19 @@ def test_bfloat16_helpers_refuse_what_they_cannot_write():
     with pytest.raises(ValueError, match="C-contiguous"):
         k.bf16_round_(np.zeros((4, 4), np.float32).T)
     with pytest.raises(ValueError, match="expected 4 elements"):
-        k.bf16_fma(np.zeros(4, np.float32), 1.0, np.zeros(5, np.float32), 1.0,
-                   np.zeros(4, np.float32))
+        k.bf16_fma(
+            np.zeros(4, np.float32), 1.0, np.zeros(5, np.float32), 1.0, np.zeros(4, np.float32)
+        )
 
 
 def round_float32(exact):
     """A Fraction rounded to the nearest float32, ties to even."""
     f = np.float32(float(exact))
     candidates = [np.nextafter(f, np.float32(-np.inf)), f, np.nextafter(f, np.float32(np.inf))]
-    return min(candidates, key=lambda c: (abs(Fraction(float(c)) - exact),
-                                          int(np.array(c).view(np.uint32)) & 1))
+    return min(
+        candidates,
+        key=lambda c: (abs(Fraction(float(c)) - exact), int(np.array(c).view(np.uint32)) & 1),
+    )
 
 
 def test_fma32_rounds_once():
@@ -129,8 +146,9 @@ def test_fma32_rounds_once():
     rng = np.random.default_rng(0)
     a = np.float32(1 + 2**-12)
     x = np.concatenate([[1 + 2**-12, 1 + 2**-12], rng.standard_normal(500)]).astype(np.float32)
-    y = np.concatenate([[2**-80, -2**-80], rng.standard_normal(500) * 2.0 ** rng.integers(
-        -40, 5, 500)]).astype(np.float32)
+    y = np.concatenate(
+        [[2**-80, -(2**-80)], rng.standard_normal(500) * 2.0 ** rng.integers(-40, 5, 500)]
+    ).astype(np.float32)
     got = fma32(a, x, y)
     for k in range(len(x)):
         exact = Fraction(float(a)) * Fraction(float(x[k])) + Fraction(float(y[k]))
@@ -150,6 +168,7 @@ def test_normalizer_is_torchs_clamped_norm():
 
 
 # ---------------------------------------------------------------- Newton-Schulz
+
 
 def hadamard(n):
     """Sylvester's n x n Hadamard matrix (n a power of two): entries +-1, rows orthogonal."""
@@ -171,11 +190,12 @@ def test_newton_schulz_is_torchs_bitwise_where_sums_are_exact(rows, cols):
     rng = np.random.default_rng(rows * cols)
     for _ in range(4):
         n = max(rows, cols)
-        h = hadamard(n)[:min(rows, cols)] * rng.choice([-1.0, 1.0], n)
+        h = hadamard(n)[: min(rows, cols)] * rng.choice([-1.0, 1.0], n)
         h *= 2.0 ** rng.integers(-3, 4, (h.shape[0], 1))
         g = (h if rows <= cols else h.T).astype(np.float32)
-        np.testing.assert_array_equal(newton_schulz(g, COEFFICIENTS, 5, 1e-7),
-                                      torch_newton_schulz(g))
+        np.testing.assert_array_equal(
+            newton_schulz(g, COEFFICIENTS, 5, 1e-7), torch_newton_schulz(g)
+        )
 
 
 def ns_float64_sums(g, coefficients=COEFFICIENTS, steps=5, eps=1e-7):
@@ -215,21 +235,27 @@ def test_newton_schulz_differs_from_torch_only_by_summation_order():
     assert np.mean(ours_to_torch) <= 1.5 * np.mean(exact_to_torch)
 
 
-@pytest.mark.parametrize("steps,coefficients,eps", [(0, COEFFICIENTS, 1e-7),
-                                                    (2, (3.4, -4.7, 2.0), 1e-7),
-                                                    (6, COEFFICIENTS, 1e-3)])
+@pytest.mark.parametrize(
+    "steps,coefficients,eps",
+    [(0, COEFFICIENTS, 1e-7), (2, (3.4, -4.7, 2.0), 1e-7), (6, COEFFICIENTS, 1e-3)],
+)
 def test_newton_schulz_options_are_torchs(steps, coefficients, eps):
     for shape in [(8, 8), (3, 200), (20, 2)]:
         g = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
-        np.testing.assert_array_equal(newton_schulz(g, coefficients, steps, eps),
-                                      torch_newton_schulz(g, steps, eps, coefficients))
+        np.testing.assert_array_equal(
+            newton_schulz(g, coefficients, steps, eps),
+            torch_newton_schulz(g, steps, eps, coefficients),
+        )
 
 
 # ------------------------------------------------------------ against torch.optim.Muon
 
-FLAGS = [dict(nesterov=n, adjust_lr_fn=f, weight_decay=w)
-         for n, f, w in itertools.product((True, False), (None, "original", "match_rms_adamw"),
-                                          (0.0, 0.1))]
+FLAGS = [
+    dict(nesterov=n, adjust_lr_fn=f, weight_decay=w)
+    for n, f, w in itertools.product(
+        (True, False), (None, "original", "match_rms_adamw"), (0.0, 0.1)
+    )
+]
 
 
 def flags_id(flags):
@@ -277,8 +303,9 @@ def test_matches_torch_with_other_options():
     opt = cyoptim.Muon([dict(params=params[:2], **options), dict(params=params[2:])], **kwargs)
     torch = torch_or_skip()
     tensors = [torch.tensor(p, requires_grad=True) for p in start]
-    theirs = torch.optim.Muon([dict(params=tensors[:2], **options),
-                               dict(params=tensors[2:])], **kwargs)
+    theirs = torch.optim.Muon(
+        [dict(params=tensors[:2], **options), dict(params=tensors[2:])], **kwargs
+    )
     for grads in seq:
         opt.step(grads)
         for t, g in zip(tensors, grads):
@@ -291,8 +318,10 @@ def test_matches_torch_with_other_options():
 def test_lr_ratio_is_torchs():
     torch_or_skip()
     from torch.optim._muon import _adjust_lr
-    for shape, fn in itertools.product([(4, 4), (8, 2), (2, 8), (1, 300), (300, 1), (0, 3)],
-                                       [None, "original", "match_rms_adamw"]):
+
+    for shape, fn in itertools.product(
+        [(4, 4), (8, 2), (2, 8), (1, 300), (300, 1), (0, 3)], [None, "original", "match_rms_adamw"]
+    ):
         assert 0.1 * lr_ratio(fn, shape) == _adjust_lr(0.1, fn, shape), (shape, fn)
 
 
@@ -313,8 +342,9 @@ def test_defaults_and_state_layout_are_torchs():
         theirs.step()
     sd, tsd = ours.state_dict(), theirs.state_dict()
     assert sd["param_groups"] == tsd["param_groups"]
-    assert {i: sorted(e) for i, e in sd["state"].items()} == \
-           {i: sorted(e) for i, e in tsd["state"].items()}
+    assert {i: sorted(e) for i, e in sd["state"].items()} == {
+        i: sorted(e) for i, e in tsd["state"].items()
+    }
     # ours -> torch -> ours: the buffers survive both ways
     as_tensors = copy.deepcopy(sd)
     for entry in as_tensors["state"].values():
@@ -329,6 +359,7 @@ def test_defaults_and_state_layout_are_torchs():
 
 
 # ------------------------------------------------------------ the NumPy twin, invariance
+
 
 @pytest.mark.parametrize("flags", FLAGS, ids=flags_id)
 def test_equals_numpy_reference(flags, dtype):
@@ -358,8 +389,11 @@ def test_thread_count_and_variant_invariant(dtype):
     for variant in _dispatch.available_variants():
         for n, blas in itertools.product((1, 2), (1,)):
             params = [p.copy() for p in start]
-            with (_dispatch.use_variant(variant), threads(n),
-                  threadpoolctl.threadpool_limits(blas, user_api="blas")):
+            with (
+                _dispatch.use_variant(variant),
+                threads(n),
+                threadpoolctl.threadpool_limits(blas, user_api="blas"),
+            ):
                 opt = cyoptim.Muon(params, lr=0.02)
                 for grads in seq:
                     opt.step(grads)
@@ -375,11 +409,13 @@ def test_param_buffer_views_step_as_separate_arrays():
     """Params in one ParamBuffer (one run per pass when their lr ratios agree,
     one run per tensor otherwise) step bitwise as separate arrays do."""
     for shapes in [[(8, 4), (4, 8), (6, 6)], [(5, 5), (5, 5)]]:
-        assert_buffer_steps_as_separate_arrays(cyoptim.Muon, {"lr": 0.1}, shapes, np.float32,
-                                               steps=4)
+        assert_buffer_steps_as_separate_arrays(
+            cyoptim.Muon, {"lr": 0.1}, shapes, np.float32, steps=4
+        )
 
 
 # -------------------------------------------------------------- state_dict, checkpoints
+
 
 def test_state_dict_round_trip(dtype):
     """Save mid-run, load into a new optimizer over params at that point, continue:
@@ -429,13 +465,17 @@ def test_copies_and_checkpoints_step_alike(how, tmp_path):
 
 # ------------------------------------------------------------------------- bad input
 
+
 @pytest.mark.parametrize("shape", [(5,), (2, 3, 4), ()])
 def test_params_that_are_not_matrices_are_refused(shape):
     """torch's message (the shape as a tuple), at construction, and in
     add_param_group, which then changes nothing."""
     bad = np.zeros(shape, np.float32)
-    with pytest.raises(ValueError, match=r"Muon only supports 2D parameters whereas we "
-                                         r"found a parameter with size: \(.*\) \(param 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Muon only supports 2D parameters whereas we "
+        r"found a parameter with size: \(.*\) \(param 1\)",
+    ):
         cyoptim.Muon([np.zeros((2, 2), np.float32), bad])
     opt = cyoptim.Muon([np.zeros((2, 2), np.float32)])
     opt.step([np.ones((2, 2), np.float32)])
@@ -452,8 +492,12 @@ def test_torch_refuses_the_same_params():
         torch.optim.Muon([torch.zeros(2, 3, 4, requires_grad=True)])
 
 
-TORCH_INVALID = [dict(lr=-1.0), dict(momentum=-0.5), dict(weight_decay=-0.1),
-                 dict(adjust_lr_fn="arbitrary")]
+TORCH_INVALID = [
+    dict(lr=-1.0),
+    dict(momentum=-0.5),
+    dict(weight_decay=-0.1),
+    dict(adjust_lr_fn="arbitrary"),
+]
 
 
 @pytest.mark.parametrize("kwargs", TORCH_INVALID, ids=lambda kw: next(iter(kw)))
@@ -469,14 +513,17 @@ def test_invalid_hyperparameters_are_refused_with_torchs_message(kwargs):
     assert str(ours.value) == str(info.value)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(ns_steps=100), "Number of steps must be less than 100"),
-    (dict(ns_steps=-1), "ns_steps must be a non-negative integer"),
-    (dict(ns_steps=2.5), "ns_steps must be a non-negative integer"),
-    (dict(ns_coefficients=(1.0, 2.0)), "Coefficients must be a tuple of exactly 3 values"),
-    (dict(ns_coefficients=(1.0, 2.0, "x")), "Coefficients must be a tuple"),
-    (dict(eps=-1e-7), "Invalid epsilon value"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(ns_steps=100), "Number of steps must be less than 100"),
+        (dict(ns_steps=-1), "ns_steps must be a non-negative integer"),
+        (dict(ns_steps=2.5), "ns_steps must be a non-negative integer"),
+        (dict(ns_coefficients=(1.0, 2.0)), "Coefficients must be a tuple of exactly 3 values"),
+        (dict(ns_coefficients=(1.0, 2.0, "x")), "Coefficients must be a tuple"),
+        (dict(eps=-1e-7), "Invalid epsilon value"),
+    ],
+)
 def test_other_invalid_hyperparameters_are_refused_at_construction(kwargs, match):
     """torch refuses these only at the first step (or not at all: negative eps and
     ns_steps); here the constructor and load_state_dict refuse them."""
@@ -498,7 +545,7 @@ def test_bad_grads_change_nothing(dtype):
     for grads in grad_sequence(params, steps=5):
         opt.step(grads)
     before = snapshot(opt)
-    for name, grads, error, match in bad_grad_lists(params):
+    for _name, grads, error, match in bad_grad_lists(params):
         with pytest.raises(error, match=match):
             opt.step(grads)
         assert_unchanged(opt, before)
@@ -508,6 +555,7 @@ def test_bad_grads_change_nothing(dtype):
 
 
 # ------------------------------------------------------------------ special inputs
+
 
 def test_nonfinite_grads_propagate_like_torch_and_the_twin():
     """A NaN or inf anywhere in a grad makes the whole NS output NaN (torch's too):
@@ -541,8 +589,11 @@ def test_zero_grad_decays_only():
 
 def test_empty_params_step():
     """No elements: nothing to update (torch divides by zero for a 5 x 0 param)."""
-    params = [np.zeros((0, 5), np.float32), np.zeros((5, 0), np.float32),
-              np.ones((2, 2), np.float32)]
+    params = [
+        np.zeros((0, 5), np.float32),
+        np.zeros((5, 0), np.float32),
+        np.ones((2, 2), np.float32),
+    ]
     opt = cyoptim.Muon(params, lr=0.1)
     opt.step([np.zeros_like(p) for p in params])
     assert opt.state[0]["momentum_buffer"].shape == (0, 5)
@@ -550,6 +601,7 @@ def test_empty_params_step():
 
 def test_docstring_example():
     import doctest
+
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     for test in doctest.DocTestFinder().find(cyoptim.Muon, "Muon"):
         runner.run(test)

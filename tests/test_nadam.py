@@ -1,13 +1,18 @@
-
 import numpy as np
 import pytest
+from conftest import torch_or_skip
+from optim_harness import (
+    ADAM_FAMILY_INVALID,
+    assert_bad_scalar_state_refused,
+    assert_matches_torch,
+    assert_validation_matches_torch,
+    grad_sequence,
+    make_params,
+    run_cyoptim,
+)
 
 import cyoptim
 import cyoptim.reference as ref
-from conftest import torch_or_skip
-from optim_harness import (ADAM_FAMILY_INVALID, assert_bad_scalar_state_refused,
-                           assert_matches_torch, assert_validation_matches_torch,
-                           grad_sequence, make_params, run_cyoptim)
 
 
 def mu(step, beta1=0.9, momentum_decay=4e-3):
@@ -17,8 +22,9 @@ def mu(step, beta1=0.9, momentum_decay=4e-3):
 def test_nadam_defaults_and_lerp_branch_match_torch(dtype):
     """Defaults, and 1 - beta1 >= 0.5 (torch's other lerp formula)."""
     torch = torch_or_skip()
-    assert_matches_torch(cyoptim.NAdam, torch.optim.NAdam, {}, dtype,
-                         group_options=dict(betas=(0.3, 0.9)))
+    assert_matches_torch(
+        cyoptim.NAdam, torch.optim.NAdam, {}, dtype, group_options=dict(betas=(0.3, 0.9))
+    )
 
 
 def test_nadam_mu_product_equals_torch_bitwise(dtype):
@@ -54,7 +60,7 @@ def test_nadam_loaded_mu_product_is_used_per_param():
     for g in grads:
         g[:] = 1.0
     opt.step(grads)
-    assert opt._plans[0].fused             # one run for both params
+    assert opt._plans[0].fused  # one run for both params
     saved = opt.state_dict()
     saved["state"][1]["mu_product"] = 0.25
     twin = [np.ones(40), np.ones(24)]
@@ -89,9 +95,12 @@ def test_nadam_two_steps_by_hand():
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
         product = np.float32(product * np.float32(mu(t)))
-        d = np.sqrt(v / (1 - b2 ** t)) + eps
-        expected = (expected - lr * (1 - mu(t)) / (1 - float(product)) * g / d
-                    - lr * mu(t + 1) / (1 - float(product) * mu(t + 1)) * m / d)
+        d = np.sqrt(v / (1 - b2**t)) + eps
+        expected = (
+            expected
+            - lr * (1 - mu(t)) / (1 - float(product)) * g / d
+            - lr * mu(t + 1) / (1 - float(product) * mu(t + 1)) * m / d
+        )
         np.testing.assert_allclose(param, expected, rtol=1e-14)
     state = opt.state_dict()["state"][0]
     assert sorted(state) == ["exp_avg", "exp_avg_sq", "mu_product", "step"]

@@ -12,15 +12,25 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import torch_or_skip
+from optim_harness import (
+    TOLERANCE,
+    assert_bad_grads_change_nothing,
+    assert_equals_reference,
+    assert_matches_torch,
+    assert_state_dict_round_trip,
+    assert_thread_and_variant_invariant,
+    assert_unchanged,
+    grad_sequence,
+    groups_of,
+    make_params,
+    max_relative_error,
+    snapshot,
+)
+from optimizer_table import optimizer_class, reference_class, row_settings
 
 import cyoptim
-from conftest import torch_or_skip
 from cyoptim import registry
-from optim_harness import (TOLERANCE, assert_bad_grads_change_nothing,
-                           assert_equals_reference, assert_matches_torch,
-                           assert_state_dict_round_trip, assert_thread_and_variant_invariant,
-                           assert_unchanged, grad_sequence, groups_of, make_params,
-                           max_relative_error, snapshot)
 
 ROWS = registry.OPTIMIZERS
 TORCH_ROWS = [row for row in ROWS if row.torch]
@@ -33,7 +43,7 @@ def row_id(row):
 def accepted(row, flags):
     """Whether the class accepts this flag combination (nesterov needs momentum, ...)."""
     try:
-        registry.optimizer_class(row)([np.zeros(1)], **flags)
+        optimizer_class(row)([np.zeros(1)], **flags)
     except ValueError:
         return False
     return True
@@ -43,8 +53,8 @@ def flag_combinations(rows):
     """A pytest param (row, flags) for every accepted combination of each row's test flags."""
     cases = []
     for row in rows:
-        names = list(row.testing.flags)
-        for values in itertools.product(*row.testing.flags.values()):
+        names = list(row_settings(row).flags)
+        for values in itertools.product(*row_settings(row).flags.values()):
             flags = dict(zip(names, values))
             if accepted(row, flags):
                 label = "-".join(f"{k}={v}" for k, v in flags.items())
@@ -54,10 +64,10 @@ def flag_combinations(rows):
 
 def torch_settings(row, dtype):
     """The kwargs and second-group options of a row's torch comparison in this dtype."""
-    kwargs = dict(row.testing.torch)
+    kwargs = dict(row_settings(row).torch)
     lr_float64, lr_float32 = kwargs.pop("lr")
     lr = lr_float32 if dtype == np.float32 else lr_float64
-    group = dict(row.testing.torch_group)
+    group = dict(row_settings(row).torch_group)
     if "lr_scale" in group:
         group["lr"] = group.pop("lr_scale") * lr
     return dict(kwargs, lr=lr), group
@@ -67,41 +77,51 @@ def torch_settings(row, dtype):
 def test_matches_torch(row, flags, dtype):
     torch = torch_or_skip()
     kwargs, group = torch_settings(row, dtype)
-    assert_matches_torch(registry.optimizer_class(row), getattr(torch.optim, row.name),
-                         dict(kwargs, **flags), dtype, group_options=group)
+    assert_matches_torch(
+        optimizer_class(row),
+        getattr(torch.optim, row.name),
+        dict(kwargs, **flags),
+        dtype,
+        group_options=group,
+    )
 
 
 @pytest.mark.parametrize("row,flags", flag_combinations(ROWS))
 def test_equals_numpy_reference(row, flags, dtype):
-    assert_equals_reference(registry.optimizer_class(row), registry.reference_class(row),
-                            dict(row.testing.reference, **flags), dtype,
-                            group_options=dict(row.testing.reference_group))
+    assert_equals_reference(
+        optimizer_class(row),
+        reference_class(row),
+        dict(row_settings(row).reference, **flags),
+        dtype,
+        group_options=dict(row_settings(row).reference_group),
+    )
 
 
 @pytest.mark.parametrize("row", ROWS, ids=row_id)
 def test_thread_and_variant_invariant(row, dtype):
-    assert_thread_and_variant_invariant(registry.optimizer_class(row),
-                                        dict(row.testing.invariance), dtype)
+    assert_thread_and_variant_invariant(
+        optimizer_class(row), dict(row_settings(row).invariance), dtype
+    )
 
 
 @pytest.mark.parametrize("row", ROWS, ids=row_id)
 def test_state_dict_round_trip(row, dtype):
-    assert_state_dict_round_trip(registry.optimizer_class(row),
-                                 dict(row.testing.invariance), dtype)
+    assert_state_dict_round_trip(optimizer_class(row), dict(row_settings(row).invariance), dtype)
 
 
 @pytest.mark.parametrize("row", ROWS, ids=row_id)
 def test_bad_grads_change_nothing(row, dtype):
-    assert_bad_grads_change_nothing(registry.optimizer_class(row),
-                                    dict(row.testing.invariance), dtype)
+    assert_bad_grads_change_nothing(
+        optimizer_class(row), dict(row_settings(row).invariance), dtype
+    )
 
 
 def trained(row):
     """An optimizer over two groups that has taken a step (so it has state)."""
     params = [np.ones((3, 4), np.float32), np.ones(5, np.float32), np.ones(2, np.float32)]
-    opt = registry.optimizer_class(row)(
-        [{"params": params[:2]}, {"params": params[2:], "lr": 0.5}],
-        **row.testing.invariance)
+    opt = optimizer_class(row)(
+        [{"params": params[:2]}, {"params": params[2:], "lr": 0.5}], **row_settings(row).invariance
+    )
     opt.step([np.full(p.shape, 0.1, np.float32) for p in params])
     return opt
 
@@ -120,16 +140,28 @@ def broken_state_dicts(opt):
     cases = [
         (broken(lambda sd: sd["param_groups"].pop()), "parameter groups"),
         (broken(lambda sd: sd["param_groups"][0]["params"].pop()), "doesn't match the size"),
-        (broken(lambda sd: sd["state"][0].__setitem__(name, np.zeros(7, np.float32))),
-         f"state '{name}' of param 0"),
-        (broken(lambda sd: sd["state"][0].__setitem__(
-            name, sd["state"][0][name].astype(np.float64))), f"state '{name}' of param 0"),
-        (broken(lambda sd: sd["state"][1].__setitem__("bogus", np.zeros(5, np.float32))),
-         "state of param 1 has keys"),
+        (
+            broken(lambda sd: sd["state"][0].__setitem__(name, np.zeros(7, np.float32))),
+            f"state '{name}' of param 0",
+        ),
+        (
+            broken(
+                lambda sd: sd["state"][0].__setitem__(
+                    name, sd["state"][0][name].astype(np.float64)
+                )
+            ),
+            f"state '{name}' of param 0",
+        ),
+        (
+            broken(lambda sd: sd["state"][1].__setitem__("bogus", np.zeros(5, np.float32))),
+            "state of param 1 has keys",
+        ),
         (broken(lambda sd: sd["state"].__setitem__(9, {})), "param 9"),
-        (broken(lambda sd: sd["param_groups"][1].__setitem__("lr", -2.0)),
-         # torch's two wordings (Adafactor's is the second)
-         r"(Invalid learning rate|Learning rate should be >= 0 but is): -2.0"),
+        (
+            broken(lambda sd: sd["param_groups"][1].__setitem__("lr", -2.0)),
+            # torch's two wordings (Adafactor's is the second)
+            r"(Invalid learning rate|Learning rate should be >= 0 but is): -2.0",
+        ),
         ({"state": {}}, "keys 'state' and 'param_groups'"),
     ]
     # Param 1's own first array (Adafactor's params hold different buffers by shape).
@@ -137,11 +169,19 @@ def broken_state_dicts(opt):
     if held in opt._required_state_names(opt.param_groups[1]):
         cases.append((broken(lambda sd: sd["state"][1].pop(held)), "state of param 1 has keys"))
     if "step" in entry:
-        cases.append((broken(lambda sd: sd["state"][0].__setitem__("step", 1.5)),
-                      "step must be a non-negative whole number"))
+        cases.append(
+            (
+                broken(lambda sd: sd["state"][0].__setitem__("step", 1.5)),
+                "step must be a non-negative whole number",
+            )
+        )
     for scalar in [k for k, v in entry.items() if k != "step" and not isinstance(v, np.ndarray)]:
-        cases.append((broken(lambda sd: sd["state"][0].__setitem__(scalar, "x")),
-                      f"{scalar} must be a number"))
+        cases.append(
+            (
+                broken(lambda sd: sd["state"][0].__setitem__(scalar, "x")),
+                f"{scalar} must be a number",
+            )
+        )
     return cases
 
 
@@ -174,8 +214,8 @@ def test_nonfinite_grads_propagate_like_the_reference(row, dtype):
     sign(NaN) = 0) in the state that keeps the grad."""
     params = [np.linspace(-1, 1, 8).astype(dtype)]
     twins = [params[0].copy()]
-    fast = registry.optimizer_class(row)(params, **row.testing.invariance)
-    slow = registry.reference_class(row)(twins, **row.testing.invariance)
+    fast = optimizer_class(row)(params, **row_settings(row).invariance)
+    slow = reference_class(row)(twins, **row_settings(row).invariance)
     with np.errstate(all="ignore"):
         for g in nonfinite_grads(dtype):
             fast.step([g])
@@ -193,8 +233,8 @@ def test_nonfinite_grads_propagate_like_torch(row):
     torch = torch_or_skip()
     params = [np.linspace(-1, 1, 8)]
     tensor = torch.tensor(params[0].copy(), requires_grad=True)
-    kwargs = dict(row.testing.invariance)
-    ours = registry.optimizer_class(row)(params, **kwargs)
+    kwargs = dict(row_settings(row).invariance)
+    ours = optimizer_class(row)(params, **kwargs)
     theirs = getattr(torch.optim, row.name)([tensor], foreach=False, **kwargs)
     with np.errstate(all="ignore"):
         for g in nonfinite_grads(np.float64):
@@ -219,22 +259,22 @@ def test_registry_names_every_public_optimizer_once():
         assert getattr(cyoptim, name) is getattr(cyoptim.optimizers, name)
         assert issubclass(getattr(cyoptim, name), cyoptim.Optimizer)
     for row in ROWS:
-        cls = registry.optimizer_class(row)
+        cls = optimizer_class(row)
         assert issubclass(cls, cyoptim.Optimizer)
         assert cls.kernel == row.kernel
         assert callable(getattr(cyoptim._dispatch.kernels, cls.kernel + "_group"))
-        assert issubclass(registry.reference_class(row), cls)
-        assert getattr(cyoptim.reference, row.name) is registry.reference_class(row)
+        assert issubclass(reference_class(row), cls)
+        assert getattr(cyoptim.reference, row.name) is reference_class(row)
         assert getattr(cyoptim, row.name) is cls
 
 
-SWITCH_ROWS = [row for row in TORCH_ROWS if row.testing.switches]
+SWITCH_ROWS = [row for row in TORCH_ROWS if row_settings(row).switches]
 PHASE_STEPS = 6
 
 
 def phases(row):
     """Group 0's hyperparameters in each phase: every switch takes its values in turn."""
-    switches = row.testing.switches
+    switches = row_settings(row).switches
     for i in range(max(len(values) for values in switches.values())):
         yield {key: values[min(i, len(values) - 1)] for key, values in switches.items()}
 
@@ -250,7 +290,7 @@ def test_hyperparameters_switched_mid_run_match_torch(row):
     first = next(phases(row))
     params = make_params(dtype)
     tensors = [torch.tensor(p.copy(), requires_grad=True) for p in params]
-    ours = registry.optimizer_class(row)(groups_of(params, first), **kwargs)
+    ours = optimizer_class(row)(groups_of(params, first), **kwargs)
     theirs = getattr(torch.optim, row.name)(groups_of(tensors, first), foreach=False, **kwargs)
     seq = grad_sequence(params, steps=PHASE_STEPS * len(list(phases(row))))
     resumed = None
@@ -259,9 +299,9 @@ def test_hyperparameters_switched_mid_run_match_torch(row):
             opt.param_groups[0].update(values)
         saved = ours.state_dict()
         twins = [p.copy() for p in params]
-        resumed = (registry.optimizer_class(row)(groups_of(twins, first), **kwargs), twins)
+        resumed = (optimizer_class(row)(groups_of(twins, first), **kwargs), twins)
         resumed[0].load_state_dict(saved)
-        for grads in seq[i * PHASE_STEPS:(i + 1) * PHASE_STEPS]:
+        for grads in seq[i * PHASE_STEPS : (i + 1) * PHASE_STEPS]:
             for t, g in zip(tensors, grads):
                 t.grad = None if g is None else torch.tensor(g)
             ours.step(grads)

@@ -8,10 +8,11 @@ import pytest
 
 pytest.importorskip("ml_dtypes")
 
-TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                    "tools", "precision_accuracy.py")
-EPOCHS = 5                 # 225 steps: the loss has fallen from 2.3 to about 0.02
-TOLERANCE = 0.10           # relative to float32's final loss; seeds 0-2 stay within 6%
+TOOL = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "precision_accuracy.py"
+)
+EPOCHS = 5  # 225 steps: the loss has fallen from 2.3 to about 0.02
+TOLERANCE = 0.10  # relative to float32's final loss; seeds 0-2 stay within 6%
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,7 @@ def tool():
 @pytest.fixture(scope="module")
 def runs(tool):
     from cyoptim.examples import load_digits_dataset
+
     dataset = load_digits_dataset(0)
     return {mode: tool.train_digits(mode, EPOCHS, 0, dataset) for mode in tool.MODES}
 
@@ -34,10 +36,10 @@ def runs(tool):
 def test_low_precision_modes_reach_the_float32_loss(tool, runs):
     reference = runs["float32"]
     assert len(reference.losses) == EPOCHS * 45
-    assert reference.final_loss < 0.1 * reference.losses[0]      # it trained
+    assert reference.final_loss < 0.1 * reference.losses[0]  # it trained
     for mode in ("bf16+master", "bf16 states", "int8 states"):
         run = runs[mode]
-        assert run.losses[0] == pytest.approx(reference.losses[0], rel=1e-2)   # same start
+        assert run.losses[0] == pytest.approx(reference.losses[0], rel=1e-2)  # same start
         difference = tool.relative_difference(run, reference)
         assert abs(difference) <= TOLERANCE, (mode, run.final_loss, reference.final_loss)
 
@@ -47,7 +49,7 @@ def test_state_bytes_and_int8_tensors(runs):
     one and the biases keep float32 (below 4096 elements)."""
     bytes_per_param = {mode: r.state_bytes / r.params for mode, r in runs.items()}
     assert bytes_per_param["float32"] == 8
-    assert bytes_per_param["bf16+master"] == 12        # master copy and two float32 moments
+    assert bytes_per_param["bf16+master"] == 12  # master copy and two float32 moments
     assert bytes_per_param["bf16 states"] == 4
     int8 = runs["int8 states"]
     assert (int8.int8_tensors, int8.int8_params, int8.tensors) == (2, 2 * 8192, 6)

@@ -3,21 +3,26 @@ import math
 
 import numpy as np
 import pytest
+from conftest import torch_or_skip
+from optim_harness import (
+    ADAM_FAMILY_INVALID,
+    assert_matches_torch,
+    assert_thread_and_variant_invariant,
+    assert_validation_matches_torch,
+)
 
 import cyoptim
-from conftest import torch_or_skip
-from optim_harness import (ADAM_FAMILY_INVALID, assert_matches_torch,
-                           assert_thread_and_variant_invariant,
-                           assert_validation_matches_torch)
 
-FLAGS = [dict(maximize=m, weight_decay=wd, decoupled_weight_decay=d)
-         for m, wd, d in itertools.product([False, True], [0.0, 0.1], [False, True])]
+FLAGS = [
+    dict(maximize=m, weight_decay=wd, decoupled_weight_decay=d)
+    for m, wd, d in itertools.product([False, True], [0.0, 0.1], [False, True])
+]
 IDS = ["-".join(f"{k}={v}" for k, v in f.items()) for f in FLAGS]
 
 
 def rho(step, beta2):
     rho_inf = 2 / (1 - beta2) - 1
-    return rho_inf - 2 * step * beta2 ** step / (1 - beta2 ** step)
+    return rho_inf - 2 * step * beta2**step / (1 - beta2**step)
 
 
 def test_beta2_0999_leaves_exactly_five_steps_unrectified():
@@ -33,10 +38,20 @@ def test_radam_matches_torch(flags, dtype):
     beta2 = 0.5 (rho_inf = 3), which never rectifies."""
     torch = torch_or_skip()
     kwargs = dict(flags, lr=1e-3, betas=(0.8, 0.99), eps=1e-6)
-    assert_matches_torch(cyoptim.RAdam, torch.optim.RAdam, kwargs, dtype,
-                         group_options=dict(lr=3e-3, weight_decay=0.05))
-    assert_matches_torch(cyoptim.RAdam, torch.optim.RAdam, dict(flags, lr=1e-3), dtype,
-                         group_options=dict(betas=(0.3, 0.5)))
+    assert_matches_torch(
+        cyoptim.RAdam,
+        torch.optim.RAdam,
+        kwargs,
+        dtype,
+        group_options=dict(lr=3e-3, weight_decay=0.05),
+    )
+    assert_matches_torch(
+        cyoptim.RAdam,
+        torch.optim.RAdam,
+        dict(flags, lr=1e-3),
+        dtype,
+        group_options=dict(betas=(0.3, 0.5)),
+    )
 
 
 class RAdamFromStep5(cyoptim.RAdam):
@@ -65,13 +80,17 @@ def test_radam_six_steps_by_hand():
         opt.step([g.copy()])
         np.testing.assert_allclose(w, 1.0 - 0.1 * t * g, rtol=1e-14)
     rho_inf = 2 / (1 - beta2) - 1
-    r6 = math.sqrt((rho(6, beta2) - 4) * (rho(6, beta2) - 2) * rho_inf
-                   / ((rho_inf - 4) * (rho_inf - 2) * rho(6, beta2)))
+    r6 = math.sqrt(
+        (rho(6, beta2) - 4)
+        * (rho(6, beta2) - 2)
+        * rho_inf
+        / ((rho_inf - 4) * (rho_inf - 2) * rho(6, beta2))
+    )
     assert 0 < r6 < 0.1
     before = w.copy()
     opt.step([g.copy()])
     np.testing.assert_allclose(w[:2], before[:2] - 0.1 * np.sign(g[:2]) * r6, rtol=1e-14)
-    assert np.isnan(w[2])        # 0 / (sqrt(0) + 0), as torch
+    assert np.isnan(w[2])  # 0 / (sqrt(0) + 0), as torch
     state = opt.state_dict()["state"][0]
     assert sorted(state) == ["exp_avg", "exp_avg_sq", "step"] and state["step"] == 6.0
 

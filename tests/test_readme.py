@@ -28,17 +28,17 @@ def user_stand_ins():
         return [0.01 * a for a in arrays]
 
     import cyoptim
+
     opt = cyoptim.Adam(params, lr=1e-3)
 
-    namespace = dict(my_backward=my_backward, backbone=backbone, head=head, params=params,
-                     opt=opt)
+    namespace = dict(my_backward=my_backward, backbone=backbone, head=head, params=params, opt=opt)
 
-    def current_params():     # of whichever optimizer the snippet last made
+    def current_params():  # of whichever optimizer the snippet last made
         return [p for g in namespace["opt"].param_groups for p in g["params"]]
 
     cached = {}
 
-    def grads_for(step):       # the same grads every step: the loops stay fast
+    def grads_for(step):  # the same grads every step: the loops stay fast
         key = id(namespace["opt"])
         if key not in cached:
             cached[key] = [np.full_like(p, 0.01) for p in current_params()]
@@ -48,22 +48,28 @@ def user_stand_ins():
         ps = current_params()
         return float(sum(np.sum(p.astype(np.float64) ** 2) for p in ps)), [2 * p for p in ps]
 
-    def train_one_epoch(opt):          # a few steps on sum(p^2)
+    def train_one_epoch(opt):  # a few steps on sum(p^2)
         for _ in range(3):
             opt.step([2 * p for group in opt.param_groups for p in group["params"]])
 
-    def evaluate(val_set):              # (loss, accuracy) of the model `params`
-        loss = float(sum(np.sum(p ** 2) for p in namespace["params"]))
+    def evaluate(val_set):  # (loss, accuracy) of the model `params`
+        loss = float(sum(np.sum(p**2) for p in namespace["params"]))
         return loss, 1 / (1 + loss)
 
-    namespace.update(grads_for=grads_for, loss_and_grads=loss_and_grads,
-                     train_one_epoch=train_one_epoch, evaluate=evaluate, val_set=None)
+    namespace.update(
+        grads_for=grads_for,
+        loss_and_grads=loss_and_grads,
+        train_one_epoch=train_one_epoch,
+        evaluate=evaluate,
+        val_set=None,
+    )
     return namespace
 
 
 def torch_stand_ins():
     """A model, a loss and a loader for the PyTorch section's snippet."""
     import torch
+
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 2)
     loader = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(3)]
@@ -74,6 +80,7 @@ def keras_stand_ins(monkeypatch):
     """Digits-shaped data for the Keras section's snippet. Its KERAS_BACKEND is
     set through monkeypatch (undone after the test), so other tests never see it."""
     import importlib.util
+
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("keras") is None:
         raise ImportError("the Keras section needs keras and torch")
     keras = sys.modules.get("keras")
@@ -82,13 +89,15 @@ def keras_stand_ins(monkeypatch):
     if keras is None:
         monkeypatch.setenv("KERAS_BACKEND", "torch")
     rng = np.random.default_rng(0)
-    return dict(x_train=rng.standard_normal((64, 64)).astype(np.float32),
-                y_train=rng.integers(0, 10, 64))
+    return dict(
+        x_train=rng.standard_normal((64, 64)).astype(np.float32), y_train=rng.integers(0, 10, 64)
+    )
 
 
 def test_readme_examples_run(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     import matplotlib
+
     matplotlib.use("Agg")
     monkeypatch.chdir(tmp_path)
     blocks = python_blocks()

@@ -1,10 +1,9 @@
-
 import numpy as np
 import pytest
+from conftest import torch_or_skip
+from optim_harness import assert_validation_matches_torch
 
 import cyoptim
-from conftest import torch_or_skip
-from optim_harness import (assert_validation_matches_torch)
 
 
 def test_rmsprop_centered_momentum_by_hand():
@@ -40,8 +39,10 @@ def test_rmsprop_state_keys_follow_the_flags():
     assert plain._blocks[0].keys() == {"square_avg"}
 
 
-@pytest.mark.parametrize("name, value", [("lr", -1.0), ("eps", -1e-8), ("momentum", -0.5),
-                                         ("weight_decay", -1e-3), ("alpha", -0.1)])
+@pytest.mark.parametrize(
+    "name, value",
+    [("lr", -1.0), ("eps", -1e-8), ("momentum", -0.5), ("weight_decay", -1e-3), ("alpha", -0.1)],
+)
 def test_rmsprop_validation_messages_equal_torch(name, value):
     torch = torch_or_skip()
     assert_validation_matches_torch(cyoptim.RMSprop, torch.optim.RMSprop, {name: value})

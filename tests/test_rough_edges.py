@@ -29,8 +29,14 @@ def cli_env(**extra):
 
 
 def run_cli(*args, cwd, **env):
-    return subprocess.run([sys.executable, "-m", "cyoptim", *args], capture_output=True,
-                          text=True, env=cli_env(**env), cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "cyoptim", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(**env),
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def assert_usage_error(proc, *phrases):
@@ -55,8 +61,14 @@ def usage_error(main, argv, capsys):
 def test_reference_after_import_cyoptim(tmp_path):
     """The README lists cyoptim.reference: it must work after a plain `import cyoptim`."""
     code = "import cyoptim\nprint(cyoptim.reference.Adam.__name__)\n"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=cli_env(), cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "Adam"
 
@@ -65,10 +77,19 @@ def test_reference_after_import_cyoptim(tmp_path):
 def test_demo_out_naming_a_file_is_a_usage_error_before_training(tmp_path):
     taken = tmp_path / "taken"
     taken.write_text("not a folder")
-    proc = run_cli("demo", "--optimizers", "sgd", "--epochs", "1", "--no-progress",
-                   "--out", str(taken), cwd=tmp_path)
+    proc = run_cli(
+        "demo",
+        "--optimizers",
+        "sgd",
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--out",
+        str(taken),
+        cwd=tmp_path,
+    )
     assert_usage_error(proc, "argument --out", "is an existing file, not a folder")
-    assert "optimizer" not in proc.stdout          # no table: nothing was trained
+    assert "optimizer" not in proc.stdout  # no table: nothing was trained
     assert taken.read_text() == "not a folder"
 
 
@@ -92,6 +113,7 @@ def test_out_with_an_output_name_taken_by_a_folder(tmp_path, capsys):
 def test_run_demo_checks_out_before_training(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("trained although --out cannot be written")
+
     monkeypatch.setattr(demo, "train", no_training)
     taken = tmp_path / "taken"
     taken.write_text("")
@@ -113,24 +135,27 @@ def test_negative_seed_is_a_usage_error_not_a_numpy_traceback(tmp_path):
     assert_usage_error(proc, "argument --seed", "expected an integer >= 0, got '-5'")
 
 
-@pytest.mark.parametrize("argv, phrase", [
-    (["demo", "--seed", "-1"], "argument --seed"),
-    (["demo", "--seed", "1.5"], "argument --seed"),
-    (["demo", "--epochs", "0"], "argument --epochs"),
-    (["demo", "--batch-size", "-3"], "argument --batch-size"),
-    (["demo", "--threads", "-1"], "argument --threads"),
-    (["lr-find", "--seed", "-5"], "argument --seed"),
-    (["lr-find", "--num-iter", "1"], "argument --num-iter"),
-    (["lr-find", "--start-lr", "-1"], "argument --start-lr"),
-    (["lr-find", "--start-lr", "0"], "argument --start-lr"),
-    (["lr-find", "--end-lr", "inf"], "argument --end-lr"),
-    (["lr-find", "--end-lr", "nan"], "argument --end-lr"),
-    (["lr-find", "--start-lr", "1", "--end-lr", "0.1"], "0 < --start-lr < --end-lr"),
-])
+@pytest.mark.parametrize(
+    "argv, phrase",
+    [
+        (["demo", "--seed", "-1"], "argument --seed"),
+        (["demo", "--seed", "1.5"], "argument --seed"),
+        (["demo", "--epochs", "0"], "argument --epochs"),
+        (["demo", "--batch-size", "-3"], "argument --batch-size"),
+        (["demo", "--threads", "-1"], "argument --threads"),
+        (["lr-find", "--seed", "-5"], "argument --seed"),
+        (["lr-find", "--num-iter", "1"], "argument --num-iter"),
+        (["lr-find", "--start-lr", "-1"], "argument --start-lr"),
+        (["lr-find", "--start-lr", "0"], "argument --start-lr"),
+        (["lr-find", "--end-lr", "inf"], "argument --end-lr"),
+        (["lr-find", "--end-lr", "nan"], "argument --end-lr"),
+        (["lr-find", "--start-lr", "1", "--end-lr", "0.1"], "0 < --start-lr < --end-lr"),
+    ],
+)
 def test_nonsense_numbers_are_usage_errors(argv, phrase, tmp_path, capsys):
     err = usage_error(cli.main, argv + ["--out", str(tmp_path)], capsys)
     assert phrase in err
-    assert f"python -m cyoptim {argv[0]}" in err         # the subcommand's own usage
+    assert f"python -m cyoptim {argv[0]}" in err  # the subcommand's own usage
     assert list(tmp_path.iterdir()) == []
 
 
@@ -141,12 +166,13 @@ def test_run_demo_refuses_a_negative_seed(tmp_path):
 
 # ----------------------------------------------------------------- lr-find
 def test_lr_find_warns_when_num_iter_is_too_small(tmp_path):
-    proc = run_cli("lr-find", "--optimizer", "sgd", "--num-iter", "12", "--out",
-                   str(tmp_path), cwd=tmp_path)
+    proc = run_cli(
+        "lr-find", "--optimizer", "sgd", "--num-iter", "12", "--out", str(tmp_path), cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     assert "warning: --num-iter 12 is too few for a meaningful suggestion" in proc.stderr
     assert "use --num-iter 60 or more" in proc.stderr
-    assert "suggested learning rate" in proc.stdout       # it still runs
+    assert "suggested learning rate" in proc.stdout  # it still runs
 
 
 def test_lr_find_does_not_warn_with_enough_steps(tmp_path, capsys):
@@ -157,9 +183,10 @@ def test_lr_find_does_not_warn_with_enough_steps(tmp_path, capsys):
 
 def test_min_meaningful_iters_follows_the_smoothing():
     from cyoptim.lr_finder import SKIP_END, min_meaningful_iters
-    assert min_meaningful_iters() == 60                    # 3 spans of 1 / 0.05
+
+    assert min_meaningful_iters() == 60  # 3 spans of 1 / 0.05
     assert min_meaningful_iters(0.1) == 30
-    n = min_meaningful_iters(0.0)                          # no smoothing: the skips alone
+    n = min_meaningful_iters(0.0)  # no smoothing: the skips alone
     assert n - n // 10 - SKIP_END >= 2
 
 
@@ -175,8 +202,9 @@ def test_help_does_not_split_words(command):
     words = set(_help([command], 1000).split())
     for columns in (40, 61, 80):
         narrow = _help([command], columns)
-        assert set(narrow.split()) <= words, \
+        assert set(narrow.split()) <= words, (
             f"COLUMNS={columns}: split words {set(narrow.split()) - words}"
+        )
     if command == "lr-find":
         text = " ".join(_help([command], 61).split())
         assert ", ".join(BY_KEY) in text
@@ -188,15 +216,22 @@ def test_synthetic_data_is_in_the_table_title(tmp_path, capsys, monkeypatch):
     doc = demo.run_demo(["sgd"], epochs=1, batch_size=64, out=str(tmp_path), progress=False)
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("optimizer"))
-    title = "\n".join(lines[header - 2:header])
+    title = "\n".join(lines[header - 2 : header])
     assert doc["dataset"] == "synthetic"
     assert "*** SYNTHETIC DATA, NOT THE 8x8 DIGITS" in title
     assert "pip install scikit-learn" in title
 
 
 def test_digits_title_does_not_cry_synthetic():
-    doc = {"dataset": "digits", "model": {"sizes": [64, 128, 64, 10]}, "n_train": 1438,
-           "n_test": 359, "epochs": 1, "batch_size": 32, "seed": 0}
+    doc = {
+        "dataset": "digits",
+        "model": {"sizes": [64, 128, 64, 10]},
+        "n_train": 1438,
+        "n_test": 359,
+        "epochs": 1,
+        "batch_size": 32,
+        "seed": 0,
+    }
     title = demo.table_title(doc)
     assert title.startswith("8x8 digits") and "SYNTHETIC" not in title
     assert "1 epoch," in title
@@ -205,20 +240,23 @@ def test_digits_title_does_not_cry_synthetic():
 
 
 # ----------------------------------------------------------------- bench arguments
-@pytest.mark.parametrize("argv, phrase", [
-    (["--seconds", "-1"], "argument --seconds"),
-    (["--seconds", "0"], "argument --seconds"),
-    (["--seconds", "nan"], "argument --seconds"),
-    (["--probe-mb", "0"], "argument --probe-mb"),
-    (["--probe-mb", "1.5"], "argument --probe-mb"),
-    (["--probe-mb", "100000000"], "more than half of this machine's"),
-    (["--threads", "-2"], "argument --threads"),
-    (["--optimizers", "adamm"], "unknown optimizer: adamm"),
-    (["--optimizers", ","], "unknown optimizer"),
-    (["--layouts", "3M"], "unknown layout: 3m"),
-    (["--with", "tensorflow"], "unknown implementation: tensorflow"),
-    (["--dtype", "float16"], "argument --dtype"),
-])
+@pytest.mark.parametrize(
+    "argv, phrase",
+    [
+        (["--seconds", "-1"], "argument --seconds"),
+        (["--seconds", "0"], "argument --seconds"),
+        (["--seconds", "nan"], "argument --seconds"),
+        (["--probe-mb", "0"], "argument --probe-mb"),
+        (["--probe-mb", "1.5"], "argument --probe-mb"),
+        (["--probe-mb", "100000000"], "more than half of this machine's"),
+        (["--threads", "-2"], "argument --threads"),
+        (["--optimizers", "adamm"], "unknown optimizer: adamm"),
+        (["--optimizers", ","], "unknown optimizer"),
+        (["--layouts", "3M"], "unknown layout: 3m"),
+        (["--with", "tensorflow"], "unknown implementation: tensorflow"),
+        (["--dtype", "float16"], "argument --dtype"),
+    ],
+)
 def test_bench_nonsense_is_a_usage_error(argv, phrase, capsys):
     err = usage_error(bench.main, argv, capsys)
     assert phrase in err and "python -m cyoptim bench" in err
@@ -233,8 +271,13 @@ def test_bench_usage_error_exit_status_from_the_command_line(tmp_path):
 
 def test_bench_help_prints_defaults():
     text = " ".join(_help(["bench"], 100).split())
-    for default in ("(default: 0.2)", "(default: 768)", "(default: adam,sgd)",
-                    "(default: float32)", "(default: OpenMP's maximum"):
+    for default in (
+        "(default: 0.2)",
+        "(default: 768)",
+        "(default: adam,sgd)",
+        "(default: float32)",
+        "(default: OpenMP's maximum",
+    ):
         assert default in text
 
 
@@ -243,17 +286,30 @@ def test_bench_accepts_the_demo_names():
     name, kwargs, torch_name, fused, _ = bench.optimizer_spec("nesterov")
     assert (name, torch_name, fused) == ("SGD", "SGD", True)
     assert kwargs == {**bench.OPTIMIZERS["sgd"][1], "nesterov": True}
-    for key in BY_KEY:                    # every name the demo takes
+    for key in BY_KEY:  # every name the demo takes
         assert key in bench.OPTIMIZERS or key in bench.DEMO_ALIASES
     bench.make_stepper("cyoptim", "nesterov", "10k")()
     bench.make_stepper("numpy", "nesterov", "10k")()
 
 
 def test_bench_shows_progress_skipped_peers_and_the_demo_names(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "deepspeed", None)      # as if not installed
+    monkeypatch.setitem(sys.modules, "deepspeed", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "torch", None)
-    assert bench.main(["--optimizers", "Momentum,nesterov", "--layouts", "10k",
-                       "--seconds", "0.01", "--probe-mb", "8"]) == 0
+    assert (
+        bench.main(
+            [
+                "--optimizers",
+                "Momentum,nesterov",
+                "--layouts",
+                "10k",
+                "--seconds",
+                "0.01",
+                "--probe-mb",
+                "8",
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     assert "[1/2] measuring momentum 10k" in err and "[2/2] measuring nesterov 10k" in err
     assert "skipped torch-fused: torch not installed (pip install torch)" in out
@@ -265,19 +321,37 @@ def test_bench_shows_progress_skipped_peers_and_the_demo_names(capsys, monkeypat
 
 
 def test_bench_no_progress(capsys):
-    bench.main(["--optimizers", "sgd", "--layouts", "10k", "--with", "cyoptim",
-                "--seconds", "0.01", "--probe-mb", "8", "--no-progress"])
+    bench.main(
+        [
+            "--optimizers",
+            "sgd",
+            "--layouts",
+            "10k",
+            "--with",
+            "cyoptim",
+            "--seconds",
+            "0.01",
+            "--probe-mb",
+            "8",
+            "--no-progress",
+        ]
+    )
     assert capsys.readouterr().err == ""
 
 
 # ----------------------------------------------------------------- bandwidth plausibility
 def _row(optimizer, layout, mparams):
     n = sum(bench.LAYOUTS[layout][0])
-    return {"optimizer": optimizer, "layout": layout, "params": n,
-            "bytes_per_param": bench.bytes_per_param(optimizer, np.float32), "cyoptim": mparams}
+    return {
+        "optimizer": optimizer,
+        "layout": layout,
+        "params": n,
+        "bytes_per_param": bench.bytes_per_param(optimizer, np.float32),
+        "cyoptim": mparams,
+    }
 
 
-MiB = 2 ** 20
+MiB = 2**20
 
 
 def test_implausibly_low_probe_is_flagged():
@@ -291,12 +365,13 @@ def test_cell_beyond_the_probe_out_of_cache_is_flagged():
     big = _row("adam", "16M", 2.3 * 16.01 * 1e3 / 28)
     warnings = bench.bandwidth_warnings(2.3, [big], 768, 32 * MiB)
     assert any("adam 16M" in w and "1601%" in w for w in warnings)
-    in_cache = _row("adam", "1M", 2.3 * 3 * 1e3 / 28)      # 300%, but 28 MB < 32 MiB
-    assert not any("adam 1M" in w for w in bench.bandwidth_warnings(2.3, [in_cache], 768,
-                                                                      32 * MiB))
+    in_cache = _row("adam", "1M", 2.3 * 3 * 1e3 / 28)  # 300%, but 28 MB < 32 MiB
+    assert not any(
+        "adam 1M" in w for w in bench.bandwidth_warnings(2.3, [in_cache], 768, 32 * MiB)
+    )
     plausible = _row("adam", "16M", 50.0 * 0.8 * 1e3 / 28)  # 80%
     assert bench.bandwidth_warnings(50.0, [plausible], 768, 32 * MiB) == []
-    assert bench.bandwidth_warnings(50.0, [big], 768, None) == []   # cache unknown
+    assert bench.bandwidth_warnings(50.0, [big], 768, None) == []  # cache unknown
 
 
 def test_probe_smaller_than_the_cache_is_flagged():
@@ -306,15 +381,26 @@ def test_probe_smaller_than_the_cache_is_flagged():
 
 def test_bench_prints_the_warnings(capsys, monkeypatch):
     monkeypatch.setattr(bench, "bandwidth_probe", lambda megabytes: 2.3)
-    bench.main(["--optimizers", "sgd", "--layouts", "10k", "--with", "cyoptim",
-                "--seconds", "0.01", "--no-progress"])
+    bench.main(
+        [
+            "--optimizers",
+            "sgd",
+            "--layouts",
+            "10k",
+            "--with",
+            "cyoptim",
+            "--seconds",
+            "0.01",
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert "warning: the bandwidth probe read only 2.3 GB/s" in out
 
 
 def test_last_level_cache_size_is_sane():
     size = bench.last_level_cache_bytes()
-    assert size is None or 64 * 1024 <= size <= 2 ** 40
+    assert size is None or 64 * 1024 <= size <= 2**40
 
 
 # ----------------------------------------------------------------- docs cite real files
@@ -336,6 +422,7 @@ def cited_files(text):
     """Repository files a document names: link targets, paths under the top folders,
     and source-file names in inline code (``common.pxi``: found anywhere)."""
     import re
+
     paths = {t for t in re.findall(r"\]\(([^)#\s]+)\)", text) if "://" not in t}
     for token in re.findall(r"[\w./+-]+", text):
         if token.startswith(TOP_FOLDERS) and not token.endswith("/"):
@@ -358,9 +445,12 @@ def test_docs_cite_only_files_that_exist(doc):
     with open(path) as f:
         paths, names = cited_files(f.read())
     folder = os.path.dirname(doc)
-    missing = sorted(p for p in paths
-                     if os.path.normpath(os.path.join(folder, p)) not in files
-                     and os.path.normpath(p) not in files)
+    missing = sorted(
+        p
+        for p in paths
+        if os.path.normpath(os.path.join(folder, p)) not in files
+        and os.path.normpath(p) not in files
+    )
     missing += sorted(n for n in names if n not in basenames)
     assert not missing, f"{doc} cites files that do not exist: {missing}"
 
@@ -368,6 +458,7 @@ def test_docs_cite_only_files_that_exist(doc):
 def test_install_commands_work_from_a_clone():
     """No `pip install cyoptim...` (not on PyPI): from a clone it is `pip install .`."""
     import re
+
     for doc in DOCS:
         path = os.path.join(REPO, doc)
         if not os.path.exists(path):
@@ -376,7 +467,11 @@ def test_install_commands_work_from_a_clone():
             commands = re.findall(r"pip install ([^\s&#]+)", f.read())
         for target in commands:
             target = target.strip("\"'")
-            target = target if target == "." else target.rstrip(")`.,;")   # prose punctuation
+            target = target if target == "." else target.rstrip(")`.,;")  # prose punctuation
             assert target.startswith(".") or target.split("=")[0].split("[")[0] in (
-                "torch", "scikit-learn", "matplotlib", "tqdm", "threadpoolctl"), \
-                f"{doc}: `pip install {target}` does not work from a clone"
+                "torch",
+                "scikit-learn",
+                "matplotlib",
+                "tqdm",
+                "threadpoolctl",
+            ), f"{doc}: `pip install {target}` does not work from a clone"

@@ -1,10 +1,16 @@
 import numpy as np
 import pytest
+from conftest import torch_or_skip
+from optim_harness import (
+    assert_state_equal,
+    assert_validation_matches_torch,
+    grad_sequence,
+    make_params,
+    run_cyoptim,
+    run_torch_with_state,
+)
 
 import cyoptim
-from conftest import torch_or_skip
-from optim_harness import (assert_state_equal, assert_validation_matches_torch, grad_sequence,
-                           make_params, run_cyoptim, run_torch_with_state)
 
 
 def run_torch_state(params, seq, kwargs, group_options=None, lr_at=None):
@@ -25,13 +31,17 @@ def assert_bitwise_torch(ours_params, ours, theirs_params, theirs):
             assert entry[name].tobytes() == theirs[i][name].tobytes(), f"{name} of param {i}"
 
 
-@pytest.mark.parametrize("kwargs", [
-    {},
-    dict(lr=0.05, maximize=True),
-    dict(etas=(0.3, 1.5), step_sizes=(1e-3, 0.02)),      # both bounds hit often
-    dict(etas=(0.9, 3.0), step_sizes=(0.02, 0.01)),      # min > max: clamp gives max
-    dict(etas=(1 - 1e-9, 1.2)),      # etaminus is 1.0 in float32: torch then zeroes the
-], ids=str)                          # grad wherever the factor is 1, and so do we
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        dict(lr=0.05, maximize=True),
+        dict(etas=(0.3, 1.5), step_sizes=(1e-3, 0.02)),  # both bounds hit often
+        dict(etas=(0.9, 3.0), step_sizes=(0.02, 0.01)),  # min > max: clamp gives max
+        dict(etas=(1 - 1e-9, 1.2)),  # etaminus is 1.0 in float32: torch then zeroes the
+    ],
+    ids=str,
+)  # grad wherever the factor is 1, and so do we
 def test_rprop_equals_torch_bitwise(kwargs, dtype):
     """Every operation of Rprop rounds as torch's: params and state bit for bit,
     over two groups with skipped grads (step counts that differ per param)."""
@@ -70,7 +80,7 @@ def test_rprop_step_sizes_grow_to_the_cap_and_shrink_to_the_floor():
     previous = np.zeros(2)
     moved = []
     for t in range(12):
-        g = np.array([1.0, (-1.0) ** t])      # element 1 flips every step
+        g = np.array([1.0, (-1.0) ** t])  # element 1 flips every step
         before = w[1]
         opt.step([g.copy()])
         product = g * previous
@@ -83,7 +93,7 @@ def test_rprop_step_sizes_grow_to_the_cap_and_shrink_to_the_floor():
         np.testing.assert_array_equal(opt.state[0]["prev"], g)
         np.testing.assert_array_equal(w, expected_w)
         moved.append(w[1] != before)
-    assert opt.state[0]["step_size"].tolist() == [high, low]   # 0.1 0.2 0.4 0.5; ... 0.0125 0.01
+    assert opt.state[0]["step_size"].tolist() == [high, low]  # 0.1 0.2 0.4 0.5; ... 0.0125 0.01
     assert moved == [True, False] * 6
 
 
@@ -110,7 +120,7 @@ def test_rprop_lr_only_sets_the_first_step_size():
     starts from the new lr, as torch's lazily created state does."""
     params = make_params(np.float64)
     start = [p.copy() for p in params]
-    seq = grad_sequence(params, steps=30)     # param 3 has no grad before step 10
+    seq = grad_sequence(params, steps=30)  # param 3 has no grad before step 10
     opt = cyoptim.Rprop(params, lr=0.04)
     for t, grads in enumerate(seq):
         if t == 5:
@@ -118,8 +128,9 @@ def test_rprop_lr_only_sets_the_first_step_size():
         opt.step(grads)
     theirs_params, theirs = run_torch_state(start, seq, {"lr": 0.04}, lr_at={5: 0.01})
     assert_bitwise_torch(params, opt, theirs_params, theirs)
-    unchanged = run_cyoptim(cyoptim.Rprop, [p.copy() for p in start[:3]],
-                            [g[:3] for g in seq], {"lr": 0.04})
+    unchanged = run_cyoptim(
+        cyoptim.Rprop, [p.copy() for p in start[:3]], [g[:3] for g in seq], {"lr": 0.04}
+    )
     for a, b in zip(params[:3], unchanged.param_groups[0]["params"]):
         np.testing.assert_array_equal(a, b)
 
@@ -145,8 +156,28 @@ def test_rprop_twin_equals_kernel_on_tiny_and_special_values(dtype):
     """The NumPy twin and the kernel agree bitwise on zeros of both signs,
     subnormal products, inf and NaN."""
     tiny = np.finfo(dtype).tiny
-    special = np.array([0.0, -0.0, tiny, -tiny, np.inf, -np.inf, np.nan, 1.0, -1.0, 3.0,
-                        -2.0, 0.5, tiny * 4, -tiny * 2, 1e-3, -1e-3, 7.0], dtype)
+    special = np.array(
+        [
+            0.0,
+            -0.0,
+            tiny,
+            -tiny,
+            np.inf,
+            -np.inf,
+            np.nan,
+            1.0,
+            -1.0,
+            3.0,
+            -2.0,
+            0.5,
+            tiny * 4,
+            -tiny * 2,
+            1e-3,
+            -1e-3,
+            7.0,
+        ],
+        dtype,
+    )
     rng = np.random.default_rng(5)
     params = [np.linspace(-1, 1, special.size).astype(dtype)]
     twins = [params[0].copy()]
@@ -161,19 +192,34 @@ def test_rprop_twin_equals_kernel_on_tiny_and_special_values(dtype):
     assert_state_equal(fast.state_dict(), slow.state_dict())
 
 
-@pytest.mark.parametrize("kwargs", [dict(lr=-1.0), dict(etas=(1.0, 1.2)), dict(etas=(0.0, 1.2)),
-                                    dict(etas=(0.5, 1.0)), dict(etas=(0.5, 0.9)),
-                                    dict(etas=(0, 2)), dict(lr=-1.0, etas=(2.0, 0.5))],
-                         ids=str)
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(lr=-1.0),
+        dict(etas=(1.0, 1.2)),
+        dict(etas=(0.0, 1.2)),
+        dict(etas=(0.5, 1.0)),
+        dict(etas=(0.5, 0.9)),
+        dict(etas=(0, 2)),
+        dict(lr=-1.0, etas=(2.0, 0.5)),
+    ],
+    ids=str,
+)
 def test_rprop_validation_messages_equal_torch(kwargs):
     torch = torch_or_skip()
     assert_validation_matches_torch(cyoptim.Rprop, torch.optim.Rprop, kwargs)
 
 
-@pytest.mark.parametrize("name,value,error", [
-    ("etas", (0.5, 1.2, 2.0), ValueError), ("etas", 0.5, ValueError),
-    ("step_sizes", (1e-6,), ValueError), ("step_sizes", ("1e-6", 50), TypeError),
-    ("etas", "ab", ValueError)])
+@pytest.mark.parametrize(
+    "name,value,error",
+    [
+        ("etas", (0.5, 1.2, 2.0), ValueError),
+        ("etas", 0.5, ValueError),
+        ("step_sizes", (1e-6,), ValueError),
+        ("step_sizes", ("1e-6", 50), TypeError),
+        ("etas", "ab", ValueError),
+    ],
+)
 def test_rprop_refuses_pairs_that_are_not_pairs(name, value, error):
     """torch would fail at its first step; here the constructor and
     add_param_group refuse, and nothing is added."""

@@ -32,7 +32,7 @@ def _optimizer(side, torch):
     p, q = torch.zeros(3, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
     p.grad, q.grad = torch.full_like(p, 0.5), torch.full_like(q, 0.5)
     opt = torch.optim.SGD([{"params": [p], "lr": 0.1}], lr=0.1, momentum=0.9)
-    return opt, q, lambda: opt.step()      # late lookup: torch's schedulers wrap opt.step
+    return opt, q, lambda: opt.step()  # late lookup: torch's schedulers wrap opt.step
 
 
 def _run(module, make, side, torch, add_at, steps, metrics=None):
@@ -56,8 +56,9 @@ def _assert_same_rates(ours, theirs):
     ours, theirs = np.nan_to_num(ours), np.nan_to_num(theirs)
     scale = np.maximum(np.abs(theirs), np.abs(theirs).max(axis=0))
     worst = np.unravel_index(np.argmax(np.abs(ours - theirs) - 1e-12 * scale), ours.shape)
-    assert np.all(np.abs(ours - theirs) <= 1e-12 * scale), \
+    assert np.all(np.abs(ours - theirs) <= 1e-12 * scale), (
         f"step {worst[0]}, group {worst[1]}: ours {ours[worst]!r}, torch {theirs[worst]!r}"
+    )
 
 
 FOLLOWED = {
@@ -71,9 +72,11 @@ FOLLOWED = {
     "PolynomialLR": lambda M, o: M.PolynomialLR(o, total_iters=18, power=2.0),
     "CosineAnnealingLR": lambda M, o: M.CosineAnnealingLR(o, T_max=40, eta_min=1e-3),
     "SequentialLR": lambda M, o: M.SequentialLR(
-        o, [M.LinearLR(o, 0.1, total_iters=5), M.ExponentialLR(o, 0.95)], milestones=[5]),
+        o, [M.LinearLR(o, 0.1, total_iters=5), M.ExponentialLR(o, 0.95)], milestones=[5]
+    ),
     "ChainedScheduler": lambda M, o: M.ChainedScheduler(
-        [M.ExponentialLR(o, 0.9), M.StepLR(o, 5, 0.5), M.LinearLR(o, 0.2, total_iters=10)]),
+        [M.ExponentialLR(o, 0.9), M.StepLR(o, 5, 0.5), M.LinearLR(o, 0.2, total_iters=10)]
+    ),
 }
 
 
@@ -83,8 +86,12 @@ STATIC_AFTER_ADDING = {("ConstantLR", 16), ("LinearLR", 16)}
 
 # SequentialLR restarts its next scheduler at the milestone (5), which needs the
 # base rates: groups added before it are refused there (test_refused_...).
-FOLLOWED_PARAMS = [pytest.param(name, add_at, id=f"{name}-{add_at}") for name in FOLLOWED
-                   for add_at in (0, 7, 16) if (name, add_at) != ("SequentialLR", 0)]
+FOLLOWED_PARAMS = [
+    pytest.param(name, add_at, id=f"{name}-{add_at}")
+    for name in FOLLOWED
+    for add_at in (0, 7, 16)
+    if (name, add_at) != ("SequentialLR", 0)
+]
 
 
 @pytest.mark.parametrize("name, add_at", FOLLOWED_PARAMS)
@@ -119,9 +126,11 @@ def test_two_groups_added_at_different_steps(torch):
                     p.grad = torch.full_like(p, 0.5)
                 opt.step()
             sched.step()
-            rates.append([g["lr"] for g in opt.param_groups]
-                         + [np.nan] * (3 - len(opt.param_groups)))
+            rates.append(
+                [g["lr"] for g in opt.param_groups] + [np.nan] * (3 - len(opt.param_groups))
+            )
         return np.array(rates)
+
     ours = run(S, "ours")
     _assert_same_rates(ours, run(torch.optim.lr_scheduler, "torch"))
     assert ours[11, 1] > ours[4, 1] and ours[-1, 2] > ours[11, 2]
@@ -132,6 +141,7 @@ def _swalr(M):
     if M is S:
         return S.SWALR
     from torch.optim.swa_utils import SWALR
+
     return SWALR
 
 
@@ -145,17 +155,24 @@ REFUSED = {
     "CosineAnnealingWarmRestarts": (lambda M, o: M.CosineAnnealingWarmRestarts(o, T_0=5), 0),
     "CyclicLR": (lambda M, o: M.CyclicLR(o, 0.01, 0.1, step_size_up=4), 0),
     "OneCycleLR": (lambda M, o: M.OneCycleLR(o, 0.1, total_steps=50), 0),
-    "LambdaLR": (lambda M, o: M.LambdaLR(o, lambda t: 0.9 ** t), 0),
+    "LambdaLR": (lambda M, o: M.LambdaLR(o, lambda t: 0.9**t), 0),
     "MultiplicativeLR": (lambda M, o: M.MultiplicativeLR(o, lambda t: 0.9), 0),
     "SWALR": (lambda M, o: _swalr(M)(o, swa_lr=0.01), 0),
-    "ChainedScheduler": (lambda M, o: M.ChainedScheduler(
-        [M.ExponentialLR(o, 0.9), M.LambdaLR(o, lambda t: 0.9 ** t)]), 0),
+    "ChainedScheduler": (
+        lambda M, o: M.ChainedScheduler(
+            [M.ExponentialLR(o, 0.9), M.LambdaLR(o, lambda t: 0.9**t)]
+        ),
+        0,
+    ),
     # torch carries the group until the cosine climbs back from its minimum (step 11)
     "CosineAnnealingLR": (lambda M, o: M.CosineAnnealingLR(o, T_max=10), 11 - 4 - 1),
     # the sequence restarts LinearLR at the milestone: it needs the base rates
-    "SequentialLR": (lambda M, o: M.SequentialLR(
-        o, [M.ExponentialLR(o, 0.9), M.LinearLR(o, 0.5, total_iters=5)], milestones=[8]),
-        8 - 4 - 1),
+    "SequentialLR": (
+        lambda M, o: M.SequentialLR(
+            o, [M.ExponentialLR(o, 0.9), M.LinearLR(o, 0.5, total_iters=5)], milestones=[8]
+        ),
+        8 - 4 - 1,
+    ),
 }
 
 
@@ -170,7 +187,7 @@ def test_refused_before_anything_changes(torch, name):
             opt_step()
             sched.step()
         opt.add_param_group({"params": [spare], "lr": 0.03})
-        for _ in range(good_steps):          # the steps torch can still take
+        for _ in range(good_steps):  # the steps torch can still take
             opt_step()
             sched.step()
         opt_step()
@@ -179,7 +196,7 @@ def test_refused_before_anything_changes(torch, name):
                 sched.step()
             continue
         before = _state(opt, sched)
-        for _ in range(2):                   # refused again: nothing moved on
+        for _ in range(2):  # refused again: nothing moved on
             with pytest.raises(ValueError, match="param group") as error:
                 sched.step()
             assert _state(opt, sched) == before
@@ -197,8 +214,28 @@ def test_fewer_groups_is_refused():
 
 # ------------------------------------------------------------- ReduceLROnPlateau
 def _plateau_metrics():
-    return [1.0, 0.9, 0.95, 0.96, 0.97, 0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9, 0.95, 0.99, 1.0,
-            1.0, 0.4, 0.41, 0.42, 0.43]
+    return [
+        1.0,
+        0.9,
+        0.95,
+        0.96,
+        0.97,
+        0.5,
+        0.6,
+        0.7,
+        0.8,
+        0.9,
+        0.9,
+        0.9,
+        0.95,
+        0.99,
+        1.0,
+        1.0,
+        0.4,
+        0.41,
+        0.42,
+        0.43,
+    ]
 
 
 @pytest.mark.parametrize("add_at", [0, 2, 9])
@@ -206,11 +243,12 @@ def _plateau_metrics():
 def test_plateau_with_added_group_matches_torch(torch, add_at, min_lr):
     def make(M, o):
         return M.ReduceLROnPlateau(o, factor=0.5, patience=1, min_lr=min_lr)
+
     metrics = _plateau_metrics()
     ours = _run(S, make, "ours", torch, add_at, len(metrics), metrics)
     theirs = _run(torch.optim.lr_scheduler, make, "torch", torch, add_at, len(metrics), metrics)
     _assert_same_rates(ours, theirs)
-    assert ours[-1, 1] < 0.03 and ours[-1, 0] < 0.1         # both groups were cut
+    assert ours[-1, 1] < 0.03 and ours[-1, 0] < 0.1  # both groups were cut
 
 
 def test_plateau_with_min_lr_list_refuses_the_cut_like_torch(torch):
@@ -221,13 +259,13 @@ def test_plateau_with_min_lr_list_refuses_the_cut_like_torch(torch):
         sched = module.ReduceLROnPlateau(opt, patience=1, min_lr=[1e-4])
         opt.add_param_group({"params": [spare], "lr": 0.03})
         sched.step(1.0)
-        sched.step(2.0)                       # one bad step: no cut yet, no error
+        sched.step(2.0)  # one bad step: no cut yet, no error
         with pytest.raises(RuntimeError, match=message):
-            sched.step(3.0)                   # the cut is due
+            sched.step(3.0)  # the cut is due
         if side == "torch":
             continue
         assert [g["lr"] for g in opt.param_groups] == [0.1, 0.03]
         assert (sched.last_epoch, sched.num_bad_epochs, sched.best) == (2, 1, 1.0)
-        sched.min_lrs = [1e-4, 1e-3]          # the fix torch's message asks for
+        sched.min_lrs = [1e-4, 1e-3]  # the fix torch's message asks for
         sched.step(3.0)
         assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.01, 0.003])

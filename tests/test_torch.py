@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from optimizer_table import row_settings  # noqa: E402
+
 import cyoptim  # noqa: E402
 import cyoptim.torch as cot  # noqa: E402
 from cyoptim import precision, registry  # noqa: E402
@@ -40,7 +42,7 @@ def dtype(request):
 class ConvNet(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False)    # BatchNorm follows
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False)  # BatchNorm follows
         self.norm = torch.nn.BatchNorm2d(4)
         self.head = torch.nn.Linear(4 * 6 * 6, 5)
 
@@ -52,15 +54,18 @@ class ConvNet(torch.nn.Module):
 def make_model(kind, seed=0):
     torch.manual_seed(seed)
     if kind == "mlp":
-        return torch.nn.Sequential(torch.nn.Linear(36, 32), torch.nn.Tanh(),
-                                   torch.nn.Linear(32, 5))
+        return torch.nn.Sequential(
+            torch.nn.Linear(36, 32), torch.nn.Tanh(), torch.nn.Linear(32, 5)
+        )
     return ConvNet()
 
 
 def batches(steps=STEPS, seed=1):
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(16, 36, generator=g), torch.randint(0, 5, (16,), generator=g))
-            for _ in range(steps)]
+    return [
+        (torch.randn(16, 36, generator=g), torch.randint(0, 5, (16,), generator=g))
+        for _ in range(steps)
+    ]
 
 
 def train(model, opt, data, scheduler=None):
@@ -79,8 +84,8 @@ def assert_close(model_a, model_b, dtype):
 
 
 def flag_grid(row):
-    names = sorted(row.testing.flags)
-    for values in itertools.product(*(row.testing.flags[n] for n in names)):
+    names = sorted(row_settings(row).flags)
+    for values in itertools.product(*(row_settings(row).flags[n] for n in names)):
         yield dict(zip(names, values))
 
 
@@ -89,7 +94,7 @@ def torch_kwargs(row, dtype):
     training feeds each step's rounding differences (torch fuses multiply-adds,
     cyoptim rounds each operation: tests/optim_harness.torch_test_lr) back
     through the model, and a smaller rate keeps float64 within 1e-12."""
-    kwargs = dict(row.testing.torch)
+    kwargs = dict(row_settings(row).torch)
     kwargs["lr"] = min(kwargs.pop("lr"))
     return kwargs
 
@@ -102,22 +107,28 @@ def grid_cases(rows):
         grid = list(flag_grid(row))
         for i, flags in enumerate(grid):
             for kind in ("mlp", "conv") if i in (0, len(grid) - 1) else ("mlp",):
-                cases.append(pytest.param(row, flags, kind, id=f"{row.name}-{kind}-" + "-".join(
-                    f"{k}={v}" for k, v in flags.items())))
+                cases.append(
+                    pytest.param(
+                        row,
+                        flags,
+                        kind,
+                        id=f"{row.name}-{kind}-" + "-".join(f"{k}={v}" for k, v in flags.items()),
+                    )
+                )
     return cases
 
 
 # -- Training side by side --------------------------------------------------------
+
 
 @pytest.mark.parametrize("row, flags, kind", grid_cases(TORCH_ROWS))
 def test_trains_as_torch(row, flags, kind, dtype):
     kwargs = dict(torch_kwargs(row, dtype), **flags)
     theirs_model, ours_model = make_model(kind), make_model(kind)
     try:
-        theirs = getattr(torch.optim, row.name)(theirs_model.parameters(), foreach=False,
-                                                **kwargs)
+        theirs = getattr(torch.optim, row.name)(theirs_model.parameters(), foreach=False, **kwargs)
     except ValueError:
-        pytest.skip("torch refuses this combination")     # e.g. nesterov with dampening
+        pytest.skip("torch refuses this combination")  # e.g. nesterov with dampening
     ours = getattr(cot, row.name)(ours_model.parameters(), **kwargs)
     data = batches()
     train(theirs_model, theirs, data)
@@ -134,7 +145,7 @@ def test_trains_as_torch(row, flags, kind, dtype):
 @pytest.mark.parametrize("row, flags, kind", grid_cases(OTHER_ROWS))
 def test_trains_as_the_numpy_class(row, flags, kind, dtype):
     """Lion and LAMB: bitwise the cyoptim class on zero-copy views of a twin model."""
-    kwargs = dict(row.testing.reference, **flags)
+    kwargs = dict(row_settings(row).reference, **flags)
     ours_model, twin_model = make_model(kind), make_model(kind)
     ours = getattr(cot, row.name)(ours_model.parameters(), **kwargs)
     twin_params = list(twin_model.parameters())
@@ -160,8 +171,13 @@ def test_param_groups_and_skipped_params(row, dtype):
     for model, cls in zip(models, (getattr(torch.optim, row.name), getattr(cot, row.name))):
         first, *rest = model.parameters()
         groups = [{"params": [first], "lr": kwargs["lr"] * 2}, {"params": rest}]
-        opts.append(cls(groups, **({"foreach": False} if cls.__module__.startswith("torch")
-                                   else {}), **kwargs))
+        opts.append(
+            cls(
+                groups,
+                **({"foreach": False} if cls.__module__.startswith("torch") else {}),
+                **kwargs,
+            )
+        )
     for t, (x, y) in enumerate(batches()):
         for model, opt in zip(models, opts):
             opt.zero_grad()
@@ -174,6 +190,7 @@ def test_param_groups_and_skipped_params(row, dtype):
 
 # -- Schedulers -------------------------------------------------------------------
 
+
 def _schedulers():
     S = torch.optim.lr_scheduler
     return {
@@ -182,18 +199,19 @@ def _schedulers():
         "ExponentialLR": lambda o: S.ExponentialLR(o, 0.95),
         "CosineAnnealingLR": lambda o: S.CosineAnnealingLR(o, 20),
         "CosineAnnealingWarmRestarts": lambda o: S.CosineAnnealingWarmRestarts(o, 8, 2),
-        "CyclicLR": lambda o: S.CyclicLR(o, 1e-4, 1e-2, step_size_up=5,
-                                         cycle_momentum=False),
-        "OneCycleLR": lambda o: S.OneCycleLR(o, 1e-2, total_steps=STEPS),   # cycles betas
+        "CyclicLR": lambda o: S.CyclicLR(o, 1e-4, 1e-2, step_size_up=5, cycle_momentum=False),
+        "OneCycleLR": lambda o: S.OneCycleLR(o, 1e-2, total_steps=STEPS),  # cycles betas
         "LinearLR": lambda o: S.LinearLR(o, 0.2, 1.0, total_iters=10),
         "ConstantLR": lambda o: S.ConstantLR(o, 0.5, total_iters=10),
         "PolynomialLR": lambda o: S.PolynomialLR(o, total_iters=30, power=2.0),
         "LambdaLR": lambda o: S.LambdaLR(o, lambda t: 1 / (1 + t)),
         "MultiplicativeLR": lambda o: S.MultiplicativeLR(o, lambda t: 0.97),
         "SequentialLR": lambda o: S.SequentialLR(
-            o, [S.ConstantLR(o, 0.5, total_iters=5), S.ExponentialLR(o, 0.9)], [5]),
+            o, [S.ConstantLR(o, 0.5, total_iters=5), S.ExponentialLR(o, 0.9)], [5]
+        ),
         "ChainedScheduler": lambda o: S.ChainedScheduler(
-            [S.ConstantLR(o, 0.5, total_iters=5), S.ExponentialLR(o, 0.9)]),
+            [S.ConstantLR(o, 0.5, total_iters=5), S.ExponentialLR(o, 0.9)]
+        ),
         "ReduceLROnPlateau": lambda o: _Plateau(S.ReduceLROnPlateau(o, patience=2)),
         "SWALR": lambda o: torch.optim.swa_utils.SWALR(o, swa_lr=1e-3, anneal_epochs=5),
     }
@@ -214,8 +232,10 @@ class _Plateau:
 def test_torch_schedulers_drive_it(name, dtype):
     make = _schedulers()[name]
     models = [make_model("mlp"), make_model("mlp")]
-    opts = [torch.optim.Adam(models[0].parameters(), lr=1e-2, foreach=False),
-            cot.Adam(models[1].parameters(), lr=1e-2)]
+    opts = [
+        torch.optim.Adam(models[0].parameters(), lr=1e-2, foreach=False),
+        cot.Adam(models[1].parameters(), lr=1e-2),
+    ]
     schedulers = [make(opt) for opt in opts]
     data = batches()
     for model, opt, scheduler in zip(models, opts, schedulers):
@@ -226,16 +246,25 @@ def test_torch_schedulers_drive_it(name, dtype):
 
 def test_cyclic_momentum_drives_sgd(dtype):
     models = [make_model("mlp"), make_model("mlp")]
-    opts = [torch.optim.SGD(models[0].parameters(), lr=1e-2, momentum=0.9, foreach=False),
-            cot.SGD(models[1].parameters(), lr=1e-2, momentum=0.9)]
+    opts = [
+        torch.optim.SGD(models[0].parameters(), lr=1e-2, momentum=0.9, foreach=False),
+        cot.SGD(models[1].parameters(), lr=1e-2, momentum=0.9),
+    ]
     data = batches()
     for model, opt in zip(models, opts):
-        train(model, opt, data, torch.optim.lr_scheduler.CyclicLR(
-            opt, 1e-3, 1e-1, step_size_up=4, base_momentum=0.8, max_momentum=0.95))
+        train(
+            model,
+            opt,
+            data,
+            torch.optim.lr_scheduler.CyclicLR(
+                opt, 1e-3, 1e-1, step_size_up=4, base_momentum=0.8, max_momentum=0.95
+            ),
+        )
     assert_close(models[1], models[0], dtype)
 
 
 # -- Checkpoints across the two libraries -------------------------------------------
+
 
 def _round_trip(state_dict):
     buffer = io.BytesIO()
@@ -253,8 +282,9 @@ def test_checkpoint_cross_load_mid_run(row, direction, dtype):
     flags = dict(next(iter(flag_grid(row))))
     kwargs.update({k: v for k, v in flags.items() if k not in kwargs})
     torch_cls, our_cls = getattr(torch.optim, row.name), getattr(cot, row.name)
-    first, second = ((torch_cls, our_cls) if direction == "torch-to-cyoptim"
-                     else (our_cls, torch_cls))
+    first, second = (
+        (torch_cls, our_cls) if direction == "torch-to-cyoptim" else (our_cls, torch_cls)
+    )
 
     def build(cls, model):
         extra = {"foreach": False} if cls is torch_cls else {}
@@ -266,11 +296,11 @@ def test_checkpoint_cross_load_mid_run(row, direction, dtype):
 
     model = make_model("mlp")
     opt = build(first, model)
-    train(model, opt, data[:STEPS // 2])
+    train(model, opt, data[: STEPS // 2])
     saved = _round_trip(opt.state_dict())
     resumed = build(second, model)
     resumed.load_state_dict(saved)
-    train(model, resumed, data[STEPS // 2:])
+    train(model, resumed, data[STEPS // 2 :])
     assert_close(model, reference_model, dtype)
 
 
@@ -295,8 +325,9 @@ def test_state_dict_and_pickle_round_trip():
     unpickled = pickle.loads(pickle.dumps(opt))
     # pickle copies the param tensors: point the copy at its own model.
     unpickled.param_groups[0]["params"] = list(unpickled_model.parameters())
-    unpickled.state = {p: unpickled.state[q] for p, q in
-                       zip(unpickled_model.parameters(), unpickled.state)}
+    unpickled.state = {
+        p: unpickled.state[q] for p, q in zip(unpickled_model.parameters(), unpickled.state)
+    }
     for m, o in ((model, opt), (twin_model, twin), (unpickled_model, unpickled)):
         train(m, o, data[10:])
     for other in (twin_model, unpickled_model):
@@ -306,15 +337,19 @@ def test_state_dict_and_pickle_round_trip():
 
 # -- Mixed precision: GradScaler ------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
 def test_grad_scaler(name):
     """GradScaler hands grad_scale/found_inf to the kernel: the same params as
     torch's optimizer unscaled by GradScaler, and an overflowing step is skipped."""
     models = [make_model("mlp"), make_model("mlp")]
-    opts = [getattr(cot, name)(models[0].parameters(), lr=1e-2),
-            getattr(torch.optim, name)(models[1].parameters(), lr=1e-2, foreach=False)]
-    scalers = [torch.amp.GradScaler("cpu", init_scale=2.0 ** 12, growth_interval=5)
-               for _ in range(2)]
+    opts = [
+        getattr(cot, name)(models[0].parameters(), lr=1e-2),
+        getattr(torch.optim, name)(models[1].parameters(), lr=1e-2, foreach=False),
+    ]
+    scalers = [
+        torch.amp.GradScaler("cpu", init_scale=2.0**12, growth_interval=5) for _ in range(2)
+    ]
     for t, (x, y) in enumerate(batches(20)):
         for model, opt, scaler in zip(models, opts, scalers):
             opt.zero_grad()
@@ -323,7 +358,7 @@ def test_grad_scaler(name):
                 model[0].weight.grad[0, 0] = float("inf")
             scaler.step(opt)
             scaler.update()
-    assert scalers[0].get_scale() == scalers[1].get_scale() < 2.0 ** 12 * 2 ** 3
+    assert scalers[0].get_scale() == scalers[1].get_scale() < 2.0**12 * 2**3
     assert_close(models[0], models[1], torch.float32)
 
 
@@ -338,7 +373,7 @@ def test_grad_scale_and_found_inf_directly(name):
     assert torch.equal(p.grad, torch.full((5,), 8.0))
     opt.found_inf = torch.tensor(0.0)
     opt.step()
-    assert torch.equal(p.grad, torch.full((5,), 2.0))        # unscaled in place, as torch fused
+    assert torch.equal(p.grad, torch.full((5,), 2.0))  # unscaled in place, as torch fused
     twin = torch.nn.Parameter(torch.ones(5))
     twin.grad = torch.full((5,), 2.0)
     getattr(cot, name)([twin], lr=0.1).step()
@@ -347,13 +382,15 @@ def test_grad_scale_and_found_inf_directly(name):
 
 # -- Zero copy, and the outside world moving things ------------------------------------
 
+
 def test_updates_the_tensors_own_memory():
     model = make_model("mlp")
     opt = cot.Adam(model.parameters(), lr=1e-2)
     data = batches(3)
     train(model, opt, data[:1])
-    pointers = {id(p): (p.data_ptr(), opt.state[p]["exp_avg"].data_ptr())
-                for p in model.parameters()}
+    pointers = {
+        id(p): (p.data_ptr(), opt.state[p]["exp_avg"].data_ptr()) for p in model.parameters()
+    }
     before = [p.detach().clone() for p in model.parameters()]
     train(model, opt, data[1:])
     for p, old in zip(model.parameters(), before):
@@ -363,8 +400,10 @@ def test_updates_the_tensors_own_memory():
 
 def _both(kind="mlp"):
     models = [make_model(kind), make_model(kind)]
-    opts = [torch.optim.Adam(models[0].parameters(), lr=1e-2, foreach=False),
-            cot.Adam(models[1].parameters(), lr=1e-2)]
+    opts = [
+        torch.optim.Adam(models[0].parameters(), lr=1e-2, foreach=False),
+        cot.Adam(models[1].parameters(), lr=1e-2),
+    ]
     return models, opts
 
 
@@ -398,7 +437,7 @@ def test_param_data_reassigned():
                 bucket = torch.cat([p.detach().flatten() for p in params])
                 offset = 0
                 for p in params:
-                    p.data = bucket[offset:offset + p.numel()].view_as(p)
+                    p.data = bucket[offset : offset + p.numel()].view_as(p)
                     offset += p.numel()
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x), y).backward()
@@ -406,7 +445,7 @@ def test_param_data_reassigned():
     assert_close(models[1], models[0], torch.float32)
     first = next(models[1].parameters())
     assert first.data_ptr() == bucket.data_ptr()
-    assert torch.equal(first.detach().flatten(), bucket[:first.numel()])
+    assert torch.equal(first.detach().flatten(), bucket[: first.numel()])
 
 
 def test_param_groups_swapped_before_each_step():
@@ -429,10 +468,15 @@ def test_param_groups_swapped_before_each_step():
                 opt.param_groups = [group]
                 opt.step()
             if views is None:
-                views = [opt.state[f][name].narrow(0, 100, 50) for f in flats
-                         for name in ("exp_avg", "exp_avg_sq")]
-        results.append([f.detach().clone() for f in flats]
-                       + [opt.state[f]["exp_avg"].narrow(0, 0, 100) for f in flats])
+                views = [
+                    opt.state[f][name].narrow(0, 100, 50)
+                    for f in flats
+                    for name in ("exp_avg", "exp_avg_sq")
+                ]
+        results.append(
+            [f.detach().clone() for f in flats]
+            + [opt.state[f]["exp_avg"].narrow(0, 0, 100) for f in flats]
+        )
         state = [opt.state[f][name][100:150] for f in flats for name in ("exp_avg", "exp_avg_sq")]
         for view, now in zip(views, state):
             assert torch.equal(view, now)
@@ -451,7 +495,7 @@ def test_no_stale_pointer_after_load_state_dict():
     opt.load_state_dict(_round_trip(opt.state_dict()))
     train(model, opt, data[2:])
     for p, t, f in zip(model.parameters(), old, frozen):
-        assert torch.equal(t, f)                         # the replaced tensors are left alone
+        assert torch.equal(t, f)  # the replaced tensors are left alone
         assert opt.state[p]["exp_avg"] is not t
         assert not torch.equal(opt.state[p]["exp_avg"], f)
 
@@ -469,6 +513,7 @@ def test_autograd_sees_the_in_place_update():
 
 
 # -- Torch's base class behaviour -------------------------------------------------------
+
 
 def test_base_class_behaviour():
     model = make_model("mlp")
@@ -502,6 +547,7 @@ def test_base_class_behaviour():
 @pytest.mark.parametrize("row", registry.OPTIMIZERS, ids=lambda r: r.name)
 def test_signature_and_defaults_are_torchs(row):
     import inspect
+
     cls = getattr(cot, row.name)
     assert issubclass(cls, torch.optim.Optimizer) and cls.__module__ == "cyoptim.torch"
     if row.torch:
@@ -510,17 +556,18 @@ def test_signature_and_defaults_are_torchs(row):
         torchs = list(inspect.signature(theirs).parameters.values())
         # torch's parameters, in order; then cyoptim's low-precision options
         # (keyword-only) where the kernel stages 16-bit storage.
-        assert ours[:len(torchs)] == torchs
+        assert ours[: len(torchs)] == torchs
         low = ["master_weights", "state_dtype", "stochastic_rounding", "seed"]
-        assert [p.name for p in ours[len(torchs):]] == (
-            low if row.kernel in precision.STAGED_KERNELS else [])
-        assert all(p.kind is p.KEYWORD_ONLY for p in ours[len(torchs):])
+        assert [p.name for p in ours[len(torchs) :]] == (
+            low if row.kernel in precision.STAGED_KERNELS else []
+        )
+        assert all(p.kind is p.KEYWORD_ONLY for p in ours[len(torchs) :])
         assert cls([torch.zeros(1)]).defaults == theirs([torch.zeros(1)]).defaults
     else:
         assert {"foreach", "fused"} <= set(cls([torch.zeros(1)]).defaults)
     for flag in ("foreach", "fused"):
         if flag in inspect.signature(cls).parameters:
-            cls([torch.zeros(1)], **{flag: True})          # accepted: always fused
+            cls([torch.zeros(1)], **{flag: True})  # accepted: always fused
 
 
 def test_validation_uses_torchs_wording():
@@ -546,16 +593,25 @@ def test_capturable_and_differentiable_refused(flag):
 def test_import_cyoptim_does_not_import_torch():
     import subprocess
     import sys
+
     code = "import sys, cyoptim; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # -- Bad input: a clear error naming the param, and nothing written ----------------------
 
+
 def _snapshot(model, opt):
-    return ([p.detach().clone() for p in model.parameters()],
-            {id(p): {k: (v.clone() if isinstance(v, torch.Tensor) else v)
-                     for k, v in opt.state[p].items()} for p in model.parameters()})
+    return (
+        [p.detach().clone() for p in model.parameters()],
+        {
+            id(p): {
+                k: (v.clone() if isinstance(v, torch.Tensor) else v)
+                for k, v in opt.state[p].items()
+            }
+            for p in model.parameters()
+        },
+    )
 
 
 def _assert_unchanged(model, opt, snapshot):
@@ -565,7 +621,7 @@ def _assert_unchanged(model, opt, snapshot):
         assert set(opt.state[p]) == set(state[id(p)])
         for k, v in state[id(p)].items():
             now = opt.state[p][k]
-            assert (torch.equal(now, v) if isinstance(v, torch.Tensor) else now == v)
+            assert torch.equal(now, v) if isinstance(v, torch.Tensor) else now == v
 
 
 def _bad_grad_cases():
@@ -594,12 +650,21 @@ def _bad_grad_cases():
 
     return {
         "sparse grad": (sparse, ValueError, r"grad of param '2.weight'.*sparse"),
-        "non-contiguous grad": (non_contiguous, ValueError,
-                                r"grad of param '0.weight'.*not contiguous"),
-        "mixed dtypes in a group": (float64_param, TypeError,
-                                    r"param '2.bias'.*dtype torch.float64.*own group"),
-        "non-contiguous param": (non_contiguous_param, ValueError,
-                                 r"param '2.weight'.*not contiguous"),
+        "non-contiguous grad": (
+            non_contiguous,
+            ValueError,
+            r"grad of param '0.weight'.*not contiguous",
+        ),
+        "mixed dtypes in a group": (
+            float64_param,
+            TypeError,
+            r"param '2.bias'.*dtype torch.float64.*own group",
+        ),
+        "non-contiguous param": (
+            non_contiguous_param,
+            ValueError,
+            r"param '2.weight'.*not contiguous",
+        ),
         "param not on the CPU": (meta_param, ValueError, r"param 4 of param group 0.*device meta"),
     }
 
@@ -608,8 +673,11 @@ def _bad_grad_cases():
 @pytest.mark.parametrize("name", ["Adam", "SGD", "LAMB", "NAdam"])
 def test_bad_tensors_change_nothing(case, name):
     model = make_model("mlp")
-    opt = getattr(cot, name)(model.named_parameters(), lr=1e-2, momentum=0.9) \
-        if name == "SGD" else getattr(cot, name)(model.named_parameters(), lr=1e-2)
+    opt = (
+        getattr(cot, name)(model.named_parameters(), lr=1e-2, momentum=0.9)
+        if name == "SGD"
+        else getattr(cot, name)(model.named_parameters(), lr=1e-2)
+    )
     data = batches(2)
     train(model, opt, data[:1])
     opt.zero_grad()
@@ -633,10 +701,11 @@ def test_bad_state_entries_change_nothing():
     torch.nn.functional.cross_entropy(model(data[1][0]), data[1][1]).backward()
     last = model[2].bias
     for key, value, message in [
-            ("exp_avg", torch.zeros(3), r"state\['exp_avg'\] of param '2.bias'.*shape \(3,\)"),
-            ("exp_avg_sq", torch.zeros(5, dtype=torch.float64), r"exp_avg_sq.*dtype torch.float64"),
-            ("step", torch.zeros(2), r"state\['step'\] of param '2.bias'.*one-element"),
-            ("step", 3.0, r"state\['step'\] of param '2.bias'.*one-element")]:
+        ("exp_avg", torch.zeros(3), r"state\['exp_avg'\] of param '2.bias'.*shape \(3,\)"),
+        ("exp_avg_sq", torch.zeros(5, dtype=torch.float64), r"exp_avg_sq.*dtype torch.float64"),
+        ("step", torch.zeros(2), r"state\['step'\] of param '2.bias'.*one-element"),
+        ("step", 3.0, r"state\['step'\] of param '2.bias'.*one-element"),
+    ]:
         good = opt.state[last][key]
         opt.state[last][key] = value
         snapshot = _snapshot(model, opt)
@@ -646,24 +715,30 @@ def test_bad_state_entries_change_nothing():
         opt.state[last][key] = good
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: torch.zeros(4, 4).t(), "not contiguous"),
-    (lambda: torch.zeros(4, dtype=torch.int32), "dtype torch.int32"),
-    (lambda: torch.zeros(4).to_sparse(), "layout"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: torch.zeros(4, 4).t(), "not contiguous"),
+        (lambda: torch.zeros(4, dtype=torch.int32), "dtype torch.int32"),
+        (lambda: torch.zeros(4).to_sparse(), "layout"),
+    ],
+)
 def test_bad_params_refused_at_construction(make, message):
     with pytest.raises((TypeError, ValueError), match=message):
         cot.Adam([make()])
-    with pytest.raises(ValueError, match="dtype torch.bfloat16; supported dtypes are "
-                                         "torch.float32 and torch.float64"):
-        cot.LAMB([torch.zeros(4, dtype=torch.bfloat16)])     # LAMB's kernel is not staged
+    with pytest.raises(
+        ValueError,
+        match="dtype torch.bfloat16; supported dtypes are torch.float32 and torch.float64",
+    ):
+        cot.LAMB([torch.zeros(4, dtype=torch.bfloat16)])  # LAMB's kernel is not staged
 
 
 def test_mixed_dtypes_refused_at_construction():
     with pytest.raises(TypeError, match="own group"):
         cot.Adam([torch.zeros(2), torch.zeros(2, dtype=torch.float64)])
-    opt = cot.Adam([{"params": [torch.zeros(2)]},
-                    {"params": [torch.zeros(2, dtype=torch.float64)]}])
+    opt = cot.Adam(
+        [{"params": [torch.zeros(2)]}, {"params": [torch.zeros(2, dtype=torch.float64)]}]
+    )
     assert len(opt.param_groups) == 2
 
 
@@ -676,12 +751,17 @@ def test_numpy_twin_untouched_by_torch_module():
 
 # -- The demo and the benchmark --------------------------------------------------------
 
+
 def test_torch_demo_trains_both_side_by_side(capsys):
     from cyoptim.torch.demo import run_torch_demo
+
     results = run_torch_demo(["adam", "lion"], epochs=2, seed=0)
     by_key = {(r["optimizer"], r["implementation"]): r for r in results}
-    assert set(by_key) == {("Adam", "cyoptim.torch"), ("Adam", "torch.optim"),
-                           ("Lion", "cyoptim.torch")}
+    assert set(by_key) == {
+        ("Adam", "cyoptim.torch"),
+        ("Adam", "torch.optim"),
+        ("Lion", "cyoptim.torch"),
+    }
     ours, theirs = by_key["Adam", "cyoptim.torch"], by_key["Adam", "torch.optim"]
     assert ours["final_loss"] == pytest.approx(theirs["final_loss"], rel=1e-4)
     assert ours["test_accuracy"] == pytest.approx(theirs["test_accuracy"], abs=0.01)
@@ -693,31 +773,56 @@ def test_torch_demo_trains_both_side_by_side(capsys):
 def test_torch_demo_command_line():
     import subprocess
     import sys
-    out = subprocess.run([sys.executable, "-m", "cyoptim", "demo", "--framework", "torch",
-                          "--epochs", "1", "--optimizers", "sgd"],
-                         capture_output=True, text=True, check=True).stdout
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cyoptim",
+            "demo",
+            "--framework",
+            "torch",
+            "--epochs",
+            "1",
+            "--optimizers",
+            "sgd",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "SGD" in out and "torch loss" in out
-    bad = subprocess.run([sys.executable, "-m", "cyoptim", "demo", "--framework", "torch",
-                          "--schedule", "cosine"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "cyoptim", "demo", "--framework", "torch", "--schedule", "cosine"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "--schedule" in bad.stderr
 
 
 def test_bench_measures_every_available_peer():
     from cyoptim.torch import bench
-    row = bench.measure_model("many-small", ("cyoptim.torch", "torch-fused", "torch-default"),
-                              rounds=1, min_seconds=0.01)
-    assert row["tensors"] == 400 and set(row["seconds"]) == {"cyoptim.torch", "torch-fused",
-                                                              "torch-default"}
+
+    row = bench.measure_model(
+        "many-small", ("cyoptim.torch", "torch-fused", "torch-default"), rounds=1, min_seconds=0.01
+    )
+    assert row["tensors"] == 400 and set(row["seconds"]) == {
+        "cyoptim.torch",
+        "torch-fused",
+        "torch-default",
+    }
     assert all(s > 0 for s in row["seconds"].values())
     assert "best peer / ours" in bench.format_results([row])
 
 
 def test_bench_pauses_between_turns_and_refuses_a_negative_pause(monkeypatch, capsys):
     from cyoptim.torch import bench
+
     slept = []
     monkeypatch.setattr(bench.time, "sleep", slept.append)
-    bench.measure_model("many-small", ("cyoptim.torch", "torch-fused"), rounds=2,
-                        min_seconds=0.01, pause=0.05)
+    bench.measure_model(
+        "many-small", ("cyoptim.torch", "torch-fused"), rounds=2, min_seconds=0.01, pause=0.05
+    )
     assert slept == [0.05] * 4
     with pytest.raises(SystemExit):
         bench.main(["--pause-ms", "-1"])

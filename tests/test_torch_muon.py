@@ -35,9 +35,13 @@ def dtype(request):
 
 def make_model(hidden=64, seed=0):
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(36, hidden), torch.nn.Tanh(),
-                               torch.nn.Linear(hidden, hidden), torch.nn.Tanh(),
-                               torch.nn.Linear(hidden, 5))
+    return torch.nn.Sequential(
+        torch.nn.Linear(36, hidden),
+        torch.nn.Tanh(),
+        torch.nn.Linear(hidden, hidden),
+        torch.nn.Tanh(),
+        torch.nn.Linear(hidden, 5),
+    )
 
 
 def batches(steps=STEPS, seed=1):
@@ -81,8 +85,10 @@ class Pair:
     def __init__(self, hidden=64, **options):
         self.models = [make_model(hidden), make_model(hidden)]
         self.start = [p.detach().clone() for p in self.models[0].parameters()]
-        self.muon = [cot.Muon(matrices(self.models[0]), **options),
-                     torch.optim.Muon(matrices(self.models[1]), **options)]
+        self.muon = [
+            cot.Muon(matrices(self.models[0]), **options),
+            torch.optim.Muon(matrices(self.models[1]), **options),
+        ]
         self.adamw = [torch.optim.AdamW(others(m), lr=1e-3) for m in self.models]
 
     def step_same_grads(self, x, y):
@@ -98,8 +104,10 @@ class Pair:
 
     def step_free(self, x, y):
         """Each side its own forward and backward; returns both losses."""
-        return [train_step(model, (muon, adamw), x, y)
-                for model, muon, adamw in zip(self.models, self.muon, self.adamw)]
+        return [
+            train_step(model, (muon, adamw), x, y)
+            for model, muon, adamw in zip(self.models, self.muon, self.adamw)
+        ]
 
 
 def assert_tracks_torch(ours, theirs, start, dtype, buffers=None):
@@ -116,13 +124,18 @@ def assert_tracks_torch(ours, theirs, start, dtype, buffers=None):
 def buffer_pairs(opt_a, opt_b):
     params_a = [p for g in opt_a.param_groups for p in g["params"]]
     params_b = [p for g in opt_b.param_groups for p in g["params"]]
-    return [(opt_a.state[a]["momentum_buffer"], opt_b.state[b]["momentum_buffer"])
-            for a, b in zip(params_a, params_b)]
+    return [
+        (opt_a.state[a]["momentum_buffer"], opt_b.state[b]["momentum_buffer"])
+        for a, b in zip(params_a, params_b)
+    ]
 
 
-FLAGS = [dict(nesterov=n, adjust_lr_fn=f, weight_decay=w)
-         for n, f, w in itertools.product((True, False), (None, "original", "match_rms_adamw"),
-                                          (0.0, 0.1))]
+FLAGS = [
+    dict(nesterov=n, adjust_lr_fn=f, weight_decay=w)
+    for n, f, w in itertools.product(
+        (True, False), (None, "original", "match_rms_adamw"), (0.0, 0.1)
+    )
+]
 
 
 def flags_id(flags):
@@ -130,6 +143,7 @@ def flags_id(flags):
 
 
 # -- Against torch.optim.Muon ---------------------------------------------------------
+
 
 def test_signature_defaults_and_base_class_are_torchs():
     assert inspect.signature(cot.Muon) == inspect.signature(torch.optim.Muon)
@@ -152,8 +166,11 @@ def test_same_grads_as_torch(flags, dtype):
 
 
 # match_rms_adamw: an AdamW-like learning rate (its point).
-FREE_RUNS = [dict(lr=0.02), dict(lr=0.02, nesterov=False),
-             dict(lr=1e-2, adjust_lr_fn="match_rms_adamw", weight_decay=0.01)]
+FREE_RUNS = [
+    dict(lr=0.02),
+    dict(lr=0.02, nesterov=False),
+    dict(lr=1e-2, adjust_lr_fn="match_rms_adamw", weight_decay=0.01),
+]
 
 
 @pytest.mark.parametrize("options", FREE_RUNS, ids=flags_id)
@@ -175,11 +192,19 @@ def test_small_matrices_follow_torch_bitwise():
     torch.set_default_dtype(torch.float64)
     try:
         torch.manual_seed(0)
-        models = [torch.nn.Sequential(torch.nn.Linear(36, 8, bias=False), torch.nn.Tanh(),
-                                      torch.nn.Linear(8, 5, bias=False)) for _ in range(2)]
+        models = [
+            torch.nn.Sequential(
+                torch.nn.Linear(36, 8, bias=False),
+                torch.nn.Tanh(),
+                torch.nn.Linear(8, 5, bias=False),
+            )
+            for _ in range(2)
+        ]
         models[1].load_state_dict(models[0].state_dict())
-        opts = [cot.Muon(models[0].parameters(), lr=0.02),
-                torch.optim.Muon(models[1].parameters(), lr=0.02)]
+        opts = [
+            cot.Muon(models[0].parameters(), lr=0.02),
+            torch.optim.Muon(models[1].parameters(), lr=0.02),
+        ]
         for x, y in batches(60):
             for model, opt in zip(models, opts):
                 opt.zero_grad()
@@ -198,8 +223,12 @@ def test_param_groups_and_params_without_grad(dtype):
     opts = []
     for model, cls in zip(models, (cot.Muon, torch.optim.Muon)):
         w = matrices(model)
-        opts.append(cls([{"params": w[:1], "lr": 0.05, "ns_steps": 3},
-                         {"params": w[1:], "momentum": 0.8}], lr=0.02))
+        opts.append(
+            cls(
+                [{"params": w[:1], "lr": 0.05, "ns_steps": 3}, {"params": w[1:], "momentum": 0.8}],
+                lr=0.02,
+            )
+        )
     frozen = [matrices(m)[2] for m in models]
     before = frozen[0].detach().clone()
     for x, y in batches(20):
@@ -214,13 +243,17 @@ def test_param_groups_and_params_without_grad(dtype):
 
 # -- state_dict, checkpoints, schedulers -------------------------------------------------
 
+
 @pytest.mark.parametrize("direction", ["cyoptim->torch", "torch->cyoptim"])
 def test_state_dict_cross_load_mid_run(direction, dtype):
     """Train 20 steps on one side, load its state_dict into the other side's
     optimizer over a copy of the model, train on: the buffers arrive unchanged,
     and the run continues within the bounds of the uninterrupted one."""
-    first_cls, second_cls = ((cot.Muon, torch.optim.Muon) if direction == "cyoptim->torch"
-                             else (torch.optim.Muon, cot.Muon))
+    first_cls, second_cls = (
+        (cot.Muon, torch.optim.Muon)
+        if direction == "cyoptim->torch"
+        else (torch.optim.Muon, cot.Muon)
+    )
     model = make_model()
     opt = first_cls(matrices(model), lr=0.02)
     data = batches(40)
@@ -231,19 +264,20 @@ def test_state_dict_cross_load_mid_run(direction, dtype):
         opt.step()
     resumed_model = copy.deepcopy(model)
     resumed = second_cls(matrices(resumed_model), lr=0.5)
-    resumed.load_state_dict(copy.deepcopy(opt.state_dict()))     # as from a checkpoint
+    resumed.load_state_dict(copy.deepcopy(opt.state_dict()))  # as from a checkpoint
     assert resumed.state_dict()["param_groups"] == opt.state_dict()["param_groups"]
     for a, b in buffer_pairs(resumed, opt):
         assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()
-    for x, y in data[20:]:                 # the same grads on both sides
+    for x, y in data[20:]:  # the same grads on both sides
         opt.zero_grad()
         loss_of(model, x, y).backward()
         for p, q in zip(matrices(resumed_model), matrices(model)):
             p.grad = q.grad.clone()
         opt.step()
         resumed.step()
-    assert_tracks_torch(matrices(resumed_model), matrices(model), start, dtype,
-                        buffer_pairs(resumed, opt))
+    assert_tracks_torch(
+        matrices(resumed_model), matrices(model), start, dtype, buffer_pairs(resumed, opt)
+    )
 
 
 def test_resumed_run_is_bitwise_the_uninterrupted_one(dtype):
@@ -293,16 +327,18 @@ def test_schedulers_drive_it(dtype):
     """A cosine schedule, side by side with torch; then a LambdaLR to zero
     freezes the weights (lr * weight_decay is zero too)."""
     pair = Pair(lr=0.05)
-    schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS)
-                  for opt in pair.muon]
+    schedulers = [
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS) for opt in pair.muon
+    ]
     for x, y in batches(30):
         pair.step_same_grads(x, y)
         for s in schedulers:
             s.step()
     assert pair.muon[0].param_groups[0]["lr"] == pair.muon[1].param_groups[0]["lr"] < 0.05
     ours, theirs = (matrices(m) for m in pair.models)
-    assert_tracks_torch(ours, theirs, [p for p in pair.start if p.ndim == 2], dtype,
-                        buffer_pairs(*pair.muon))
+    assert_tracks_torch(
+        ours, theirs, [p for p in pair.start if p.ndim == 2], dtype, buffer_pairs(*pair.muon)
+    )
     stop = torch.optim.lr_scheduler.LambdaLR(pair.muon[0], lambda step: 0.0)
     assert pair.muon[0].param_groups[0]["lr"] == 0.0
     before = [p.detach().clone() for p in ours]
@@ -314,23 +350,24 @@ def test_schedulers_drive_it(dtype):
 
 # -- Mixed precision: GradScaler ------------------------------------------------------
 
+
 def test_grad_scaler_as_torch():
     """GradScaler hands grad_scale/found_inf to cot.Muon (the first kernel pass
     unscales the grads in place); torch.optim.Muon gets them unscaled by
     GradScaler. An overflowing step is skipped on both sides."""
     models = [make_model(), make_model()]
-    opts = [cot.Muon(matrices(models[0]), lr=0.02),
-            torch.optim.Muon(matrices(models[1]), lr=0.02)]
+    opts = [cot.Muon(matrices(models[0]), lr=0.02), torch.optim.Muon(matrices(models[1]), lr=0.02)]
     assert cot.Muon._step_supports_amp_scaling
-    scalers = [torch.amp.GradScaler("cpu", init_scale=2.0 ** 12, growth_interval=5)
-               for _ in range(2)]
+    scalers = [
+        torch.amp.GradScaler("cpu", init_scale=2.0**12, growth_interval=5) for _ in range(2)
+    ]
     start = [p.detach().clone() for p in matrices(models[0])]
     for t, (x, y) in enumerate(batches(30)):
         for model, opt, scaler in zip(models, opts, scalers):
             opt.zero_grad()
             scaler.scale(loss_of(model, x, y)).backward()
         for p, q in zip(matrices(models[0]), matrices(models[1])):
-            p.grad = q.grad.clone()          # the same (scaled) grads on both sides
+            p.grad = q.grad.clone()  # the same (scaled) grads on both sides
         if t == 7:
             for model in models:
                 model[0].weight.grad[0, 0] = float("inf")
@@ -338,9 +375,10 @@ def test_grad_scaler_as_torch():
             scaler.step(opt)
             scaler.update()
     # 2^12, doubled every 5 good steps, halved by the overflow of step 7 (6 doublings without)
-    assert scalers[0].get_scale() == scalers[1].get_scale() == 2.0 ** 16
-    assert_tracks_torch(matrices(models[0]), matrices(models[1]), start, torch.float32,
-                        buffer_pairs(*opts))
+    assert scalers[0].get_scale() == scalers[1].get_scale() == 2.0**16
+    assert_tracks_torch(
+        matrices(models[0]), matrices(models[1]), start, torch.float32, buffer_pairs(*opts)
+    )
 
 
 def test_grad_scale_and_found_inf_directly():
@@ -352,7 +390,7 @@ def test_grad_scale_and_found_inf_directly():
     assert torch.equal(p.detach(), torch.ones(3, 4)) and not opt.state[p]
     opt.found_inf = torch.tensor(0.0)
     opt.step()
-    assert torch.equal(p.grad, torch.full((3, 4), 2.0))      # unscaled once, in place
+    assert torch.equal(p.grad, torch.full((3, 4), 2.0))  # unscaled once, in place
     twin = torch.nn.Parameter(torch.ones(3, 4))
     twin.grad = torch.full((3, 4), 2.0)
     cot.Muon([twin], lr=0.1).step()
@@ -361,6 +399,7 @@ def test_grad_scale_and_found_inf_directly():
 
 
 # -- Zero copy ---------------------------------------------------------------------------
+
 
 def test_updates_the_tensors_own_memory():
     """The params and the momentum buffers keep their memory across steps; the
@@ -392,11 +431,13 @@ def test_closure_loss_is_returned():
         loss.backward()
         losses.append(loss)
         return loss
+
     assert opt.step(closure) is losses[0]
     assert opt.state[model[0].weight]["momentum_buffer"].abs().sum() > 0
 
 
 # -- Bad input: a clear error naming the param, nothing written --------------------------
+
 
 def _prepared():
     """A model stepped once, with fresh grads, its three weights in two groups."""
@@ -413,9 +454,11 @@ def _prepared():
 
 
 def _snapshot(model, opt):
-    return ([p.detach().clone() for p in model.parameters()],
-            [p.grad.clone() for p in matrices(model)],
-            {id(p): {k: v.clone() for k, v in opt.state[p].items()} for p in matrices(model)})
+    return (
+        [p.detach().clone() for p in model.parameters()],
+        [p.grad.clone() for p in matrices(model)],
+        {id(p): {k: v.clone() for k, v in opt.state[p].items()} for p in matrices(model)},
+    )
 
 
 def _assert_unchanged(model, opt, snapshot):
@@ -434,6 +477,7 @@ def _assert_unchanged(model, opt, snapshot):
 def _bad_cases():
     """Each corrupts the last weight (group 1) only: group 0 comes first and
     must not be written either."""
+
     def sparse_grad(model, opt):
         w = model[4].weight
         w.grad = w.grad.to_sparse()
@@ -452,7 +496,7 @@ def _bad_cases():
 
     def float64_grad(model, opt):
         w = model[4].weight
-        w.grad_dtype = None                 # torch would refuse the assignment
+        w.grad_dtype = None  # torch would refuse the assignment
         w.grad = w.grad.double()
 
     def mixed_dtypes(model, opt):
@@ -475,21 +519,42 @@ def _bad_cases():
 
     return {
         "sparse grad": (sparse_grad, ValueError, r"grad of param 0 of param group 1.*sparse"),
-        "non-contiguous grad": (non_contiguous_grad, ValueError,
-                                r"grad of param 0 of param group 1.*not contiguous"),
-        "non-contiguous param": (non_contiguous_param, ValueError,
-                                 r"param 0 of param group 1.*not contiguous"),
-        "float16 param": (float16_param, TypeError,
-                          r"param 0 of param group 1 has dtype torch.float16; supported"),
-        "float64 grad": (float64_grad, TypeError,
-                         r"grad of param 0 of param group 1 has dtype torch.float64"),
-        "mixed dtypes": (mixed_dtypes, TypeError,
-                         r"param 1 of param group 1 has dtype torch.float64.*own group"),
+        "non-contiguous grad": (
+            non_contiguous_grad,
+            ValueError,
+            r"grad of param 0 of param group 1.*not contiguous",
+        ),
+        "non-contiguous param": (
+            non_contiguous_param,
+            ValueError,
+            r"param 0 of param group 1.*not contiguous",
+        ),
+        "float16 param": (
+            float16_param,
+            TypeError,
+            r"param 0 of param group 1 has dtype torch.float16; supported",
+        ),
+        "float64 grad": (
+            float64_grad,
+            TypeError,
+            r"grad of param 0 of param group 1 has dtype torch.float64",
+        ),
+        "mixed dtypes": (
+            mixed_dtypes,
+            TypeError,
+            r"param 1 of param group 1 has dtype torch.float64.*own group",
+        ),
         "meta param": (meta_param, ValueError, r"param 1 of param group 1.*device meta"),
-        "not a matrix": (not_a_matrix, ValueError,
-                         r"Muon only supports 2D parameters.*\(param 1 of param group 1\)"),
-        "bad state": (bad_state, ValueError,
-                      r"state\['momentum_buffer'\] of param 0 of param group 1.*shape"),
+        "not a matrix": (
+            not_a_matrix,
+            ValueError,
+            r"Muon only supports 2D parameters.*\(param 1 of param group 1\)",
+        ),
+        "bad state": (
+            bad_state,
+            ValueError,
+            r"state\['momentum_buffer'\] of param 0 of param group 1.*shape",
+        ),
     }
 
 
@@ -504,13 +569,16 @@ def test_bad_input_changes_nothing(case):
     _assert_unchanged(model, opt, snapshot)
 
 
-@pytest.mark.parametrize("make, error, message", [
-    (lambda: torch.zeros(4, 4).t(), ValueError, "not contiguous"),
-    (lambda: torch.zeros(4, 4, dtype=torch.float16), ValueError, "dtype torch.float16"),
-    (lambda: torch.zeros(4, 4, dtype=torch.bfloat16), ValueError, "dtype torch.bfloat16"),
-    (lambda: torch.zeros(4, 4, device="meta"), ValueError, "device meta"),
-    (lambda: torch.zeros(4, 4).to_sparse(), ValueError, "layout"),
-])
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: torch.zeros(4, 4).t(), ValueError, "not contiguous"),
+        (lambda: torch.zeros(4, 4, dtype=torch.float16), ValueError, "dtype torch.float16"),
+        (lambda: torch.zeros(4, 4, dtype=torch.bfloat16), ValueError, "dtype torch.bfloat16"),
+        (lambda: torch.zeros(4, 4, device="meta"), ValueError, "device meta"),
+        (lambda: torch.zeros(4, 4).to_sparse(), ValueError, "layout"),
+    ],
+)
 def test_bad_params_refused_at_construction(make, error, message):
     with pytest.raises(error, match=message):
         cot.Muon([torch.zeros(2, 2), make()])
@@ -530,10 +598,17 @@ def test_params_that_are_not_matrices_are_refused_with_torchs_message(shape):
     assert len(opt.param_groups) == 1
 
 
-@pytest.mark.parametrize("kwargs", [dict(lr=-1.0), dict(momentum=-0.5), dict(weight_decay=-0.1),
-                                    dict(adjust_lr_fn="arbitrary"),
-                                    dict(lr=torch.tensor([0.1, 0.2]))],
-                         ids=["lr", "momentum", "weight_decay", "adjust_lr_fn", "tensor lr"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(lr=-1.0),
+        dict(momentum=-0.5),
+        dict(weight_decay=-0.1),
+        dict(adjust_lr_fn="arbitrary"),
+        dict(lr=torch.tensor([0.1, 0.2])),
+    ],
+    ids=["lr", "momentum", "weight_decay", "adjust_lr_fn", "tensor lr"],
+)
 def test_invalid_hyperparameters_are_refused_with_torchs_message(kwargs):
     with pytest.raises(ValueError) as theirs:
         torch.optim.Muon([torch.zeros(2, 2, requires_grad=True)], **kwargs)
@@ -562,9 +637,11 @@ def test_numpy_muon_untouched():
     """The NumPy class steps the same after cyoptim.torch is imported: the same
     Newton-Schulz, one implementation."""
     import cyoptim
+
     w = np.zeros((2, 3), np.float32)
     cyoptim.Muon([w], lr=0.1, weight_decay=0.0).step(
-        [np.array([[1, 0, 0], [0, 4, 0]], np.float32)])
+        [np.array([[1, 0, 0], [0, 4, 0]], np.float32)]
+    )
     t = torch.zeros(2, 3, requires_grad=True)
     t.grad = torch.tensor([[1.0, 0, 0], [0, 4, 0]])
     cot.Muon([t], lr=0.1, weight_decay=0.0).step()
@@ -573,11 +650,20 @@ def test_numpy_muon_untouched():
 
 def test_bench_times_muon_against_torch(monkeypatch):
     from cyoptim.torch import bench
-    monkeypatch.setitem(bench.MODELS, "tiny", (lambda: torch.nn.Sequential(
-        torch.nn.Linear(48, 32), torch.nn.Linear(32, 8)), False))
-    row = bench.measure_model("tiny", ("cyoptim.torch", "torch-default", "torch-fused"),
-                              rounds=1, min_seconds=0.01, optimizer="muon")
-    assert row["tensors"] == 2 and row["params"] == 48 * 32 + 32 * 8    # the weights only
+
+    monkeypatch.setitem(
+        bench.MODELS,
+        "tiny",
+        (lambda: torch.nn.Sequential(torch.nn.Linear(48, 32), torch.nn.Linear(32, 8)), False),
+    )
+    row = bench.measure_model(
+        "tiny",
+        ("cyoptim.torch", "torch-default", "torch-fused"),
+        rounds=1,
+        min_seconds=0.01,
+        optimizer="muon",
+    )
+    assert row["tensors"] == 2 and row["params"] == 48 * 32 + 32 * 8  # the weights only
     assert set(row["seconds"]) == {"cyoptim.torch", "torch-default"}
     assert row["skipped"] == {"torch-fused": "no torch-fused Muon"}
     assert "best peer / ours" in bench.format_results([row])
@@ -587,11 +673,17 @@ def test_muon_with_adamw_recipe_for_torch_models():
     """cyoptim.examples.muon.torch_optimizers: Muon over the hidden matrices
     (not the input and output layers), AdamW over the rest; they train."""
     from cyoptim.examples.muon import torch_optimizers
+
     model = make_model()
     muon, adamw = torch_optimizers(model, muon_options={"lr": 0.05})
     assert muon.param_groups[0]["param_names"] == ["2.weight"]
-    assert adamw.param_groups[0]["param_names"] == ["0.weight", "0.bias", "2.bias",
-                                                    "4.weight", "4.bias"]
+    assert adamw.param_groups[0]["param_names"] == [
+        "0.weight",
+        "0.bias",
+        "2.bias",
+        "4.weight",
+        "4.bias",
+    ]
     assert isinstance(muon, cot.Muon) and isinstance(adamw, cot.AdamW)
     assert muon.param_groups[0]["lr"] == 0.05 and adamw.param_groups[0]["lr"] == 3e-3
     losses = [train_step(model, (muon, adamw), x, y) for x, y in batches(40)]
@@ -606,8 +698,10 @@ def test_dtensor_params_are_refused(tmp_path):
         pytest.skip("torch.distributed with gloo is not available")
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor import Shard, distribute_tensor
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
-                            world_size=1)
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
     try:
         mesh = init_device_mesh("cpu", (1,))
         p = torch.nn.Parameter(distribute_tensor(torch.randn(4, 4), mesh, [Shard(0)]))

@@ -37,18 +37,24 @@ def _progress(cases):
         name = case.split("/")[0]
         if last[name] == case:
             print(f"  {name} done ({done[0]}/{len(cases)} cases)", file=sys.stderr)
+
     return report
 
 
 def _compute(cases):
     import cyoptim
 
-    print(f"cyoptim {cyoptim.__version__} from {Path(cyoptim.__file__).parent}, "
-          f"SIMD {cyoptim.simd_info()}", file=sys.stderr)
+    print(
+        f"cyoptim {cyoptim.__version__} from {Path(cyoptim.__file__).parent}, "
+        f"SIMD {cyoptim.simd_info()}",
+        file=sys.stderr,
+    )
     start = time.perf_counter()
     results = golden_cases.compute_all(cases, progress=_progress(list(cases)))
-    print(f"{len(cases)} cases, {len(results)} entries in {time.perf_counter() - start:.1f} s",
-          file=sys.stderr)
+    print(
+        f"{len(cases)} cases, {len(results)} entries in {time.perf_counter() - start:.1f} s",
+        file=sys.stderr,
+    )
     return results
 
 
@@ -64,8 +70,11 @@ def add(args):
     already there is kept as it is (read and written back byte for byte)."""
     expected = golden_cases.load(args.path)
     recorded = {golden_cases.split_key(key)[0] for key in expected}
-    missing = {case: kwargs for case, kwargs in golden_cases.CASES.items()
-               if not set(golden_cases.run_names(case)) <= recorded}
+    missing = {
+        case: kwargs
+        for case, kwargs in golden_cases.CASES.items()
+        if not set(golden_cases.run_names(case)) <= recorded
+    }
     partial = [case for case in missing if set(golden_cases.run_names(case)) & recorded]
     if partial:
         print(f"FAIL: the record has some runs of {partial[:3]}; record it again instead")
@@ -100,8 +109,10 @@ def main(argv=None):
     rec = commands.add_parser("record", help="compute every case and write the .npz")
     rec.add_argument("--out", required=True, help="the .npz to write")
     rec.set_defaults(run=record)
-    add_cases = commands.add_parser("add", help="compute only the cases a record lacks and "
-                                               "add them, leaving its entries as they are")
+    add_cases = commands.add_parser(
+        "add",
+        help="compute only the cases a record lacks and add them, leaving its entries as they are",
+    )
     add_cases.add_argument("path", help="a .npz written by record")
     add_cases.set_defaults(run=add)
     chk = commands.add_parser("check", help="recompute and compare bitwise with a record")

@@ -75,13 +75,16 @@ def main(argv=None):
     limits = contextlib.nullcontext()
     if args.threads > 0:
         import threadpoolctl
+
         torch.set_num_threads(args.threads)
         cyoptim.set_num_threads(args.threads)
         limits = threadpoolctl.threadpool_limits(args.threads, user_api="blas")
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"cyoptim {cyoptim.__version__} ({cyoptim.simd_info()}), {args.dtype}, "
-          f"{args.rounds} rounds")
-    header = (f"{'shape':>11}  {'cyoptim ms':>14}  {'torch ms':>14}  {'torch / cyoptim':>15}")
+    print(
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"cyoptim {cyoptim.__version__} ({cyoptim.simd_info()}), {args.dtype}, "
+        f"{args.rounds} rounds"
+    )
+    header = f"{'shape':>11}  {'cyoptim ms':>14}  {'torch ms':>14}  {'torch / cyoptim':>15}"
     print(header)
     print("-" * len(header))
     with limits:
@@ -95,8 +98,11 @@ def main(argv=None):
                     step()
                     times[step].append((time.perf_counter() - start) * 1e3)
             a, b = statistics.median(times[ours]), statistics.median(times[theirs])
-            cells = [f"{a:7.1f} ({min(times[ours]):5.1f})",
-                     f"{b:7.1f} ({min(times[theirs]):5.1f})", f"{b / a:14.2f}x"]
+            cells = [
+                f"{a:7.1f} ({min(times[ours]):5.1f})",
+                f"{b:7.1f} ({min(times[theirs]):5.1f})",
+                f"{b / a:14.2f}x",
+            ]
             print(f"{'x'.join(map(str, shape)):>11}  " + "  ".join(cells))
 
 

@@ -85,22 +85,25 @@ def log(message):
 
 
 def git(*args, **kwargs):
-    return subprocess.run(["git", "-C", str(REPO), *args], check=True,
-                          capture_output=True, **kwargs).stdout
+    return subprocess.run(
+        ["git", "-C", str(REPO), *args], check=True, capture_output=True, **kwargs
+    ).stdout
 
 
 # -- Sources --------------------------------------------------------------------
+
 
 def export_revision(rev, dest):
     """The files of a commit, as `git archive` gives them."""
     archive = Path(dest).with_suffix(".tar")
     with open(archive, "wb") as f:
-        subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev],
-                       check=True, stdout=f)
+        subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", rev], check=True, stdout=f
+        )
     with tarfile.open(archive) as tar:
         if hasattr(tarfile, "data_filter"):
             tar.extractall(dest, filter="data")
-        else:                                 # Python < 3.10.12: our own archive, trusted
+        else:  # Python < 3.10.12: our own archive, trusted
             tar.extractall(dest)
     archive.unlink()
 
@@ -131,6 +134,7 @@ def export_working_tree(files, dest):
 
 # -- Builds ---------------------------------------------------------------------
 
+
 class Build:
     """One wheel of one source tree, installed in its own cached venv."""
 
@@ -150,7 +154,7 @@ class Build:
             log(f"{self.label}: cached venv {self.dir}")
             return
         if self.dir.exists():
-            shutil.rmtree(self.dir)                       # an interrupted earlier build
+            shutil.rmtree(self.dir)  # an interrupted earlier build
         self.dir.mkdir(parents=True)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="cyoptim-src-") as src:
@@ -158,9 +162,20 @@ class Build:
             log(f"{self.label}: building a wheel of {self.key} (a minute or two)")
             self._run([sys.executable, "-m", "venv", str(self.dir / "venv")])
             env = dict(os.environ, CYOPTIM_REQUIRE_OPENMP="1")
-            env.pop("CYOPTIM_SIMD_VARIANTS", None)        # the full wheel, as users get it
-            self._run([str(self.python), "-m", "pip", "wheel", "--no-deps",
-                       "--wheel-dir", str(self.dir / "wheel"), src], env=env)
+            env.pop("CYOPTIM_SIMD_VARIANTS", None)  # the full wheel, as users get it
+            self._run(
+                [
+                    str(self.python),
+                    "-m",
+                    "pip",
+                    "wheel",
+                    "--no-deps",
+                    "--wheel-dir",
+                    str(self.dir / "wheel"),
+                    src,
+                ],
+                env=env,
+            )
         wheel = next((self.dir / "wheel").glob("cyoptim-*.whl"))
         self._run([str(self.python), "-m", "pip", "install", numpy_spec, str(wheel)])
         (self.dir / "ready").write_text(json.dumps({"key": self.key, "numpy": numpy_spec}))
@@ -170,8 +185,9 @@ class Build:
         with open(self.dir / "build.log", "a") as out:
             out.write("$ " + " ".join(command) + "\n")
             out.flush()
-            done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                  cwd=self.dir)
+            done = subprocess.run(
+                command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.dir
+            )
         if done.returncode:
             tail = (self.dir / "build.log").read_text().splitlines()[-30:]
             sys.exit(f"{self.label}: command failed: {' '.join(command)}\n" + "\n".join(tail))
@@ -179,8 +195,13 @@ class Build:
     def run_script(self, script, argument, workdir):
         """Run a script with this venv's python from `workdir`; its stdout as JSON."""
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        done = subprocess.run([str(self.python), "-c", script, argument], cwd=workdir,
-                              env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            [str(self.python), "-c", script, argument],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if done.returncode:
             sys.exit(f"{self.label}: measuring failed:\n{done.stderr}")
         return json.loads(done.stdout.splitlines()[-1])
@@ -190,6 +211,7 @@ def numpy_spec():
     """The same NumPy in both venvs: this interpreter's version when it has one."""
     try:
         import numpy
+
         return f"numpy=={numpy.__version__}"
     except ImportError:
         return "numpy"
@@ -197,12 +219,15 @@ def numpy_spec():
 
 # -- Measuring ------------------------------------------------------------------
 
+
 def choose(text, known, what):
     names = known if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if unknown:
-        sys.exit(f"unknown {what} (not in both builds' cyoptim.bench): {', '.join(unknown)}; "
-                 f"choose from {', '.join(known)}")
+        sys.exit(
+            f"unknown {what} (not in both builds' cyoptim.bench): {', '.join(unknown)}; "
+            f"choose from {', '.join(known)}"
+        )
     return names
 
 
@@ -281,51 +306,120 @@ def verdicts(times, info, factor):
         noise = max(relative_iqr(speed["base"]), relative_iqr(speed["new"]))
         limit = max(factor, 1 + noise)
         ratio, best = new / base, max(speed["new"]) / max(speed["base"])
-        verdict = ("SLOWER" if max(ratio, best) < 1 / limit else
-                   "faster" if min(ratio, best) > limit else "same")
-        rows.append(dict(cell=cell, base=base, new=new, ratio=ratio, best=best, noise=noise,
-                         limit=limit, rounds=len(speed["base"]), verdict=verdict))
+        verdict = (
+            "SLOWER"
+            if max(ratio, best) < 1 / limit
+            else "faster"
+            if min(ratio, best) > limit
+            else "same"
+        )
+        rows.append(
+            dict(
+                cell=cell,
+                base=base,
+                new=new,
+                ratio=ratio,
+                best=best,
+                noise=noise,
+                limit=limit,
+                rounds=len(speed["base"]),
+                verdict=verdict,
+            )
+        )
     return rows
 
 
 def format_table(rows):
-    header = ["cell", "base Mp/s", "new Mp/s", "new/base", "best new/base", "noise", "limit",
-              "rounds", "verdict"]
-    lines = [[r["cell"], f"{r['base']:,.0f}", f"{r['new']:,.0f}", f"{r['ratio']:.3f}",
-              f"{r['best']:.3f}", f"{r['noise']:.1%}", f"{1 / r['limit']:.3f}",
-              str(r["rounds"]), r["verdict"]] for r in rows]
+    header = [
+        "cell",
+        "base Mp/s",
+        "new Mp/s",
+        "new/base",
+        "best new/base",
+        "noise",
+        "limit",
+        "rounds",
+        "verdict",
+    ]
+    lines = [
+        [
+            r["cell"],
+            f"{r['base']:,.0f}",
+            f"{r['new']:,.0f}",
+            f"{r['ratio']:.3f}",
+            f"{r['best']:.3f}",
+            f"{r['noise']:.1%}",
+            f"{1 / r['limit']:.3f}",
+            str(r["rounds"]),
+            r["verdict"],
+        ]
+        for r in rows
+    ]
     widths = [max(len(c) for c in column) for column in zip(header, *lines)]
     fmt = "  ".join(f"{{:{'<' if k == 0 else '>'}{w}}}" for k, w in enumerate(widths))
-    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))]
-                     + [fmt.format(*cells) for cells in lines])
+    return "\n".join(
+        [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+        + [fmt.format(*cells) for cells in lines]
+    )
 
 
 # -- Main -----------------------------------------------------------------------
 
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, help="git revision to compare against")
-    parser.add_argument("--optimizers", default="all",
-                        help="comma-separated names from cyoptim.bench.OPTIMIZERS, or all")
-    parser.add_argument("--layouts", default=DEFAULT_LAYOUTS,
-                        help=f"comma-separated names from cyoptim.bench.LAYOUTS "
-                             f"(default {DEFAULT_LAYOUTS})")
-    parser.add_argument("--rounds", type=int, default=7,
-                        help="rounds per build (default 7; at least 3 for a noise estimate)")
-    parser.add_argument("--seconds", type=float, default=0.2,
-                        help="measuring time per cell and round (default 0.2)")
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="timed batches per cell and round; their median counts (default 5)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="cyoptim threads (default: OpenMP's maximum)")
-    parser.add_argument("--confirm-rounds", type=int, default=5,
-                        help="extra rounds of only the cells found slower, before the "
-                             "verdict (default 5; 0: none)")
-    parser.add_argument("--factor", type=float, default=1.10,
-                        help="a cell fails only if base is faster by more than this factor "
-                             "and than the noise (default 1.10)")
-    parser.add_argument("--cache-dir", default=Path(tempfile.gettempdir()) / "cyoptim-perf-cache",
-                        type=Path, help="where the wheels and venvs are kept")
+    parser.add_argument(
+        "--optimizers",
+        default="all",
+        help="comma-separated names from cyoptim.bench.OPTIMIZERS, or all",
+    )
+    parser.add_argument(
+        "--layouts",
+        default=DEFAULT_LAYOUTS,
+        help=f"comma-separated names from cyoptim.bench.LAYOUTS (default {DEFAULT_LAYOUTS})",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=7,
+        help="rounds per build (default 7; at least 3 for a noise estimate)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=0.2,
+        help="measuring time per cell and round (default 0.2)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="timed batches per cell and round; their median counts (default 5)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="cyoptim threads (default: OpenMP's maximum)"
+    )
+    parser.add_argument(
+        "--confirm-rounds",
+        type=int,
+        default=5,
+        help="extra rounds of only the cells found slower, before the "
+        "verdict (default 5; 0: none)",
+    )
+    parser.add_argument(
+        "--factor",
+        type=float,
+        default=1.10,
+        help="a cell fails only if base is faster by more than this factor "
+        "and than the noise (default 1.10)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=Path(tempfile.gettempdir()) / "cyoptim-perf-cache",
+        type=Path,
+        help="where the wheels and venvs are kept",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.factor < 1:
         parser.error("--rounds must be >= 1 and --factor >= 1")
@@ -337,11 +431,13 @@ def parse_args(argv):
 def prepare_builds(args):
     commit = git("rev-parse", "--verify", f"{args.base}^{{commit}}", text=True).strip()
     files = working_tree_files()
-    python = f"py{sys.version_info.major}{sys.version_info.minor}"   # venvs are per interpreter
-    builds = {"base": Build(f"base {args.base} ({commit[:10]})", f"commit-{commit}-{python}",
-                            args.cache_dir),
-              "new": Build("new (working tree)", f"{working_tree_key(files)}-{python}",
-                           args.cache_dir)}
+    python = f"py{sys.version_info.major}{sys.version_info.minor}"  # venvs are per interpreter
+    builds = {
+        "base": Build(
+            f"base {args.base} ({commit[:10]})", f"commit-{commit}-{python}", args.cache_dir
+        ),
+        "new": Build("new (working tree)", f"{working_tree_key(files)}-{python}", args.cache_dir),
+    }
     spec = numpy_spec()
     builds["base"].make(lambda dest: export_revision(commit, dest), spec)
     builds["new"].make(lambda dest: export_working_tree(files, dest), spec)
@@ -352,8 +448,10 @@ def select_cells(args, builds):
     """(optimizer, layout) pairs from the options, among those both builds know."""
     with tempfile.TemporaryDirectory() as workdir:
         known = [builds[side].run_script(NAMES_SCRIPT, "", workdir) for side in builds]
-    both = {what: [n for n in known[0][what] if n in known[1][what]]
-            for what in ("optimizers", "layouts")}
+    both = {
+        what: [n for n in known[0][what] if n in known[1][what]]
+        for what in ("optimizers", "layouts")
+    }
     optimizers = choose(args.optimizers, both["optimizers"], "optimizers")
     layouts = choose(args.layouts, both["layouts"], "layouts")
     return [[o, layout] for o in optimizers for layout in layouts]
@@ -362,17 +460,25 @@ def select_cells(args, builds):
 def report(args, builds, rows, info, loads, seconds):
     for side in ("base", "new"):
         i = info[side]
-        print(f"{side}: {builds[side].label}: cyoptim {i['version']}, SIMD {i['simd']}, "
-              f"{i['threads']} threads, numpy {i['numpy']}")
-    print(f"float32 Mparam/s, median of the rounds per build ({seconds:.0f} s of measuring); "
-          f"best = ratio of the fastest rounds; noise = larger relative IQR of the two builds' "
-          f"rounds; SLOWER when both ratios < limit = 1/max({args.factor}, 1 + noise)")
+        print(
+            f"{side}: {builds[side].label}: cyoptim {i['version']}, SIMD {i['simd']}, "
+            f"{i['threads']} threads, numpy {i['numpy']}"
+        )
+    print(
+        f"float32 Mparam/s, median of the rounds per build ({seconds:.0f} s of measuring); "
+        f"best = ratio of the fastest rounds; noise = larger relative IQR of the two builds' "
+        f"rounds; SLOWER when both ratios < limit = 1/max({args.factor}, 1 + noise)"
+    )
     if loads:
-        print(f"other processes used {statistics.median(loads):.0%} of the CPUs in the median "
-              f"round, {max(loads):.0%} at most")
+        print(
+            f"other processes used {statistics.median(loads):.0%} of the CPUs in the median "
+            f"round, {max(loads):.0%} at most"
+        )
         if max(loads) > 0.2:
-            print("warning: the machine was busy during the measurement; the noise column "
-                  "shows how much that blurs each cell")
+            print(
+                "warning: the machine was busy during the measurement; the noise column "
+                "shows how much that blurs each cell"
+            )
     print(format_table(rows))
 
 
@@ -388,8 +494,10 @@ def main(argv=None):
     rows = verdicts(times, info, args.factor)
     suspects = [r["cell"].split(" ", 1) for r in rows if r["verdict"] == "SLOWER"]
     if suspects and args.confirm_rounds:
-        log(f"{len(suspects)} cell(s) look slower; measuring them again "
-            f"({args.confirm_rounds} more rounds)")
+        log(
+            f"{len(suspects)} cell(s) look slower; measuring them again "
+            f"({args.confirm_rounds} more rounds)"
+        )
         measure(builds, suspects, settings, args.confirm_rounds, times, info, loads)
         rows = verdicts(times, info, args.factor)
     report(args, builds, rows, info, loads, time.perf_counter() - start)

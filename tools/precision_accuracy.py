@@ -58,8 +58,8 @@ MODES = {
     "int8 states": {"state_dtype": "int8"},
 }
 MODELS = ("digits", "charlm")
-TAIL = 0.1                 # the final loss averages the last 10% of the steps
-DIGITS_EPOCHS = 20         # the demo's default: 20 * 45 = 900 steps
+TAIL = 0.1  # the final loss averages the last 10% of the steps
+DIGITS_EPOCHS = 20  # the demo's default: 20 * 45 = 900 steps
 LM_STEPS = 200
 LM_SETTINGS = {"d_model": 128, "layers": 4, "heads": 4, "context": 64, "batch": 16, "lr": 3e-3}
 
@@ -70,7 +70,7 @@ class Run:
 
     model: str
     mode: str
-    losses: list              # minibatch training loss of every step
+    losses: list  # minibatch training loss of every step
     params: int
     state_bytes: int
     int8_tensors: int
@@ -130,6 +130,7 @@ def train_digits(mode, epochs=DIGITS_EPOCHS, seed=0, dataset=None, batch_size=32
 
         def after_step():
             pass
+
     optimizer = choice.optimizer_class(stepped, lr=choice.lr, **choice.options, **options)
 
     def step(grads):
@@ -139,14 +140,24 @@ def train_digits(mode, epochs=DIGITS_EPOCHS, seed=0, dataset=None, batch_size=32
     recorder = _RecordingModel(model)
     start = time.perf_counter()
     with single_threaded_blas(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for _ in zip(range(epochs), train_epochs(recorder, step, dataset.x_train,
-                                                 dataset.y_train, batch_size, seed)):
+        for _ in zip(
+            range(epochs),
+            train_epochs(recorder, step, dataset.x_train, dataset.y_train, batch_size, seed),
+        ):
             pass
     seconds = time.perf_counter() - start
     sizes = [p.size for p in model.params]
     int8 = int8_counts([optimizer.state[k] for k in range(len(sizes))], sizes)
-    return Run("digits", mode, recorder.losses, sum(sizes), cyoptim.state_bytes(optimizer),
-               *int8, len(sizes), seconds)
+    return Run(
+        "digits",
+        mode,
+        recorder.losses,
+        sum(sizes),
+        cyoptim.state_bytes(optimizer),
+        *int8,
+        len(sizes),
+        seconds,
+    )
 
 
 # ------------------------------------------------------------------ char LM (torch)
@@ -165,14 +176,15 @@ def build_lm(vocab, d_model, layers, heads, context):
             super().__init__()
             self.tokens = nn.Embedding(vocab, d_model)
             self.positions = nn.Embedding(context, d_model)
-            layer = nn.TransformerEncoderLayer(d_model, heads, 4 * d_model, dropout=0.0,
-                                               batch_first=True, norm_first=True)
+            layer = nn.TransformerEncoderLayer(
+                d_model, heads, 4 * d_model, dropout=0.0, batch_first=True, norm_first=True
+            )
             self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
             self.norm = nn.LayerNorm(d_model)
             self.head = nn.Linear(d_model, vocab)
 
         def forward(self, x):
-            h = self.tokens(x) + self.positions.weight[:x.shape[1]]
+            h = self.tokens(x) + self.positions.weight[: x.shape[1]]
             mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], dtype=h.dtype)
             return self.head(self.norm(self.encoder(h, mask=mask, is_causal=True)))
 
@@ -182,6 +194,7 @@ def build_lm(vocab, d_model, layers, heads, context):
 def lm_batches(data, steps, batch, context, seed):
     """Token windows (steps, batch, context + 1) at offsets drawn from `seed`."""
     import torch
+
     generator = torch.Generator().manual_seed(seed)
     starts = torch.randint(0, len(data) - context - 1, (steps, batch), generator=generator)
     return data[starts[..., None] + torch.arange(context + 1)]
@@ -214,8 +227,7 @@ def train_charlm(mode, steps=LM_STEPS, seed=0, **settings):
     start = time.perf_counter()
     for window in windows:
         logits = model(window[:, :-1])
-        loss = F.cross_entropy(logits.float().reshape(-1, len(chars)),
-                               window[:, 1:].reshape(-1))
+        loss = F.cross_entropy(logits.float().reshape(-1, len(chars)), window[:, 1:].reshape(-1))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -223,8 +235,16 @@ def train_charlm(mode, steps=LM_STEPS, seed=0, **settings):
     seconds = time.perf_counter() - start
     sizes = [p.numel() for p in params]
     int8 = int8_counts([optimizer.state[p] for p in params], sizes)
-    return Run("charlm", mode, losses, sum(sizes), cyoptim.state_bytes(optimizer),
-               *int8, len(sizes), seconds)
+    return Run(
+        "charlm",
+        mode,
+        losses,
+        sum(sizes),
+        cyoptim.state_bytes(optimizer),
+        *int8,
+        len(sizes),
+        seconds,
+    )
 
 
 # ---------------------------------------------------------------------------- report
@@ -235,31 +255,44 @@ def relative_difference(run, reference):
 def format_table(runs):
     """The table: one row per run, the difference against its model's float32 run."""
     reference = {r.model: r for r in runs if r.mode == "float32"}
-    header = (f"{'model':<8}{'mode':<13}{'steps':>6}{'final loss':>12}{'vs float32':>12}"
-              f"{'state B/param':>15}{'int8 tensors (params)':>26}{'time (s)':>10}")
+    header = (
+        f"{'model':<8}{'mode':<13}{'steps':>6}{'final loss':>12}{'vs float32':>12}"
+        f"{'state B/param':>15}{'int8 tensors (params)':>26}{'time (s)':>10}"
+    )
     lines = [header, "-" * len(header)]
     for r in runs:
         ref = reference.get(r.model)
         diff = "" if ref is None or ref is r else f"{relative_difference(r, ref):+.2%}"
-        int8 = (f"{r.int8_tensors}/{r.tensors} ({r.int8_params}/{r.params})"
-                if r.mode == "int8 states" else "-")
-        lines.append(f"{r.model:<8}{r.mode:<13}{len(r.losses):>6}{r.final_loss:>12.5g}"
-                     f"{diff:>12}{r.state_bytes / r.params:>15.2f}{int8:>26}{r.seconds:>10.1f}")
+        int8 = (
+            f"{r.int8_tensors}/{r.tensors} ({r.int8_params}/{r.params})"
+            if r.mode == "int8 states"
+            else "-"
+        )
+        lines.append(
+            f"{r.model:<8}{r.mode:<13}{len(r.losses):>6}{r.final_loss:>12.5g}"
+            f"{diff:>12}{r.state_bytes / r.params:>15.2f}{int8:>26}{r.seconds:>10.1f}"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(MODELS),
-                        help="comma-separated, from " + ", ".join(MODELS))
-    parser.add_argument("--modes", default=",".join(MODES),
-                        help="comma-separated, from " + ", ".join(MODES))
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated, from " + ", ".join(MODELS)
+    )
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help="comma-separated, from " + ", ".join(MODES)
+    )
     parser.add_argument("--digits-epochs", type=int, default=DIGITS_EPOCHS)
     parser.add_argument("--lm-steps", type=int, default=LM_STEPS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch and cyoptim threads (default 1: on a shared machine "
-                             "2 threads wait on each other)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch and cyoptim threads (default 1: on a shared machine "
+        "2 threads wait on each other)",
+    )
     args = parser.parse_args(argv)
     models = args.models.split(",")
     modes = args.modes.split(",")
@@ -274,19 +307,26 @@ def main(argv=None):
         if dataset.synthetic:
             print("scikit-learn not installed: the digits model trains on a synthetic dataset")
         n = steps_per_epoch(len(dataset.y_train), 32)
-        print(f"digits: MLP 64-128-64-10 on {dataset.name}, cyoptim.AdamW lr "
-              f"{BY_KEY['adamw'].lr:g}, {args.digits_epochs} epochs x {n} steps, batch 32, "
-              f"seed {args.seed}", flush=True)
+        print(
+            f"digits: MLP 64-128-64-10 on {dataset.name}, cyoptim.AdamW lr "
+            f"{BY_KEY['adamw'].lr:g}, {args.digits_epochs} epochs x {n} steps, batch 32, "
+            f"seed {args.seed}",
+            flush=True,
+        )
         for mode in modes:
             runs.append(train_digits(mode, args.digits_epochs, args.seed, dataset))
     if "charlm" in models:
         import torch
+
         torch.set_num_threads(args.threads)
         s = LM_SETTINGS
-        print(f"charlm: causal transformer d_model {s['d_model']}, {s['layers']} layers, "
-              f"{s['heads']} heads, context {s['context']}, batch {s['batch']}, "
-              f"cyoptim.torch.AdamW lr {s['lr']:g}, {args.lm_steps} steps on "
-              f"{argparse.__file__} ({len(lm_text())} chars), seed {args.seed}", flush=True)
+        print(
+            f"charlm: causal transformer d_model {s['d_model']}, {s['layers']} layers, "
+            f"{s['heads']} heads, context {s['context']}, batch {s['batch']}, "
+            f"cyoptim.torch.AdamW lr {s['lr']:g}, {args.lm_steps} steps on "
+            f"{argparse.__file__} ({len(lm_text())} chars), seed {args.seed}",
+            flush=True,
+        )
         for mode in modes:
             runs.append(train_charlm(mode, args.lm_steps, args.seed))
             print(f"  {mode}: {runs[-1].seconds:.1f} s", file=sys.stderr, flush=True)

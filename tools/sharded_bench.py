@@ -46,11 +46,15 @@ def make_optimizer(name, params):
     import torch
 
     import cyoptim.torch as cot
+
     options = {"lr": 1e-4, "weight_decay": 0.01}
     if name == "cyoptim.torch":
         return cot.AdamW(params, **options)
-    extra = {"torch-default": {}, "torch-foreach": {"foreach": True},
-             "torch-fused": {"fused": True}}[name]
+    extra = {
+        "torch-default": {},
+        "torch-foreach": {"foreach": True},
+        "torch-fused": {"fused": True},
+    }[name]
     return torch.optim.AdamW(params, **options, **extra)
 
 
@@ -60,18 +64,20 @@ def worker(args):
     from torch.distributed.fsdp import CPUOffloadPolicy, fully_shard
 
     import cyoptim
+
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.set_num_threads(args.threads)
     cyoptim.set_num_threads(args.threads)
     torch.manual_seed(0)
-    policy = CPUOffloadPolicy(pin_memory=False)      # pinning needs an accelerator
+    policy = CPUOffloadPolicy(pin_memory=False)  # pinning needs an accelerator
     models, optimizers = {}, {}
     names = [n for n in args.implementations.split(",") if n]
     skipped = {}
     for name in names:
-        model = torch.nn.Sequential(*[torch.nn.Linear(args.width, args.width)
-                                      for _ in range(args.layers)])
+        model = torch.nn.Sequential(
+            *[torch.nn.Linear(args.width, args.width) for _ in range(args.layers)]
+        )
         for layer in model:
             fully_shard(layer, offload_policy=policy)
         fully_shard(model, offload_policy=policy)
@@ -84,7 +90,7 @@ def worker(args):
                 p.grad.to_local().normal_()
         try:
             opt = make_optimizer(name, params)
-            opt.step()                                     # warm-up; creates the state
+            opt.step()  # warm-up; creates the state
         except (RuntimeError, TypeError, ValueError) as error:
             skipped[name] = str(error).splitlines()[0][:100]
             continue
@@ -96,21 +102,27 @@ def worker(args):
             start = time.perf_counter()
             opt.step()
             elapsed = torch.tensor([time.perf_counter() - start], dtype=torch.float64)
-            dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)    # the slowest rank's
+            dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)  # the slowest rank's
             times[name].append(elapsed.item())
     total = sum(p.numel() for p in next(iter(models.values())).parameters())
     for name, opt in optimizers.items():
-        state = sum(v.to_local().nbytes for entry in opt.state.values()
-                    for k, v in entry.items() if k in ("exp_avg", "exp_avg_sq"))
+        state = sum(
+            v.to_local().nbytes
+            for entry in opt.state.values()
+            for k, v in entry.items()
+            if k in ("exp_avg", "exp_avg_sq")
+        )
         state_mb = torch.tensor([state / 2**20])
         gathered = [torch.zeros(1) for _ in range(world)]
         dist.all_gather(gathered, state_mb)
         if rank == 0:
             median = statistics.median(times[name])
             per_rank = "/".join(f"{t.item():.0f}" for t in gathered)
-            print(f"RESULT {world} {args.threads} {name} {median * 1e3:.2f} "
-                  f"{min(times[name]) * 1e3:.2f} {total / median / 1e9:.3f} {per_rank}",
-                  flush=True)
+            print(
+                f"RESULT {world} {args.threads} {name} {median * 1e3:.2f} "
+                f"{min(times[name]) * 1e3:.2f} {total / median / 1e9:.3f} {per_rank}",
+                flush=True,
+            )
     if rank == 0:
         for name, why in skipped.items():
             print(f"SKIPPED {world} {args.threads} {name} {why}", flush=True)
@@ -123,12 +135,25 @@ def driver(args):
     for layout in args.layouts.split(","):
         processes, threads = (int(x) for x in layout.lower().split("x"))
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={processes}", os.path.abspath(__file__),
-                   "--threads", str(threads)] + [a for a in sys.argv[1:]]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={processes}",
+            os.path.abspath(__file__),
+            "--threads",
+            str(threads),
+        ] + [a for a in sys.argv[1:]]
         # A session of its own, so that a timeout ends torchrun and its ranks.
-        run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+        run = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
             stdout, stderr = run.communicate(timeout=args.timeout)
         except subprocess.TimeoutExpired:
@@ -141,20 +166,24 @@ def driver(args):
             if line.startswith(("RESULT", "SKIPPED")):
                 rows.append(line.split(maxsplit=4 if line.startswith("SKIPPED") else 8))
     import torch
+
     params = args.layers * (args.width * args.width + args.width)
-    print(f"torch {torch.__version__}, FSDP2 fully_shard(CPUOffloadPolicy) on gloo, "
-          f"{args.layers} x Linear({args.width}, {args.width}): {params / 1e6:.1f}M params, "
-          f"AdamW, median of {args.rounds} steps")
-    print(f"{'processes':>9} {'threads':>7}  {'implementation':<14} {'step ms':>8} "
-          f"{'min ms':>7} {'Gparams/s':>9}  state MB per rank")
+    print(
+        f"torch {torch.__version__}, FSDP2 fully_shard(CPUOffloadPolicy) on gloo, "
+        f"{args.layers} x Linear({args.width}, {args.width}): {params / 1e6:.1f}M params, "
+        f"AdamW, median of {args.rounds} steps"
+    )
+    print(
+        f"{'processes':>9} {'threads':>7}  {'implementation':<14} {'step ms':>8} "
+        f"{'min ms':>7} {'Gparams/s':>9}  state MB per rank"
+    )
     print("-" * 80)
     for row in rows:
         if row[0] == "SKIPPED":
             print(f"{row[1]:>9} {row[2]:>7}  {row[3]:<14} failed: {row[4]}")
         else:
             _, procs, threads, name, median, low, rate, state = row
-            print(f"{procs:>9} {threads:>7}  {name:<14} {median:>8} {low:>7} {rate:>9}  "
-                  f"{state}")
+            print(f"{procs:>9} {threads:>7}  {name:<14} {median:>8} {low:>7} {rate:>9}  {state}")
 
 
 def main():
@@ -162,11 +191,16 @@ def main():
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--width", type=int, default=2048)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--layouts", default="1x1,1x2,2x1",
-                        help="PROCESSESxTHREADS, comma-separated")
+    parser.add_argument(
+        "--layouts", default="1x1,1x2,2x1", help="PROCESSESxTHREADS, comma-separated"
+    )
     parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS))
-    parser.add_argument("--timeout", type=float, default=900,
-                        help="seconds for each layout's torchrun before it is ended")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900,
+        help="seconds for each layout's torchrun before it is ended",
+    )
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if "RANK" in os.environ:

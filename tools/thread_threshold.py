@@ -38,10 +38,12 @@ def main():
     try:
         print(f"{args.optimizer}, float32, {most} threads available; us per step")
         print(f"{'elements':>9s} {'1 thread':>9s} {f'{most} threads':>10s}")
-        for n in [4096 * 2 ** k for k in range(8)]:
+        for n in [4096 * 2**k for k in range(8)]:
             one = step_seconds(cls, n, 1)
             many = step_seconds(cls, n, most)
-            print(f"{n:9d} {one * 1e6:9.1f} {many * 1e6:10.1f}{'  <- threads win' if many < one else ''}")
+            print(
+                f"{n:9d} {one * 1e6:9.1f} {many * 1e6:10.1f}{'  <- threads win' if many < one else ''}"
+            )
     finally:
         kernels.parallel_min_work(saved)
         cyoptim.set_num_threads(None)

@@ -31,8 +31,15 @@ def score(choice, lr, splits, epochs, batch_size):
     accuracies, losses = [], []
     for seed, split in splits.items():
         model = MLP(seed=seed)
-        history = train(model, choice.build(model.params, lr=lr), split, epochs, batch_size,
-                        seed, progress=False)
+        history = train(
+            model,
+            choice.build(model.params, lr=lr),
+            split,
+            epochs,
+            batch_size,
+            seed,
+            progress=False,
+        )
         with np.errstate(all="ignore"):
             loss = model.loss(split.x_test, split.y_test)
         accuracies.append(history.accuracy[-1])
@@ -57,12 +64,17 @@ def main(argv=None):
             for lr in grid:
                 accuracy, loss = score(choice, lr, splits, args.epochs, args.batch_size)
                 rows.append((lr, accuracy, loss))
-                print(f"{choice.key:<9} lr={lr:<8g} val_acc={accuracy:.4f} val_loss={loss:.4f}",
-                      flush=True)
+                print(
+                    f"{choice.key:<9} lr={lr:<8g} val_acc={accuracy:.4f} val_loss={loss:.4f}",
+                    flush=True,
+                )
             lr, accuracy, plateau = pick(rows)
-            print(f"PICK {choice.key} lr={lr:g} val_acc={accuracy:.4f} plateau="
-                  + ",".join(f"{r[0]:g}" for r in plateau)
-                  + f" (the table has {choice.lr:g})", flush=True)
+            print(
+                f"PICK {choice.key} lr={lr:g} val_acc={accuracy:.4f} plateau="
+                + ",".join(f"{r[0]:g}" for r in plateau)
+                + f" (the table has {choice.lr:g})",
+                flush=True,
+            )
 
 
 def pick(rows):

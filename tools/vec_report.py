@@ -18,16 +18,18 @@ import subprocess
 import sys
 
 VARIANTS = ("baseline", "avx2", "avx512")
-FUNC = re.compile(r"^static CYTHON_INLINE \w+ (__pyx_fuse_(\d)__pyx_f_7cyoptim_\d+_kernels_\w+?_(\w+))\(.*\{$")
+FUNC = re.compile(
+    r"^static CYTHON_INLINE \w+ (__pyx_fuse_(\d)__pyx_f_7cyoptim_\d+_kernels_\w+?_(\w+))\(.*\{$"
+)
 # Loops that cannot vectorize, and why: (function, variant, dtype) -> reason
 # (None matches any variant or dtype).
 SCALAR_BY_DESIGN = {
     ("sum_abs_pow", None, None): "calls libm pow() per element (norm types other than 1, 2, inf)",
     ("max_abs", "baseline", "float64"): "SSE2 has no 64-bit integer compare (pcmpgtq is SSE4.2)",
     ("average_elements", "baseline", None): "SSE2 has no fused multiply-add: glibc's fma() "
-                                            "per element (torch's lerp rounds once)",
+    "per element (torch's lerp rounds once)",
     ("adafactor_factors_typed", None, None): "the loop over a batch's matrices (per matrix: "
-                                             "the vectorized column loops and row-factor sum)",
+    "the vectorized column loops and row-factor sum)",
 }
 
 
@@ -36,16 +38,31 @@ def scalar_reason(function, variant, dtype):
         if name == function and v in (None, variant) and d in (None, dtype):
             return reason
     return None
+
+
 LOOP = re.compile(r"^\s*for \(__pyx_t_\d+ = 0; __pyx_t_\d+ < __pyx_t_\d+; __pyx_t_\d+\+=1\) \{")
 
 
 def build(variant, log_path):
     env = dict(os.environ, CYOPTIM_VEC_REPORT="1", CYOPTIM_SIMD_VARIANTS=variant)
-    scratch = os.path.join("build", "vec-report")    # leaves any in-place build alone
+    scratch = os.path.join("build", "vec-report")  # leaves any in-place build alone
     with open(log_path, "w") as log:
-        subprocess.run([sys.executable, "setup.py", "build_ext", "--force",
-                        "--build-lib", scratch, "--build-temp", scratch],
-                       env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "setup.py",
+                "build_ext",
+                "--force",
+                "--build-lib",
+                scratch,
+                "--build-temp",
+                scratch,
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
 
 
 ASSIGN = re.compile(r"^\s*(__pyx_t_\d+) = (\S+);$")
@@ -100,8 +117,11 @@ def main():
                 verdict = "NOT VECTORIZED"
                 failures += 1
             print(f"{variant:9s} {function:28s} {dtype}  line {line:6d}  {verdict}")
-    print("every loop vectorizes but those marked scalar by design" if not failures
-          else f"{failures} loop(s) do not vectorize")
+    print(
+        "every loop vectorizes but those marked scalar by design"
+        if not failures
+        else f"{failures} loop(s) do not vectorize"
+    )
     return 1 if failures else 0
 
 

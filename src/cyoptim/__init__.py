@@ -10,7 +10,6 @@ API that follows torch.optim::
 """
 
 from . import optimizers, quantization, reference, registry, schedules
-from .optimizers import *  # noqa: F403  (every optimizer of the registry)
 from ._dispatch import simd_info
 from ._threads import get_num_threads, set_num_threads
 from .averaging import AveragedParams
@@ -20,13 +19,31 @@ from .clip import clip_grad_norm_, clip_grad_value_
 from .early_stopping import EarlyStopping
 from .lr_finder import LRFinder
 from .optimizer import Optimizer
+from .optimizers import *  # noqa: F403  (every optimizer of the registry)
 from .precision import state_bytes
 from .search import LRSearchResult, lr_search
 
 __version__ = "0.1.0"
 
-__all__ = [*optimizers.__all__, "Optimizer", "AveragedParams", "ParamBuffer",
-           "clip_grad_norm_", "clip_grad_value_", "EarlyStopping", "LRFinder",
-           "LRSearchResult", "lr_search", "schedules", "reference", "registry",
-           "get_num_threads", "set_num_threads", "simd_info", "save_state", "load_state",
-           "state_bytes", "quantization"]
+__all__ = [
+    *optimizers.__all__,
+    "Optimizer",
+    "AveragedParams",
+    "ParamBuffer",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "EarlyStopping",
+    "LRFinder",
+    "LRSearchResult",
+    "lr_search",
+    "schedules",
+    "reference",
+    "registry",
+    "get_num_threads",
+    "set_num_threads",
+    "simd_info",
+    "save_state",
+    "load_state",
+    "state_bytes",
+    "quantization",
+]

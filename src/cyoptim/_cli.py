@@ -19,12 +19,19 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _fill_text(self, text, width, indent):
         text = self._whitespace_matcher.sub(" ", text).strip()
-        return textwrap.fill(text, width, initial_indent=indent, subsequent_indent=indent,
-                             break_on_hyphens=False, break_long_words=False)
+        return textwrap.fill(
+            text,
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
 
 
 def int_at_least(minimum):
     """An argparse type: an integer >= minimum."""
+
     def parse(text):
         try:
             value = int(text)
@@ -33,6 +40,7 @@ def int_at_least(minimum):
         if value is None or value < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
         return value
+
     return parse
 
 

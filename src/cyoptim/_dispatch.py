@@ -10,11 +10,11 @@ import importlib
 import importlib.util
 import os
 
-from . import _cpu
+from ._cpu import cpu_supports, openmp_enabled
 
-VARIANTS = ("avx512", "avx2", "baseline")   # best first
+VARIANTS = ("avx512", "avx2", "baseline")  # best first
 
-kernels = None      # the kernel module in use, set by _select() below
+kernels = None  # the kernel module in use, set by _select() below
 variant = None
 
 
@@ -47,24 +47,25 @@ class SimdInfo(str):
 
 
 def built_variants():
-    return [v for v in VARIANTS
-            if importlib.util.find_spec(f"cyoptim._kernels_{v}") is not None]
+    return [v for v in VARIANTS if importlib.util.find_spec(f"cyoptim._kernels_{v}") is not None]
 
 
 def available_variants():
-    cpu = _cpu.cpu_supports()
+    cpu = cpu_supports()
     return [v for v in built_variants() if v in cpu]
 
 
 def _load(name):
     if name not in VARIANTS:
         raise ValueError(f"unknown SIMD variant {name!r}; choose from {list(VARIANTS)}")
-    if name not in _cpu.cpu_supports():
-        raise RuntimeError(f"SIMD variant {name!r} is not supported by this CPU "
-                           f"(supported: {_cpu.cpu_supports()})")
+    if name not in cpu_supports():
+        raise RuntimeError(
+            f"SIMD variant {name!r} is not supported by this CPU (supported: {cpu_supports()})"
+        )
     if name not in built_variants():
-        raise RuntimeError(f"SIMD variant {name!r} is not built into this install "
-                           f"(built: {built_variants()})")
+        raise RuntimeError(
+            f"SIMD variant {name!r} is not built into this install (built: {built_variants()})"
+        )
     return importlib.import_module(f"cyoptim._kernels_{name}")
 
 
@@ -93,8 +94,9 @@ def use_variant(name):
 
 def simd_info():
     """The kernel variant in use; see SimdInfo for what else it reports."""
-    return SimdInfo(variant, available_variants(), built_variants(),
-                    _cpu.cpu_supports(), _cpu.openmp_enabled())
+    return SimdInfo(
+        variant, available_variants(), built_variants(), cpu_supports(), openmp_enabled()
+    )
 
 
 _select()

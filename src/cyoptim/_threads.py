@@ -7,9 +7,9 @@ that for this process. Steps over few elements run on one thread regardless.
 
 import numbers
 
-from . import _cpu
+from ._cpu import omp_max_threads
 
-_requested = 0      # 0: follow OpenMP's maximum
+_requested = 0  # 0: follow OpenMP's maximum
 
 
 def set_num_threads(n):
@@ -24,7 +24,7 @@ def set_num_threads(n):
 
 def get_num_threads():
     """Threads a large step will use."""
-    return _requested if _requested else _cpu.omp_max_threads()
+    return _requested if _requested else omp_max_threads()
 
 
 def requested():

@@ -32,8 +32,9 @@ def _check_decay(decay):
     if value is None:
         raise TypeError(f"decay must be a real number, got {_describe(decay)}")
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"Invalid decay value {decay} provided. Please provide a value "
-                         f"in [0,1] range.")
+        raise ValueError(
+            f"Invalid decay value {decay} provided. Please provide a value in [0,1] range."
+        )
     return value
 
 
@@ -129,8 +130,8 @@ class AveragedParams:
         copied = list(range(len(averaged), len(sources)))
         self._averaged = self._build_groups([sources[k] for k in averaged], averaged, averages)
         self._copied = self._build_groups([sources[k] for k in copied], copied, averages)
-        self.params = averages[:len(model_params)]
-        self.buffers = averages[len(model_params):]
+        self.params = averages[: len(model_params)]
+        self.buffers = averages[len(model_params) :]
 
     def _build_groups(self, sources, positions, averages):
         """One AveragingGroup per dtype over new blocks; fills averages[positions[k]]."""
@@ -139,8 +140,8 @@ class AveragedParams:
             block = aligned_empty(sum(sources[k].size for k in members), sources[members[0]].dtype)
             views, at = [], 0
             for k in members:
-                view = block[at:at + sources[k].size].reshape(sources[k].shape)
-                np.copyto(view, sources[k])            # torch: a deep copy of the model
+                view = block[at : at + sources[k].size].reshape(sources[k].shape)
+                np.copyto(view, sources[k])  # torch: a deep copy of the model
                 at += sources[k].size
                 views.append(view)
                 averages[positions[k]] = view
@@ -182,25 +183,31 @@ class AveragedParams:
         The mode and decay are constructor arguments, not state (as torch's
         ``avg_fn``).
         """
-        return {"n_averaged": self.n_averaged,
-                "params": [a.copy() for a in self.params],
-                "buffers": [b.copy() for b in self.buffers]}
+        return {
+            "n_averaged": self.n_averaged,
+            "params": [a.copy() for a in self.params],
+            "buffers": [b.copy() for b in self.buffers],
+        }
 
     def load_state_dict(self, state_dict):
         """Restore a ``state_dict()``; one that does not fit is refused and nothing changes."""
-        if not isinstance(state_dict, dict) or set(state_dict) != {"n_averaged", "params",
-                                                                   "buffers"}:
-            raise ValueError("state_dict must be a dict with keys 'n_averaged', 'params' and "
-                             "'buffers'")
+        if not isinstance(state_dict, dict) or set(state_dict) != {
+            "n_averaged",
+            "params",
+            "buffers",
+        }:
+            raise ValueError(
+                "state_dict must be a dict with keys 'n_averaged', 'params' and 'buffers'"
+            )
         n = state_dict["n_averaged"]
-        if (isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral)
-                or n < 0):
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) or n < 0:
             raise ValueError(f"n_averaged must be a non-negative integer, got {n!r}")
         for kind, ours in (("param", self.params), ("buffer", self.buffers)):
             saved = state_dict[kind + "s"]
             if not isinstance(saved, (list, tuple)) or len(saved) != len(ours):
-                raise ValueError(f"state_dict has {_count(saved)} {kind}s, the averager "
-                                 f"{len(ours)}")
+                raise ValueError(
+                    f"state_dict has {_count(saved)} {kind}s, the averager {len(ours)}"
+                )
             for k, (value, mine) in enumerate(zip(saved, ours)):
                 check_like(value, mine, f"{kind} {k} of the state_dict", "the averager's")
         for kind, ours in (("params", self.params), ("buffers", self.buffers)):
@@ -210,9 +217,11 @@ class AveragedParams:
 
     def __repr__(self):
         decay = f", decay={self.decay}" if self.mode == "ema" else ""
-        return (f"AveragedParams(mode={self.mode!r}{decay}, n_averaged={self.n_averaged}, "
-                f"{len(self.params)} params, {len(self.buffers)} buffers"
-                f"{', use_buffers=True' if self.use_buffers else ''})")
+        return (
+            f"AveragedParams(mode={self.mode!r}{decay}, n_averaged={self.n_averaged}, "
+            f"{len(self.params)} params, {len(self.buffers)} buffers"
+            f"{', use_buffers=True' if self.use_buffers else ''})"
+        )
 
     # ------------------------------------------------------------------ pickle, copy
     def __getstate__(self):
@@ -220,13 +229,23 @@ class AveragedParams:
         ``state_dict()``. Unpickling builds the averager again over the unpickled
         arrays (a deep copy follows copies of the params; deep-copy it together with
         its optimizer, ``copy.deepcopy((opt, avg))``, and both share them)."""
-        return {"model_params": self._model_params, "model_buffers": self._model_buffers,
-                "mode": self.mode, "decay": self.decay, "use_buffers": self.use_buffers,
-                "state_dict": self.state_dict()}
+        return {
+            "model_params": self._model_params,
+            "model_buffers": self._model_buffers,
+            "mode": self.mode,
+            "decay": self.decay,
+            "use_buffers": self.use_buffers,
+            "state_dict": self.state_dict(),
+        }
 
     def __setstate__(self, state):
-        self.__init__(state["model_params"], state["mode"], state["decay"],
-                      buffers=state["model_buffers"], use_buffers=state["use_buffers"])
+        self.__init__(
+            state["model_params"],
+            state["mode"],
+            state["decay"],
+            buffers=state["model_buffers"],
+            use_buffers=state["use_buffers"],
+        )
         self.load_state_dict(state["state_dict"])
 
 

@@ -36,12 +36,37 @@ import numpy as np
 from . import _threads, registry
 from .buffer import ParamBuffer
 
+# Per registry row: (constructor kwargs, arrays streamed per step: reads +
+# writes of param-sized arrays).
+BENCH_SETTINGS = {
+    "SGD": ({"momentum": 0.9}, 3 + 2),
+    "Adagrad": ({}, 3 + 2),
+    "RMSprop": ({"momentum": 0.9, "centered": True}, 5 + 4),
+    "Adadelta": ({}, 4 + 3),
+    "Adam": ({}, 4 + 3),
+    "AdamW": ({}, 4 + 3),
+    "Adamax": ({}, 4 + 3),
+    "NAdam": ({}, 4 + 3),
+    "RAdam": ({}, 4 + 3),
+    "Lion": ({}, 3 + 2),
+    "LAMB": ({"weight_decay": 1e-2}, (4 + 3) + (2 + 1)),
+    "Rprop": ({}, 4 + 3),
+    "ASGD": ({"t0": 0.0}, 3 + 2),
+    "Adafactor": ({}, 4 + 4),
+}
+
 # name -> (cyoptim class name, kwargs, torch class name or None, torch has a fused
-# CPU kernel, arrays streamed per step: reads + writes of param-sized arrays),
-# from the registry.
-OPTIMIZERS = {row.name.lower(): (row.name, dict(row.bench[0]), row.name if row.torch else None,
-                                 row.torch_fused, row.bench[1])
-              for row in registry.OPTIMIZERS}
+# CPU kernel, arrays streamed per step), for every registry row.
+OPTIMIZERS = {
+    row.name.lower(): (
+        row.name,
+        dict(BENCH_SETTINGS[row.name][0]),
+        row.name if row.torch else None,
+        row.torch_fused,
+        BENCH_SETTINGS[row.name][1],
+    )
+    for row in registry.OPTIMIZERS
+}
 DEFAULT_OPTIMIZERS = ("adam", "sgd")
 
 # name -> (sizes of the separate arrays, whether they live in one ParamBuffer)
@@ -66,8 +91,8 @@ DEMO_ALIASES = {
 }
 
 # Sanity bounds of the bandwidth probe's figure and of the cells compared with it.
-PLAUSIBLE_MIN_GBS = 5.0        # a busy or throttled machine reads below this
-PLAUSIBLE_MAX_SHARE = 1.1      # out of cache a step cannot stream much faster than the probe
+PLAUSIBLE_MIN_GBS = 5.0  # a busy or throttled machine reads below this
+PLAUSIBLE_MAX_SHARE = 1.1  # out of cache a step cannot stream much faster than the probe
 
 
 def optimizer_spec(name):
@@ -110,6 +135,19 @@ def _arrays(sizes, in_buffer, dtype, seed):
     return params, grads
 
 
+def load_steppers(optimizers, layouts, dtype=np.float32):
+    """{(optimizer, layout): (cyoptim's step, params it steps)}: the cells of
+    `bench --background-load` (cyoptim.loadbench.measure_under_load)."""
+    return {
+        (optimizer, layout): (
+            make_stepper("cyoptim", optimizer, layout, dtype),
+            sum(LAYOUTS[layout][0]),
+        )
+        for optimizer in optimizers
+        for layout in layouts
+    }
+
+
 def make_stepper(implementation, optimizer, layout, dtype=np.float32, seed=0):
     """A zero-argument function that performs one optimizer step, or None if the
     implementation is not available for this optimizer."""
@@ -119,6 +157,7 @@ def make_stepper(implementation, optimizer, layout, dtype=np.float32, seed=0):
     if implementation in ("cyoptim", "numpy"):
         import cyoptim
         import cyoptim.reference
+
         module = cyoptim if implementation == "cyoptim" else cyoptim.reference
         opt = getattr(module, class_name)(params, **kwargs)
         return lambda: opt.step(grads)
@@ -127,6 +166,7 @@ def make_stepper(implementation, optimizer, layout, dtype=np.float32, seed=0):
         if torch_name is None or (fused and not torch_fused) or not installed("torch"):
             return None
         import torch
+
         tensors = [torch.from_numpy(p) for p in params]
         for t, g in zip(tensors, grads):
             t.grad = torch.from_numpy(g)
@@ -138,11 +178,15 @@ def make_stepper(implementation, optimizer, layout, dtype=np.float32, seed=0):
             return None
         import torch
         from deepspeed.ops.adam import DeepSpeedCPUAdam
+
         tensors = [torch.from_numpy(p) for p in params]
         for t, g in zip(tensors, grads):
             t.grad = torch.from_numpy(g)
-        opt = DeepSpeedCPUAdam(tensors, adamw_mode=(optimizer == "adamw"),
-                               weight_decay=0.0 if optimizer == "adam" else 1e-2)
+        opt = DeepSpeedCPUAdam(
+            tensors,
+            adamw_mode=(optimizer == "adamw"),
+            weight_decay=0.0 if optimizer == "adam" else 1e-2,
+        )
         return opt.step
     raise ValueError(f"unknown implementation {implementation!r}")
 
@@ -176,9 +220,14 @@ def bandwidth_probe(megabytes=768, min_seconds=0.3):
     a, b, c = (np.ones(n_elements, np.float32) for _ in range(3))
     d = np.full(n_elements, 1e-9, np.float32)
     # The best of several medians, as STREAM reports: the machine's capability.
-    seconds = min(time_per_step(
-        lambda: _dispatch.kernels.stream_update(a, b, c, d, -1e-9, _threads.requested()),
-        min_seconds / 3, repeats=5) for _ in range(3))
+    seconds = min(
+        time_per_step(
+            lambda: _dispatch.kernels.stream_update(a, b, c, d, -1e-9, _threads.requested()),
+            min_seconds / 3,
+            repeats=5,
+        )
+        for _ in range(3)
+    )
     return 28 * n_elements / seconds / 1e9
 
 
@@ -187,8 +236,15 @@ def bytes_per_param(optimizer, dtype):
     return optimizer_spec(optimizer)[4] * np.dtype(dtype).itemsize
 
 
-def measure(optimizers, layouts, implementations, dtype=np.float32, min_seconds=0.2,
-            rounds=5, progress=None):
+def measure(
+    optimizers,
+    layouts,
+    implementations,
+    dtype=np.float32,
+    min_seconds=0.2,
+    rounds=5,
+    progress=None,
+):
     """Rows of {"optimizer", "layout", "params", "bytes_per_param", impl: Mparam/s or None}.
 
     The implementations of one cell are timed in turns, round after round, and
@@ -210,8 +266,12 @@ def measure(optimizers, layouts, implementations, dtype=np.float32, min_seconds=
             for _ in range(rounds):
                 for i in times:
                     times[i].append(time_per_step(steppers[i], min_seconds / rounds, repeats=3))
-            row = {"optimizer": optimizer, "layout": layout, "params": n,
-                   "bytes_per_param": bytes_per_param(optimizer, dtype)}
+            row = {
+                "optimizer": optimizer,
+                "layout": layout,
+                "params": n,
+                "bytes_per_param": bytes_per_param(optimizer, dtype),
+            }
             for i in implementations:
                 row[i] = n / statistics.median(times[i]) / 1e6 if i in times else None
             rows.append(row)
@@ -224,8 +284,11 @@ def format_table(rows, implementations, bandwidth=None):
     """The table `python -m cyoptim bench` prints; bandwidth (GB/s) adds the
     GB/s cyoptim moves and its share of that limit."""
     others = [i for i in implementations if i != "cyoptim"]
-    header = (["optimizer", "layout"] + [f"{i} Mp/s" for i in implementations]
-              + [f"vs {i}" for i in others])
+    header = (
+        ["optimizer", "layout"]
+        + [f"{i} Mp/s" for i in implementations]
+        + [f"vs {i}" for i in others]
+    )
     if bandwidth:
         header += ["cyoptim GB/s", "of limit"]
     lines = []
@@ -233,8 +296,9 @@ def format_table(rows, implementations, bandwidth=None):
         ours = row["cyoptim"]
         cells = [row["optimizer"], row["layout"]]
         cells += ["-" if row[i] is None else f"{row[i]:,.0f}" for i in implementations]
-        cells += ["-" if row[i] is None or ours is None
-                  else f"{ours / row[i]:.1f}x" for i in others]
+        cells += [
+            "-" if row[i] is None or ours is None else f"{ours / row[i]:.1f}x" for i in others
+        ]
         if bandwidth:
             gbs = ours * row["bytes_per_param"] / 1e3
             cells += [f"{gbs:,.1f}", f"{gbs / bandwidth:.0%}"]
@@ -255,7 +319,7 @@ def last_level_cache_bytes():
                 text = f.read().strip()
         except OSError:
             continue
-        units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+        units = {"K": 1024, "M": 1024**2, "G": 1024**3}
         try:
             size = int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
         except (ValueError, IndexError):
@@ -281,12 +345,14 @@ def bandwidth_warnings(bandwidth, rows, probe_mb, cache_bytes):
         warnings.append(
             f"the bandwidth probe read only {bandwidth:.1f} GB/s, below what any current "
             f"machine streams ({PLAUSIBLE_MIN_GBS:g} GB/s or more): it was probably slowed "
-            f"down (a busy or throttled machine); the 'of limit' column is not meaningful")
+            f"down (a busy or throttled machine); the 'of limit' column is not meaningful"
+        )
     if cache_bytes is not None and probe_mb * 1e6 < 2 * cache_bytes:
         warnings.append(
             f"the bandwidth probe's {probe_mb} MB fit in the {cache_bytes / 2**20:.0f} MiB "
             f"last-level cache: it measured cache, not memory, bandwidth (use --probe-mb "
-            f"{max(768, math.ceil(2 * cache_bytes / 1e6))} or more)")
+            f"{max(768, math.ceil(2 * cache_bytes / 1e6))} or more)"
+        )
     for row in rows:
         # Each array is read at least as often as written: its arrays hold at least
         # half the bytes a step moves.
@@ -299,49 +365,85 @@ def bandwidth_warnings(bandwidth, rows, probe_mb, cache_bytes):
                 f"{row['optimizer']} {row['layout']} works on {arrays / 1e6:,.0f} MB or more, "
                 f"beyond the {cache_bytes / 2**20:.0f} MiB cache, yet streams at {share:.0%} "
                 f"of the probe's figure: the probe underestimated the machine (run again, "
-                f"with the machine otherwise idle)")
+                f"with the machine otherwise idle)"
+            )
     return warnings
 
 
 def build_parser():
     """The argparse parser of ``python -m cyoptim bench``."""
     from ._cli import HelpFormatter, int_at_least, positive_float
+
     parser = argparse.ArgumentParser(
-        prog="python -m cyoptim bench", formatter_class=HelpFormatter,
+        prog="python -m cyoptim bench",
+        formatter_class=HelpFormatter,
         description="Optimizer step throughput, side by side: cyoptim against NumPy, "
-                    "torch and DeepSpeed (peers that are not installed are skipped).")
-    parser.add_argument("--optimizers", default=",".join(DEFAULT_OPTIMIZERS),
-                        help=f"comma-separated, from: {', '.join(OPTIMIZERS)}, or 'all'; "
-                             f"also the demo's names {', '.join(DEMO_ALIASES)} (sgd here is "
-                             f"SGD with momentum 0.9) (default: %(default)s)")
-    parser.add_argument("--layouts", default=",".join(DEFAULT_LAYOUTS),
-                        help=f"comma-separated, from: {', '.join(LAYOUTS)} "
-                             f"(default: %(default)s)")
-    parser.add_argument("--with", dest="implementations", default=",".join(IMPLEMENTATIONS),
-                        help="implementations to compare; those not installed are skipped "
-                             "(default: %(default)s)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
-                        help="(default: %(default)s)")
-    parser.add_argument("--threads", type=int_at_least(0), default=None,
-                        help="threads for cyoptim (default: OpenMP's maximum; 0 means the same)")
-    parser.add_argument("--seconds", type=positive_float, default=0.2,
-                        help="measuring time per cell (default: %(default)s)")
-    parser.add_argument("--probe-mb", type=int_at_least(1), default=768,
-                        help="megabytes streamed by the memory-bandwidth probe "
-                             "(default: %(default)s)")
-    parser.add_argument("--background-load", type=int_at_least(0), default=0, metavar="N",
-                        help="also measure cyoptim beside N busy processes (and on one "
-                             "thread), against its own one-thread figure (default: "
-                             "%(default)s, none)")
-    parser.add_argument("--precision", action="store_true",
-                        help="instead: Adam(W) with 16-bit params, master weights, bfloat16 "
-                             "and int8 states, against torch fused on bfloat16, "
-                             "DeepSpeedCPUAdam, bitsandbytes and torchao (8-bit)")
-    parser.add_argument("--params", type=int_at_least(4096), default=1 << 26,
-                        help="with --precision: params of the tensor stepped "
-                             "(default: %(default)s, 64M)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="no progress lines on stderr")
+        "torch and DeepSpeed (peers that are not installed are skipped).",
+    )
+    parser.add_argument(
+        "--optimizers",
+        default=",".join(DEFAULT_OPTIMIZERS),
+        help=f"comma-separated, from: {', '.join(OPTIMIZERS)}, or 'all'; "
+        f"also the demo's names {', '.join(DEMO_ALIASES)} (sgd here is "
+        f"SGD with momentum 0.9) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--layouts",
+        default=",".join(DEFAULT_LAYOUTS),
+        help=f"comma-separated, from: {', '.join(LAYOUTS)} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--with",
+        dest="implementations",
+        default=",".join(IMPLEMENTATIONS),
+        help="implementations to compare; those not installed are skipped (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dtype", choices=["float32", "float64"], default="float32", help="(default: %(default)s)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int_at_least(0),
+        default=None,
+        help="threads for cyoptim (default: OpenMP's maximum; 0 means the same)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=positive_float,
+        default=0.2,
+        help="measuring time per cell (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--probe-mb",
+        type=int_at_least(1),
+        default=768,
+        help="megabytes streamed by the memory-bandwidth probe (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--background-load",
+        type=int_at_least(0),
+        default=0,
+        metavar="N",
+        help="also measure cyoptim beside N busy processes (and on one "
+        "thread), against its own one-thread figure (default: "
+        "%(default)s, none)",
+    )
+    parser.add_argument(
+        "--precision",
+        action="store_true",
+        help="instead: Adam(W) with 16-bit params, master weights, bfloat16 "
+        "and int8 states, against torch fused on bfloat16, "
+        "DeepSpeedCPUAdam, bitsandbytes and torchao (8-bit)",
+    )
+    parser.add_argument(
+        "--params",
+        type=int_at_least(4096),
+        default=1 << 26,
+        help="with --precision: params of the tensor stepped (default: %(default)s, 64M)",
+    )
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress lines on stderr"
+    )
     return parser
 
 
@@ -351,8 +453,9 @@ def _names(parser, text, allowed, what):
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in by_lower]
     if unknown or not names:
-        parser.error(f"unknown {what}: {', '.join(unknown) or repr(text)}; choose from "
-                     f"{', '.join(allowed)}")
+        parser.error(
+            f"unknown {what}: {', '.join(unknown) or repr(text)}; choose from {', '.join(allowed)}"
+        )
     return list(dict.fromkeys(by_lower[n] for n in names))
 
 
@@ -372,8 +475,9 @@ def _available_peers(implementations):
         if reason is None:
             kept.append(implementation)
         else:
-            hint = " (pip install torch)" if module == "torch" and reason == "not installed" \
-                else ""
+            hint = (
+                " (pip install torch)" if module == "torch" and reason == "not installed" else ""
+            )
             notes.append(f"skipped {implementation}: {module} {reason}{hint}")
     return kept, notes
 
@@ -385,13 +489,14 @@ def _check_probe_fits(parser, probe_mb):
     except (ValueError, OSError, AttributeError):
         return
     if probe_mb * 1e6 > memory / 2:
-        parser.error(f"--probe-mb {probe_mb} needs more than half of this machine's "
-                     f"{memory / 1e9:.1f} GB of memory")
+        parser.error(
+            f"--probe-mb {probe_mb} needs more than half of this machine's "
+            f"{memory / 1e9:.1f} GB of memory"
+        )
 
 
 def _print_progress(done, total, optimizer, layout):
-    print(f"[{done + 1}/{total}] measuring {optimizer} {layout} ...", file=sys.stderr,
-          flush=True)
+    print(f"[{done + 1}/{total}] measuring {optimizer} {layout} ...", file=sys.stderr, flush=True)
 
 
 def main(argv=None):
@@ -404,8 +509,8 @@ def main(argv=None):
         cyoptim.set_num_threads(args.threads)
     if args.precision:
         from . import bench_precision
-        bench_precision.main(args.params, max(args.seconds, 0.5),
-                             progress=args.progress)
+
+        bench_precision.main(args.params, max(args.seconds, 0.5), progress=args.progress)
         return 0
     optimizers = _optimizer_names(parser, args.optimizers)
     layouts = _names(parser, args.layouts, LAYOUTS, "layout")
@@ -416,30 +521,46 @@ def main(argv=None):
     implementations, skipped = _available_peers(implementations)
     if args.threads is not None:
         cyoptim.set_num_threads(args.threads)
-    print(f"cyoptim {cyoptim.__version__}: SIMD {cyoptim.simd_info()}, "
-          f"{_threads.get_num_threads()} threads, {args.dtype}; Mparam/s, median of "
-          f"rounds that take turns between implementations")
+    print(
+        f"cyoptim {cyoptim.__version__}: SIMD {cyoptim.simd_info()}, "
+        f"{_threads.get_num_threads()} threads, {args.dtype}; Mparam/s, median of "
+        f"rounds that take turns between implementations"
+    )
     if args.progress:
         print(f"probing memory bandwidth ({args.probe_mb} MB) ...", file=sys.stderr, flush=True)
     bandwidth = bandwidth_probe(args.probe_mb)
-    print(f"memory bandwidth probe (threaded stream like an Adam step, {args.probe_mb} MB): "
-          f"{bandwidth:.1f} GB/s; GB/s below counts each param-sized array read or "
-          f"written once")
+    print(
+        f"memory bandwidth probe (threaded stream like an Adam step, {args.probe_mb} MB): "
+        f"{bandwidth:.1f} GB/s; GB/s below counts each param-sized array read or "
+        f"written once"
+    )
     for note in skipped:
         print(note)
-    rows = measure(optimizers, layouts, implementations, np.dtype(args.dtype), args.seconds,
-                   progress=_print_progress if args.progress else None)
+    rows = measure(
+        optimizers,
+        layouts,
+        implementations,
+        np.dtype(args.dtype),
+        args.seconds,
+        progress=_print_progress if args.progress else None,
+    )
     print(format_table(rows, implementations, bandwidth))
     if any(row[i] is None for row in rows for i in implementations):
-        print("-: not available (torch has no Lion or LAMB, and fused kernels for SGD, "
-              "Adam, AdamW and Adagrad only; DeepSpeed has Adam and AdamW only)")
+        print(
+            "-: not available (torch has no Lion or LAMB, and fused kernels for SGD, "
+            "Adam, AdamW and Adagrad only; DeepSpeed has Adam and AdamW only)"
+        )
     for warning in bandwidth_warnings(bandwidth, rows, args.probe_mb, last_level_cache_bytes()):
         print(f"warning: {warning}")
     if args.background_load:
         from .loadbench import format_load_table, measure_under_load
-        load_rows = measure_under_load(optimizers, layouts, args.background_load,
-                                       np.dtype(args.dtype), max(args.seconds, 0.2),
-                                       progress=_print_progress if args.progress else None)
+
+        load_rows = measure_under_load(
+            load_steppers(optimizers, layouts, np.dtype(args.dtype)),
+            args.background_load,
+            max(args.seconds, 0.2),
+            progress=_print_progress if args.progress else None,
+        )
         print()
         print(format_load_table(load_rows, args.background_load, _threads.get_num_threads()))
     return 0

@@ -31,6 +31,7 @@ HYPER = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
 
 def _cyoptim_row(label, n, param_dtype, **options):
     import cyoptim
+
     rng = np.random.default_rng(0)
     param = rng.standard_normal(n, dtype=np.float32).astype(param_dtype)
     grad = (rng.standard_normal(n, dtype=np.float32) * 1e-2).astype(param_dtype)
@@ -38,11 +39,13 @@ def _cyoptim_row(label, n, param_dtype, **options):
 
     def step():
         opt.step([grad])
+
     return label, step, lambda: cyoptim.state_bytes(opt)
 
 
 def _torch_params(n, dtype):
     import torch
+
     g = torch.Generator().manual_seed(0)
     p = torch.randn(n, generator=g).to(dtype)
     p.grad = (torch.randn(n, generator=g) * 1e-2).to(dtype)
@@ -51,6 +54,7 @@ def _torch_params(n, dtype):
 
 def _torch_state_bytes(opt):
     import torch
+
     total = 0
     for entry in opt.state.values():
         for value in entry.values():
@@ -71,60 +75,128 @@ def _tensor_bytes(t):
 
 def _torch_row(label, n, dtype_name, make):
     import torch
+
     p = _torch_params(n, getattr(torch, dtype_name))
     opt = make(p)
 
     def step():
         opt.step()
+
     return label, step, lambda: _torch_state_bytes(opt)
 
 
 def rows(n):
     """(label, bytes moved per param, builder) of every row."""
     import importlib.util
+
     bf16 = precision.BFLOAT16
     out = [
-        ("cyoptim float32", 4 + 4 + 4 + 8 + 8, lambda: _cyoptim_row(
-            "cyoptim float32", n, np.float32)),
-        ("cyoptim bf16 params + fp32 master", 2 + 2 + 8 + 16, lambda: _cyoptim_row(
-            "cyoptim bf16 params + fp32 master", n, bf16, master_weights=True)),
-        ("cyoptim fp32 params + bf16 states", 8 + 4 + 8, lambda: _cyoptim_row(
-            "cyoptim fp32 params + bf16 states", n, np.float32, state_dtype="bfloat16")),
-        ("cyoptim fp32 params + int8 states", 8 + 4 + 4, lambda: _cyoptim_row(
-            "cyoptim fp32 params + int8 states", n, np.float32, state_dtype="int8")),
-        ("cyoptim bf16 + master + int8 states", 2 + 2 + 8 + 4, lambda: _cyoptim_row(
-            "cyoptim bf16 + master + int8 states", n, bf16, master_weights=True,
-            state_dtype="int8")),
+        (
+            "cyoptim float32",
+            4 + 4 + 4 + 8 + 8,
+            lambda: _cyoptim_row("cyoptim float32", n, np.float32),
+        ),
+        (
+            "cyoptim bf16 params + fp32 master",
+            2 + 2 + 8 + 16,
+            lambda: _cyoptim_row(
+                "cyoptim bf16 params + fp32 master", n, bf16, master_weights=True
+            ),
+        ),
+        (
+            "cyoptim fp32 params + bf16 states",
+            8 + 4 + 8,
+            lambda: _cyoptim_row(
+                "cyoptim fp32 params + bf16 states", n, np.float32, state_dtype="bfloat16"
+            ),
+        ),
+        (
+            "cyoptim fp32 params + int8 states",
+            8 + 4 + 4,
+            lambda: _cyoptim_row(
+                "cyoptim fp32 params + int8 states", n, np.float32, state_dtype="int8"
+            ),
+        ),
+        (
+            "cyoptim bf16 + master + int8 states",
+            2 + 2 + 8 + 4,
+            lambda: _cyoptim_row(
+                "cyoptim bf16 + master + int8 states",
+                n,
+                bf16,
+                master_weights=True,
+                state_dtype="int8",
+            ),
+        ),
     ]
     if importlib.util.find_spec("torch") is None:
         return out
     import torch
+
     out += [
-        ("torch fused float32", 28, lambda: _torch_row(
-            "torch fused float32", n, "float32",
-            lambda p: torch.optim.AdamW([p], **HYPER, fused=True))),
-        ("torch fused bfloat16", 14, lambda: _torch_row(
-            "torch fused bfloat16", n, "bfloat16",
-            lambda p: torch.optim.AdamW([p], **HYPER, fused=True))),
+        (
+            "torch fused float32",
+            28,
+            lambda: _torch_row(
+                "torch fused float32",
+                n,
+                "float32",
+                lambda p: torch.optim.AdamW([p], **HYPER, fused=True),
+            ),
+        ),
+        (
+            "torch fused bfloat16",
+            14,
+            lambda: _torch_row(
+                "torch fused bfloat16",
+                n,
+                "bfloat16",
+                lambda p: torch.optim.AdamW([p], **HYPER, fused=True),
+            ),
+        ),
     ]
     if importlib.util.find_spec("deepspeed") is not None:
+
         def deepspeed(p):
             from deepspeed.ops.adam import DeepSpeedCPUAdam
+
             return DeepSpeedCPUAdam([p], **HYPER, adamw_mode=True, fp32_optimizer_states=True)
-        out.append(("DeepSpeedCPUAdam bf16 params", 2 + 2 + 2 + 16, lambda: _torch_row(
-            "DeepSpeedCPUAdam bf16 params", n, "bfloat16", deepspeed)))
+
+        out.append(
+            (
+                "DeepSpeedCPUAdam bf16 params",
+                2 + 2 + 2 + 16,
+                lambda: _torch_row("DeepSpeedCPUAdam bf16 params", n, "bfloat16", deepspeed),
+            )
+        )
     if importlib.util.find_spec("bitsandbytes") is not None:
+
         def bnb(p):
             import bitsandbytes as bnb
+
             return bnb.optim.AdamW8bit([p], **HYPER)
-        out.append(("bitsandbytes AdamW8bit", 8 + 4 + 4, lambda: _torch_row(
-            "bitsandbytes AdamW8bit", n, "float32", bnb)))
+
+        out.append(
+            (
+                "bitsandbytes AdamW8bit",
+                8 + 4 + 4,
+                lambda: _torch_row("bitsandbytes AdamW8bit", n, "float32", bnb),
+            )
+        )
     if importlib.util.find_spec("torchao") is not None:
+
         def torchao(p):
             from torchao.optim import AdamW8bit
+
             return AdamW8bit([p], **HYPER)
-        out.append(("torchao AdamW8bit", 8 + 4 + 4, lambda: _torch_row(
-            "torchao AdamW8bit", n, "float32", torchao)))
+
+        out.append(
+            (
+                "torchao AdamW8bit",
+                8 + 4 + 4,
+                lambda: _torch_row("torchao AdamW8bit", n, "float32", torchao),
+            )
+        )
     return out
 
 
@@ -138,7 +210,7 @@ def measure(n=1 << 26, min_seconds=1.0, repeats=5, labels=None, progress=print):
         progress(f"  {label} ...")
         try:
             label, step, held = build()
-            step()                               # creates the state (and compiles, torchao)
+            step()  # creates the state (and compiles, torchao)
             times = []
             for _ in range(repeats):
                 count, start = 0, time.perf_counter()
@@ -150,9 +222,16 @@ def measure(n=1 << 26, min_seconds=1.0, repeats=5, labels=None, progress=print):
                         break
                 times.append(elapsed / count)
             seconds = statistics.median(times)
-            results.append(dict(label=label, mparams_per_s=n / seconds / 1e6,
-                                ms=seconds * 1e3, state_bytes=held() / n, moved=moved))
-        except Exception as error:                   # a peer that fails here gets a row
+            results.append(
+                dict(
+                    label=label,
+                    mparams_per_s=n / seconds / 1e6,
+                    ms=seconds * 1e3,
+                    state_bytes=held() / n,
+                    moved=moved,
+                )
+            )
+        except Exception as error:  # a peer that fails here gets a row
             results.append(dict(label=label, error=f"{type(error).__name__}: {error}"[:90]))
             traceback.print_exc(limit=1)
         finally:
@@ -162,20 +241,25 @@ def measure(n=1 << 26, min_seconds=1.0, repeats=5, labels=None, progress=print):
 
 
 def format_table(results, n):
-    lines = [f"Adam(W) step on one tensor of {n:,} params "
-             f"(int8 blocks of {quantization.QBLOCK})",
-             f"{'implementation':38s} {'ms/step':>9s} {'Mparam/s':>9s} "
-             f"{'state B/param':>14s} {'moved B/param':>14s}"]
-    base = next((r for r in results if r["label"] == "cyoptim float32" and "error" not in r),
-                None)
+    lines = [
+        f"Adam(W) step on one tensor of {n:,} params (int8 blocks of {quantization.QBLOCK})",
+        f"{'implementation':38s} {'ms/step':>9s} {'Mparam/s':>9s} "
+        f"{'state B/param':>14s} {'moved B/param':>14s}",
+    ]
+    base = next((r for r in results if r["label"] == "cyoptim float32" and "error" not in r), None)
     for r in results:
         if "error" in r:
             lines.append(f"{r['label']:38s} unavailable: {r['error']}")
             continue
-        ratio = (f"  ({r['mparams_per_s'] / base['mparams_per_s']:.2f}x cyoptim float32)"
-                 if base is not None and r is not base else "")
-        lines.append(f"{r['label']:38s} {r['ms']:9.1f} {r['mparams_per_s']:9.0f} "
-                     f"{r['state_bytes']:14.2f} {r['moved']:14d}{ratio}")
+        ratio = (
+            f"  ({r['mparams_per_s'] / base['mparams_per_s']:.2f}x cyoptim float32)"
+            if base is not None and r is not base
+            else ""
+        )
+        lines.append(
+            f"{r['label']:38s} {r['ms']:9.1f} {r['mparams_per_s']:9.0f} "
+            f"{r['state_bytes']:14.2f} {r['moved']:14d}{ratio}"
+        )
     return "\n".join(lines)
 
 
@@ -183,9 +267,17 @@ def main(n=1 << 26, seconds=1.0, progress=True):
     import sys
 
     import cyoptim
-    print(f"cyoptim {cyoptim.__version__}, SIMD {cyoptim.simd_info()}, "
-          f"{cyoptim.get_num_threads()} threads")
-    results = measure(n, seconds, progress=(lambda text: print(text, file=sys.stderr, flush=True))
-                      if progress else (lambda text: None))
+
+    print(
+        f"cyoptim {cyoptim.__version__}, SIMD {cyoptim.simd_info()}, "
+        f"{cyoptim.get_num_threads()} threads"
+    )
+    results = measure(
+        n,
+        seconds,
+        progress=(lambda text: print(text, file=sys.stderr, flush=True))
+        if progress
+        else (lambda text: None),
+    )
     print(format_table(results, n))
     return results

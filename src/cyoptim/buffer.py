@@ -56,8 +56,10 @@ class ParamBuffer:
         return tuple(int(d) for d in shape)
 
     def _split(self, block):
-        return [block[self.offsets[k]:self.offsets[k + 1]].reshape(shape)
-                for k, shape in enumerate(self.shapes)]
+        return [
+            block[self.offsets[k] : self.offsets[k + 1]].reshape(shape)
+            for k, shape in enumerate(self.shapes)
+        ]
 
     def zero_grad(self):
         """Set every grad to zero (one memset over the grad block)."""

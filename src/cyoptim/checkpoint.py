@@ -157,12 +157,17 @@ def load_state(opt, path):
 
 # -- Saving --------------------------------------------------------------------------
 
+
 def _entries(opt):
     """{archive key: array} of the optimizer's state_dict; raises before any write."""
     state_dict = opt.state_dict()
-    groups = [{name: _encode(value, f"param group {g}, {name!r}")
-               for name, value in _string_keys(group, f"param group {g}").items()}
-              for g, group in enumerate(state_dict["param_groups"])]
+    groups = [
+        {
+            name: _encode(value, f"param group {g}, {name!r}")
+            for name, value in _string_keys(group, f"param group {g}").items()
+        }
+        for g, group in enumerate(state_dict["param_groups"])
+    ]
     entries, kinds = {}, {}
     for index, entry in state_dict["state"].items():
         for name, value in entry.items():
@@ -176,19 +181,24 @@ def _entries(opt):
                 continue
             kind = _number_kind(value)
             if kind is None:
-                raise TypeError(f"cannot save state {name!r} of param {index}: a "
-                                f"{type(value).__name__}; a checkpoint holds numeric arrays "
-                                f"and numbers only")
+                raise TypeError(
+                    f"cannot save state {name!r} of param {index}: a "
+                    f"{type(value).__name__}; a checkpoint holds numeric arrays "
+                    f"and numbers only"
+                )
             entries[key], kinds[key] = np.array(value, _NUMBERS[kind][1]), kind
-    entries.update(format=np.array(FORMAT), version=np.array(VERSION, np.int64),
-                   optimizer=np.array(type(opt).__name__),
-                   param_groups=np.array(json.dumps(groups, allow_nan=False)),
-                   state_entries=np.array(json.dumps(kinds)))
+    entries.update(
+        format=np.array(FORMAT),
+        version=np.array(VERSION, np.int64),
+        optimizer=np.array(type(opt).__name__),
+        param_groups=np.array(json.dumps(groups, allow_nan=False)),
+        state_entries=np.array(json.dumps(kinds)),
+    )
     return entries
 
 
 def _number_kind(value):
-    """"bool", "int" or "float" for a Python (or NumPy) number, else None."""
+    """ "bool", "int" or "float" for a Python (or NumPy) number, else None."""
     if isinstance(value, (bool, np.bool_)):
         return "bool"
     if isinstance(value, (int, np.integer)):
@@ -218,19 +228,21 @@ def _encode(value, where):
     if type(value) is tuple:
         return {"tuple": [_encode(v, where) for v in value]}
     if type(value) is dict:
-        return {"dict": {k: _encode(v, where)
-                         for k, v in _string_keys(value, where).items()}}
-    raise TypeError(f"cannot save {where}: a {type(value).__name__} (a checkpoint keeps "
-                    f"hyperparameters as JSON: numbers, bools, strings, None, and lists, "
-                    f"tuples and dicts of them)")
+        return {"dict": {k: _encode(v, where) for k, v in _string_keys(value, where).items()}}
+    raise TypeError(
+        f"cannot save {where}: a {type(value).__name__} (a checkpoint keeps "
+        f"hyperparameters as JSON: numbers, bools, strings, None, and lists, "
+        f"tuples and dicts of them)"
+    )
 
 
 def _write_atomically(path, folder, write):
     """``write(file)`` to a new binary file beside ``path``, then os.replace: no half files."""
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
     # O_EXCL: a new file of our own; mode 0o666 less the umask, as open(path, "wb") gives
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                 0o666)
+    fd = os.open(
+        temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+    )
     try:
         with os.fdopen(fd, "wb") as file:
             write(file)
@@ -243,7 +255,7 @@ def _write_atomically(path, folder, write):
         except OSError:
             pass
         raise
-    try:     # make the rename itself durable (POSIX; a no-op elsewhere)
+    try:  # make the rename itself durable (POSIX; a no-op elsewhere)
         folder_fd = os.open(folder, os.O_RDONLY)
     except OSError:
         return
@@ -257,20 +269,28 @@ def _write_atomically(path, folder, write):
 
 # -- Loading -------------------------------------------------------------------------
 
+
 def _read_archive(path):
     """{key: array} of every entry, read with allow_pickle=False; ValueError if unreadable."""
     with open(path, "rb") as file:
         magic = file.read(4)
     if not magic.startswith(b"PK"):
-        what = ("a pickle, which load_state never unpickles" if magic[:1] == b"\x80"
-                else "a single .npy array" if magic == b"\x93NUM" else "of an unknown kind")
-        raise ValueError(f"{path} is not a cyoptim checkpoint: not a .npz archive "
-                         f"(the file is {what})")
+        what = (
+            "a pickle, which load_state never unpickles"
+            if magic[:1] == b"\x80"
+            else "a single .npy array"
+            if magic == b"\x93NUM"
+            else "of an unknown kind"
+        )
+        raise ValueError(
+            f"{path} is not a cyoptim checkpoint: not a .npz archive (the file is {what})"
+        )
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path} is not a cyoptim checkpoint: a damaged .npz archive "
-                         f"({exc})") from exc
+        raise ValueError(
+            f"{path} is not a cyoptim checkpoint: a damaged .npz archive ({exc})"
+        ) from exc
     with archive:
         entries = {}
         for key in archive.files:
@@ -279,12 +299,14 @@ def _read_archive(path):
             except ValueError as exc:
                 if "pickle" not in str(exc):
                     raise ValueError(f"{path}: entry {key!r} cannot be read ({exc})") from exc
-                raise ValueError(f"{path}: entry {key!r} holds pickled Python objects; a "
-                                 f"cyoptim checkpoint never does, and load_state does not "
-                                 f"unpickle") from exc
+                raise ValueError(
+                    f"{path}: entry {key!r} holds pickled Python objects; a "
+                    f"cyoptim checkpoint never does, and load_state does not "
+                    f"unpickle"
+                ) from exc
             except (OSError, EOFError, zipfile.BadZipFile) as exc:
                 raise ValueError(f"{path}: entry {key!r} is damaged ({exc})") from exc
-            if not isinstance(entries[key], np.ndarray):     # NumPy hands other members as bytes
+            if not isinstance(entries[key], np.ndarray):  # NumPy hands other members as bytes
                 raise ValueError(f"{path}: entry {key!r} is not a .npy array")
     return entries
 
@@ -293,25 +315,30 @@ def _read_state_dict(entries, path, class_name):
     """The state_dict the archive holds; ValueError/TypeError if it is not one."""
     missing = [key for key in _HEADER if key not in entries]
     if "format" in missing or _text(entries, "format", path) != FORMAT:
-        raise ValueError(f"{path} is not a cyoptim checkpoint: its 'format' entry is not "
-                         f"{FORMAT!r} (written by cyoptim.save_state)")
+        raise ValueError(
+            f"{path} is not a cyoptim checkpoint: its 'format' entry is not "
+            f"{FORMAT!r} (written by cyoptim.save_state)"
+        )
     version = entries.get("version")
     if version is None or version.shape != () or version.dtype.kind not in "iu":
         raise ValueError(f"{path}: the 'version' entry is missing or not an integer")
     if int(version) != VERSION:
-        raise ValueError(f"{path} has checkpoint format version {int(version)}; this cyoptim "
-                         f"reads version {VERSION}")
+        raise ValueError(
+            f"{path} has checkpoint format version {int(version)}; this cyoptim "
+            f"reads version {VERSION}"
+        )
     if missing:
         raise ValueError(f"{path} lacks the entries {missing} of a cyoptim checkpoint")
     saved_class = _text(entries, "optimizer", path)
     if saved_class != class_name:
-        raise ValueError(f"{path} holds the state of a {saved_class} optimizer; it cannot be "
-                         f"loaded into a {class_name}")
+        raise ValueError(
+            f"{path} holds the state of a {saved_class} optimizer; it cannot be "
+            f"loaded into a {class_name}"
+        )
     groups = _json(entries, "param_groups", path)
     if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
         raise ValueError(f"{path}: 'param_groups' is not a list of groups")
-    groups = [{name: _decode(value, path) for name, value in group.items()}
-              for group in groups]
+    groups = [{name: _decode(value, path) for name, value in group.items()} for group in groups]
     for g, group in enumerate(groups):
         indices = group.get("params")
         if not isinstance(indices, list) or not all(type(i) is int for i in indices):
@@ -349,8 +376,13 @@ def _json(entries, key, path):
 def _state_key(key, path):
     """(param index, state name) of a ``state/<i>/<name>`` key."""
     parts = key.split("/", 2)
-    if (len(parts) != 3 or parts[0] + "/" != _STATE_PREFIX or not parts[1].isdigit()
-            or str(int(parts[1])) != parts[1] or not parts[2]):
+    if (
+        len(parts) != 3
+        or parts[0] + "/" != _STATE_PREFIX
+        or not parts[1].isdigit()
+        or str(int(parts[1])) != parts[1]
+        or not parts[2]
+    ):
         raise ValueError(f"{path}: {key!r} is not a state entry (state/<param index>/<name>)")
     return int(parts[1]), parts[2]
 
@@ -360,15 +392,19 @@ def _state_value(value, kind, key, path):
         return value
     if kind == "bfloat16":
         if value.dtype != np.uint16 or precision.BFLOAT16 is None:
-            raise TypeError(f"{path}: state entry {key!r} should hold bfloat16 bits as "
-                            f"uint16 (and ml_dtypes be installed), got dtype {value.dtype}")
+            raise TypeError(
+                f"{path}: state entry {key!r} should hold bfloat16 bits as "
+                f"uint16 (and ml_dtypes be installed), got dtype {value.dtype}"
+            )
         return value.view(precision.BFLOAT16)
     if kind not in _NUMBERS:
         raise ValueError(f"{path}: state entry {key!r} has the unknown kind {kind!r}")
     python_type, dtype = _NUMBERS[kind]
     if value.shape != () or value.dtype != dtype:
-        raise TypeError(f"{path}: state entry {key!r} should be a {kind} (a 0-d {np.dtype(dtype)} "
-                        f"array), got an array of dtype {value.dtype} and shape {value.shape}")
+        raise TypeError(
+            f"{path}: state entry {key!r} should be a {kind} (a 0-d {np.dtype(dtype)} "
+            f"array), got an array of dtype {value.dtype} and shape {value.shape}"
+        )
     return python_type(value)
 
 
@@ -379,25 +415,44 @@ def _decode(value, path):
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
-        (tag, inner), = value.items()
+        ((tag, inner),) = value.items()
         if tag == "tuple" and isinstance(inner, list):
             return tuple(_decode(v, path) for v in inner)
         if tag == "float" and inner in ("inf", "-inf", "nan"):
             return float(inner)
         if tag == "dict" and isinstance(inner, dict):
             return {k: _decode(v, path) for k, v in inner.items()}
-        if (tag == "numpy" and isinstance(inner, list) and len(inner) == 2
-                and inner[0] in _NUMPY_SCALARS):
+        if (
+            tag == "numpy"
+            and isinstance(inner, list)
+            and len(inner) == 2
+            and inner[0] in _NUMPY_SCALARS
+        ):
             return np.dtype(inner[0]).type(_decode(inner[1], path))
     raise ValueError(f"{path}: 'param_groups' holds a value of no known type: {value!r}")
 
 
-_NUMPY_SCALARS = {np.dtype(t).name for t in (np.bool_, np.int8, np.int16, np.int32, np.int64,
-                                             np.uint8, np.uint16, np.uint32, np.uint64,
-                                             np.float16, np.float32, np.float64)}
+_NUMPY_SCALARS = {
+    np.dtype(t).name
+    for t in (
+        np.bool_,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+        np.float16,
+        np.float32,
+        np.float64,
+    )
+}
 
 
 # -- Arguments -----------------------------------------------------------------------
+
 
 def _check_optimizer(opt, function):
     if not isinstance(opt, Optimizer):
@@ -408,6 +463,5 @@ def _fspath(path):
     try:
         path = os.fspath(path)
     except TypeError:
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") \
-            from None
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
     return os.fsdecode(path)

@@ -34,7 +34,7 @@ def _norm_type(norm_type):
         p = float(norm_type)
     except (TypeError, ValueError):
         raise TypeError(f"norm_type must be a number or 'inf', got {norm_type!r}") from None
-    if not p > 0.0:       # also refuses NaN
+    if not p > 0.0:  # also refuses NaN
         raise ValueError(f"norm_type must be positive (1, 2, inf or any p > 0), got {p}")
     return p
 
@@ -49,8 +49,9 @@ def grad_list(grads):
     if isinstance(grads, np.ndarray):
         grads = [grads]
     elif isinstance(grads, (str, bytes)) or not hasattr(grads, "__iter__"):
-        raise TypeError(f"grads must be an array or an iterable of arrays (or None), "
-                        f"got {_describe(grads)}")
+        raise TypeError(
+            f"grads must be an array or an iterable of arrays (or None), got {_describe(grads)}"
+        )
     arrays, positions = [], []
     for k, g in enumerate(grads):
         if g is None:
@@ -58,12 +59,15 @@ def grad_list(grads):
         if not isinstance(g, np.ndarray):
             raise TypeError(f"grad {k} must be a NumPy array or None, got {_describe(g)}")
         if g.dtype not in SUPPORTED_DTYPES or not g.dtype.isnative:
-            raise TypeError(f"grad {k} has dtype {g.dtype}; supported dtypes are float32 "
-                            f"and float64 (native byte order)")
+            raise TypeError(
+                f"grad {k} has dtype {g.dtype}; supported dtypes are float32 "
+                f"and float64 (native byte order)"
+            )
         flags = g.flags
         if not flags.c_contiguous or not flags.aligned:
-            raise ValueError(f"grad {k} is not C-contiguous (or not aligned); pass "
-                             f"np.ascontiguousarray(grad)")
+            raise ValueError(
+                f"grad {k} is not C-contiguous (or not aligned); pass np.ascontiguousarray(grad)"
+            )
         if not flags.writeable:
             raise ValueError(f"grad {k} is read-only; clipping works in place")
         arrays.append(g)
@@ -71,8 +75,10 @@ def grad_list(grads):
     if len(arrays) > 1:
         overlap = _dispatch.kernels.first_overlap(arrays)
         if overlap is not None:
-            raise ValueError(f"grads {positions[overlap[0]]} and {positions[overlap[1]]} "
-                             f"share memory; each grad may appear only once")
+            raise ValueError(
+                f"grads {positions[overlap[0]]} and {positions[overlap[1]]} "
+                f"share memory; each grad may appear only once"
+            )
     return arrays
 
 
@@ -90,7 +96,7 @@ def total_norm(norms, norm_type):
         elif norm_type == 2.0:
             total += n * n
         else:
-            total += n ** norm_type
+            total += n**norm_type
     if norm_type == 1.0:
         return total
     if norm_type == 2.0:
@@ -111,11 +117,12 @@ def clip_norm_with(grads, max_norm, norm_type, error_if_nonfinite, norms_fn, sca
             f"The total norm of order {norm_type} for gradients from "
             "`parameters` is non-finite, so it cannot be clipped. To disable "
             "this error and scale the gradients by the non-finite norm anyway, "
-            "set `error_if_nonfinite=False`")
+            "set `error_if_nonfinite=False`"
+        )
     coef = max_norm / (total + NORM_EPS)
     if coef > 1.0:
-        coef = 1.0              # torch.clamp(max=1.0); NaN stays NaN
-    if coef != 1.0:             # x * 1 == x: skip the pass
+        coef = 1.0  # torch.clamp(max=1.0); NaN stays NaN
+    if coef != 1.0:  # x * 1 == x: skip the pass
         scale_fn(arrays, coef)
     return np.float64(total)
 
@@ -170,9 +177,14 @@ def clip_grad_norm_(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
         inf-norm raises on empty tensors).
     """
     kernels, n_threads = _dispatch.kernels, _threads.requested()
-    return clip_norm_with(grads, max_norm, norm_type, error_if_nonfinite,
-                          lambda arrays, p: kernels.grad_norms(arrays, p, n_threads),
-                          lambda arrays, coef: kernels.scale_(arrays, coef, n_threads))
+    return clip_norm_with(
+        grads,
+        max_norm,
+        norm_type,
+        error_if_nonfinite,
+        lambda arrays, p: kernels.grad_norms(arrays, p, n_threads),
+        lambda arrays, coef: kernels.scale_(arrays, coef, n_threads),
+    )
 
 
 def clip_grad_value_(grads, clip_value):
@@ -187,5 +199,6 @@ def clip_grad_value_(grads, clip_value):
             then sets every element to it, here that is a ValueError).
     """
     kernels, n_threads = _dispatch.kernels, _threads.requested()
-    clip_value_with(grads, clip_value,
-                    lambda arrays, lo, hi: kernels.clamp_(arrays, lo, hi, n_threads))
+    clip_value_with(
+        grads, clip_value, lambda arrays, lo, hi: kernels.clamp_(arrays, lo, hi, n_threads)
+    )

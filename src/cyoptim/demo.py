@@ -49,8 +49,17 @@ DEFAULT_PATIENCE = 3
 VALIDATION_FRACTION = 0.2
 
 
-def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SIZE,
-             schedule=None, seed=0, threads=None, out=DEFAULT_OUT, progress=True, ema=None):
+def run_demo(
+    optimizers=None,
+    epochs=DEFAULT_EPOCHS,
+    batch_size=DEFAULT_BATCH_SIZE,
+    schedule=None,
+    seed=0,
+    threads=None,
+    out=DEFAULT_OUT,
+    progress=True,
+    ema=None,
+):
     """Train the digits MLP with each optimizer; print a table, write results.json and demo.png.
 
     Args:
@@ -88,10 +97,10 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
     choices = select_optimizers(optimizers)
     make_schedule = _schedule_factory(schedule)
     ema = _check_ema(ema)
-    check_output_dir(out, DEMO_FILES)          # before training, not after
+    check_output_dir(out, DEMO_FILES)  # before training, not after
     dataset = _load_dataset(seed)
     total_steps = epochs * steps_per_epoch(len(dataset.y_train), batch_size)
-    model = MLP(seed=seed)           # every optimizer starts from these weights
+    model = MLP(seed=seed)  # every optimizer starts from these weights
     initial_weights = model.buffer.data.copy()
     results = []
     with _kernel_threads(threads) as used_threads, single_threaded_blas(), _quiet_gc():
@@ -99,11 +108,23 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
         for choice in choices:
             model.buffer.data[...] = initial_weights
             optimizer = choice.build(model.params)
-            averager = None if ema is None else cyoptim.AveragedParams(
-                model.params, mode="ema", decay=ema)
-            history = train(model, optimizer, dataset, epochs, batch_size, seed,
-                            schedule=make_schedule(optimizer, choice.lr, total_steps),
-                            description=choice.label, progress=progress, averager=averager)
+            averager = (
+                None
+                if ema is None
+                else cyoptim.AveragedParams(model.params, mode="ema", decay=ema)
+            )
+            history = train(
+                model,
+                optimizer,
+                dataset,
+                epochs,
+                batch_size,
+                seed,
+                schedule=make_schedule(optimizer, choice.lr, total_steps),
+                description=choice.label,
+                progress=progress,
+                averager=averager,
+            )
             results.append(_result(choice, history))
             if progress:
                 print(_summary_line(results[-1]), flush=True)
@@ -111,8 +132,12 @@ def run_demo(optimizers=None, epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SI
         "dataset": dataset.name,
         "n_train": len(dataset.y_train),
         "n_test": len(dataset.y_test),
-        "model": {"sizes": list(model.sizes), "activation": model.activation,
-                  "dtype": str(model.dtype), "params": model.buffer.size},
+        "model": {
+            "sizes": list(model.sizes),
+            "activation": model.activation,
+            "dtype": str(model.dtype),
+            "params": model.buffer.size,
+        },
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -134,8 +159,10 @@ def _load_dataset(seed):
     """The digits split drawn from seed; says so when it is the synthetic stand-in."""
     dataset = load_digits_dataset(seed)
     if dataset.synthetic:
-        print("scikit-learn not installed: using a synthetic dataset "
-              "(pip install scikit-learn for the 8x8 digits)")
+        print(
+            "scikit-learn not installed: using a synthetic dataset "
+            "(pip install scikit-learn for the 8x8 digits)"
+        )
     return dataset
 
 
@@ -189,8 +216,11 @@ def _check_ema(decay):
     """None, or an EMA decay: a number in [0, 1] (torch's range)."""
     if decay is None:
         return None
-    if isinstance(decay, bool) or not isinstance(decay, (int, float, np.integer, np.floating)) \
-            or not 0 <= decay <= 1:
+    if (
+        isinstance(decay, bool)
+        or not isinstance(decay, (int, float, np.integer, np.floating))
+        or not 0 <= decay <= 1
+    ):
         raise ValueError(f"ema must be a decay in [0, 1], got {decay!r}")
     return float(decay)
 
@@ -216,8 +246,9 @@ def check_output_dir(out, filenames=()):
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as error:
-        raise ValueError(f"cannot create the output folder {out!r}: "
-                         f"{error.strerror or error}") from error
+        raise ValueError(
+            f"cannot create the output folder {out!r}: {error.strerror or error}"
+        ) from error
     for name in filenames:
         path = os.path.join(out, name)
         if os.path.isdir(path):
@@ -228,8 +259,9 @@ def check_output_dir(out, filenames=()):
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as error:
-        raise ValueError(f"cannot write in the output folder {out!r}: "
-                         f"{error.strerror or error}") from error
+        raise ValueError(
+            f"cannot write in the output folder {out!r}: {error.strerror or error}"
+        ) from error
 
 
 def _schedule_factory(schedule):
@@ -237,15 +269,18 @@ def _schedule_factory(schedule):
     if schedule in (None, "none"):
         return lambda optimizer, lr, total_steps: None
     if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; choose from none, "
-                         + ", ".join(SCHEDULES))
+        raise ValueError(
+            f"unknown schedule {schedule!r}; choose from none, " + ", ".join(SCHEDULES)
+        )
     if schedule == "cosine":
         return lambda optimizer, lr, total_steps: schedules.CosineAnnealingLR(
-            optimizer, T_max=total_steps)
+            optimizer, T_max=total_steps
+        )
     # Only the lr cycles: cycling momentum would switch momentum on for plain SGD
     # and change beta1 of the Adam family, which is not what the table compares.
     return lambda optimizer, lr, total_steps: schedules.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=total_steps, cycle_momentum=False)
+        optimizer, max_lr=lr, total_steps=total_steps, cycle_momentum=False
+    )
 
 
 def _finite_or_none(value):
@@ -254,8 +289,14 @@ def _finite_or_none(value):
 
 
 def _result(choice, history):
-    ema = ({"ema_test_accuracy": history.averaged_accuracy[-1],
-            "ema_accuracy": history.averaged_accuracy} if history.averaged_accuracy else {})
+    ema = (
+        {
+            "ema_test_accuracy": history.averaged_accuracy[-1],
+            "ema_accuracy": history.averaged_accuracy,
+        }
+        if history.averaged_accuracy
+        else {}
+    )
     return {
         "optimizer": choice.label,
         "key": choice.key,
@@ -276,22 +317,31 @@ def _format_loss(value):
 
 
 def _summary_line(result):
-    ema = (f" (EMA weights {result['ema_test_accuracy']:.3f})"
-           if "ema_test_accuracy" in result else "")
-    return (f"{result['optimizer']}: loss {_format_loss(result['final_loss'])}, "
-            f"test accuracy {result['test_accuracy']:.3f}{ema} in {result['seconds']:.2f} s")
+    ema = (
+        f" (EMA weights {result['ema_test_accuracy']:.3f})"
+        if "ema_test_accuracy" in result
+        else ""
+    )
+    return (
+        f"{result['optimizer']}: loss {_format_loss(result['final_loss'])}, "
+        f"test accuracy {result['test_accuracy']:.3f}{ema} in {result['seconds']:.2f} s"
+    )
 
 
 def table_title(doc):
     """The line above the demo's table: the data and settings; loud when the data is synthetic."""
     epochs = doc["epochs"]
-    settings = (f"MLP {'-'.join(map(str, doc['model']['sizes']))}, {doc['n_train']} train / "
-                f"{doc['n_test']} test, {epochs} epoch{'s' if epochs != 1 else ''}, "
-                f"batch {doc['batch_size']}, seed {doc['seed']}"
-                + (f", EMA decay {doc['ema']:g}" if doc.get("ema") is not None else ""))
+    settings = (
+        f"MLP {'-'.join(map(str, doc['model']['sizes']))}, {doc['n_train']} train / "
+        f"{doc['n_test']} test, {epochs} epoch{'s' if epochs != 1 else ''}, "
+        f"batch {doc['batch_size']}, seed {doc['seed']}"
+        + (f", EMA decay {doc['ema']:g}" if doc.get("ema") is not None else "")
+    )
     if doc["dataset"] == "synthetic":
-        return ("*** SYNTHETIC DATA, NOT THE 8x8 DIGITS: scikit-learn is not installed "
-                "(pip install scikit-learn) ***\n" + settings)
+        return (
+            "*** SYNTHETIC DATA, NOT THE 8x8 DIGITS: scikit-learn is not installed "
+            "(pip install scikit-learn) ***\n" + settings
+        )
     return f"8x8 digits (scikit-learn): {settings}"
 
 
@@ -301,15 +351,20 @@ def format_table(results, title=None):
     With EMA results (``run_demo(ema=...)``) an ``EMA acc`` column follows
     ``test acc``: the test accuracy of the averaged weights."""
     ema = any("ema_test_accuracy" in r for r in results)
-    header = (f"{'optimizer':<14}{'lr':>8}{'final loss':>12}{'test acc':>10}"
-              + (f"{'EMA acc':>9}" if ema else "") + f"{'time (s)':>10}{'in step':>9}")
+    header = (
+        f"{'optimizer':<14}{'lr':>8}{'final loss':>12}{'test acc':>10}"
+        + (f"{'EMA acc':>9}" if ema else "")
+        + f"{'time (s)':>10}{'in step':>9}"
+    )
     lines = ([title] if title else []) + [header, "-" * len(header)]
     for r in results:
         share = r["step_seconds"] / r["seconds"] if r["seconds"] > 0 else 0.0
-        lines.append(f"{r['optimizer']:<14}{r['lr']:>8.3g}{_format_loss(r['final_loss']):>12}"
-                     f"{r['test_accuracy']:>10.4f}"
-                     + (f"{r.get('ema_test_accuracy', float('nan')):>9.4f}" if ema else "")
-                     + f"{r['seconds']:>10.2f}{share:>9.1%}")
+        lines.append(
+            f"{r['optimizer']:<14}{r['lr']:>8.3g}{_format_loss(r['final_loss']):>12}"
+            f"{r['test_accuracy']:>10.4f}"
+            + (f"{r.get('ema_test_accuracy', float('nan')):>9.4f}" if ema else "")
+            + f"{r['seconds']:>10.2f}{share:>9.1%}"
+        )
     return "\n".join(lines)
 
 
@@ -320,14 +375,18 @@ def _write_outputs(doc, out):
         json.dump(doc, f, indent=2, allow_nan=False)
         f.write("\n")
     print(f"\nresults: {json_path}")
-    dataset = "SYNTHETIC data (no scikit-learn)" if doc["dataset"] == "synthetic" \
-        else doc["dataset"]
-    title = (f"cyoptim {doc['cyoptim_version']} on {dataset}: MLP "
-             f"{'-'.join(map(str, doc['model']['sizes']))}, {doc['epochs']} epochs, "
-             f"batch {doc['batch_size']}, schedule {doc['schedule'] or 'none'}"
-             + (f", EMA {doc['ema']:g} dotted" if doc["ema"] is not None else ""))
-    _report_plot(plot_training_curves(doc["results"], os.path.join(out, "demo.png"), title),
-                 "demo.png")
+    dataset = (
+        "SYNTHETIC data (no scikit-learn)" if doc["dataset"] == "synthetic" else doc["dataset"]
+    )
+    title = (
+        f"cyoptim {doc['cyoptim_version']} on {dataset}: MLP "
+        f"{'-'.join(map(str, doc['model']['sizes']))}, {doc['epochs']} epochs, "
+        f"batch {doc['batch_size']}, schedule {doc['schedule'] or 'none'}"
+        + (f", EMA {doc['ema']:g} dotted" if doc["ema"] is not None else "")
+    )
+    _report_plot(
+        plot_training_curves(doc["results"], os.path.join(out, "demo.png"), title), "demo.png"
+    )
 
 
 def _report_plot(path, filename):
@@ -338,8 +397,15 @@ def _report_plot(path, filename):
         print(f"plot:    {path}")
 
 
-def run_lr_find(optimizer="adam", out=DEFAULT_OUT, seed=0, batch_size=DEFAULT_BATCH_SIZE,
-                start_lr=1e-6, end_lr=10.0, num_iter=100):
+def run_lr_find(
+    optimizer="adam",
+    out=DEFAULT_OUT,
+    seed=0,
+    batch_size=DEFAULT_BATCH_SIZE,
+    start_lr=1e-6,
+    end_lr=10.0,
+    num_iter=100,
+):
     """LR range test of one optimizer on the digits MLP; writes lr_find.png.
 
     Uses ``cyoptim.LRFinder(optimizer, loss_and_grads)``, where
@@ -359,29 +425,36 @@ def run_lr_find(optimizer="adam", out=DEFAULT_OUT, seed=0, batch_size=DEFAULT_BA
     _check_positive(batch_size=batch_size, num_iter=num_iter)
     _check_seed(seed)
     (choice,) = select_optimizers([optimizer])
-    check_output_dir(out, LR_FIND_FILES)       # before the run, not after
+    check_output_dir(out, LR_FIND_FILES)  # before the run, not after
     _warn_if_too_short(num_iter)
     dataset = _load_dataset(seed)
     model = MLP(seed=seed)
     with single_threaded_blas():
-        result = _range_test(choice, model, dataset, batch_size, seed, start_lr, end_lr,
-                             num_iter)
+        result = _range_test(choice, model, dataset, batch_size, seed, start_lr, end_lr, num_iter)
     if result.suggestion is None:
         print(f"{choice.label}: no suggestion (the loss did not fall over the range)")
     else:
-        print(f"{choice.label}: suggested learning rate {result.suggestion:.3g} "
-              f"(steepest descent)"
-              + ("" if result.valley is None else f", valley {result.valley:.3g}")
-              + f"; the demo uses {choice.lr:.3g}")
+        print(
+            f"{choice.label}: suggested learning rate {result.suggestion:.3g} "
+            f"(steepest descent)"
+            + ("" if result.valley is None else f", valley {result.valley:.3g}")
+            + f"; the demo uses {choice.lr:.3g}"
+        )
     os.makedirs(out, exist_ok=True)
-    _report_plot(plot_lr_find(result, os.path.join(out, "lr_find.png"),
-                              f"LR range test: {choice.label} on {dataset.name}"),
-                 "lr_find.png")
+    _report_plot(
+        plot_lr_find(
+            result,
+            os.path.join(out, "lr_find.png"),
+            f"LR range test: {choice.label} on {dataset.name}",
+        ),
+        "lr_find.png",
+    )
     return result
 
 
-def _range_test(choice, model, dataset, batch_size, seed, start_lr=1e-6, end_lr=10.0,
-                num_iter=100):
+def _range_test(
+    choice, model, dataset, batch_size, seed, start_lr=1e-6, end_lr=10.0, num_iter=100
+):
     """``cyoptim.LRFinder`` on the training rows of `dataset`; the model is left as it was.
 
     ``loss_and_grads()`` trains on the next minibatch (in the seed's order):
@@ -399,10 +472,20 @@ def _range_test(choice, model, dataset, batch_size, seed, start_lr=1e-6, end_lr=
         return finder.run(start_lr, end_lr, num_iter)
 
 
-def run_lr_search(optimizer="adam", mode="grid", trials=None, lrs=None, lr_range=None,
-                  max_epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE,
-                  batch_size=DEFAULT_BATCH_SIZE, seed=0, out=DEFAULT_OUT, results_file=None,
-                  progress=True):
+def run_lr_search(
+    optimizer="adam",
+    mode="grid",
+    trials=None,
+    lrs=None,
+    lr_range=None,
+    max_epochs=DEFAULT_EPOCHS,
+    patience=DEFAULT_PATIENCE,
+    batch_size=DEFAULT_BATCH_SIZE,
+    seed=0,
+    out=DEFAULT_OUT,
+    results_file=None,
+    progress=True,
+):
     """Search one optimizer's learning rate on the digits MLP; writes lr_search.json and .png.
 
     :func:`cyoptim.lr_search` over the demo's model: the last 80% of the
@@ -437,7 +520,7 @@ def run_lr_search(optimizer="adam", mode="grid", trials=None, lrs=None, lr_range
     _check_positive(batch_size=batch_size, max_epochs=max_epochs)
     _check_seed(seed)
     (choice,) = select_optimizers([optimizer])
-    lr_plan(lrs, mode, trials, seed, lr_range)           # bad arguments fail before any work
+    lr_plan(lrs, mode, trials, seed, lr_range)  # bad arguments fail before any work
     check_output_dir(out, LR_SEARCH_FILES)
     if results_file is None:
         results_file = os.path.join(out, "lr_search.json")
@@ -448,34 +531,64 @@ def run_lr_search(optimizer="adam", mode="grid", trials=None, lrs=None, lr_range
     def train_fn(lr):
         step = choice.build(model.params, lr=lr).step
         for _ in train_epochs(model, step, split.x_train, split.y_train, batch_size, seed):
-            yield (model.loss(split.x_test, split.y_test),
-                   model.accuracy(split.x_test, split.y_test))
+            yield (
+                model.loss(split.x_test, split.y_test),
+                model.accuracy(split.x_test, split.y_test),
+            )
 
-    settings = {"optimizer": choice.key, "options": dict(choice.options),
-                "dataset": dataset.name, "model": list(model.sizes),
-                "n_fit": len(split.y_train), "n_validation": len(split.y_test),
-                "batch_size": batch_size}
+    settings = {
+        "optimizer": choice.key,
+        "options": dict(choice.options),
+        "dataset": dataset.name,
+        "model": list(model.sizes),
+        "n_fit": len(split.y_train),
+        "n_validation": len(split.y_test),
+        "batch_size": batch_size,
+    }
     with single_threaded_blas(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        result = cyoptim.lr_search(train_fn, lrs, mode, trials, seed, lr_range=lr_range,
-                                   patience=patience, max_epochs=max_epochs,
-                                   params=model.params, results_file=results_file,
-                                   settings=settings, progress=progress)
+        result = cyoptim.lr_search(
+            train_fn,
+            lrs,
+            mode,
+            trials,
+            seed,
+            lr_range=lr_range,
+            patience=patience,
+            max_epochs=max_epochs,
+            params=model.params,
+            results_file=results_file,
+            settings=settings,
+            progress=progress,
+        )
         # The search left the weights as they were: the range test starts from them too.
         suggestion = _range_test(choice, model, split, batch_size, seed).suggestion
-    print(f"{choice.label} on {dataset.name}: {len(split.y_train)} rows fitted, "
-          f"{len(split.y_test)} for validation (the test set is not used)")
+    print(
+        f"{choice.label} on {dataset.name}: {len(split.y_train)} rows fitted, "
+        f"{len(split.y_test)} for validation (the test set is not used)"
+    )
     if result.resumed:
         print(f"{result.resumed} of {len(result.trials)} trials read from {results_file}")
     print(result)
     if result.best is not None:
         print(f"best: lr {result.best.lr:.3g}; the demo uses {choice.lr:.3g}")
-    print("LR range test: " + ("no suggestion" if suggestion is None
-                               else f"suggests {suggestion:.3g} (steepest descent)"))
+    print(
+        "LR range test: "
+        + (
+            "no suggestion"
+            if suggestion is None
+            else f"suggests {suggestion:.3g} (steepest descent)"
+        )
+    )
     print(f"\nresults: {results_file}")
-    _report_plot(plot_lr_search(result, os.path.join(out, "lr_search.png"),
-                                f"lr search: {choice.label} on {dataset.name}, "
-                                f"validation split", suggestion),
-                 "lr_search.png")
+    _report_plot(
+        plot_lr_search(
+            result,
+            os.path.join(out, "lr_search.png"),
+            f"lr search: {choice.label} on {dataset.name}, validation split",
+            suggestion,
+        ),
+        "lr_search.png",
+    )
     return result
 
 
@@ -483,11 +596,14 @@ def _warn_if_too_short(num_iter):
     """Say on stderr when the range test is too short for its suggestion to mean much."""
     needed = min_meaningful_iters()
     if num_iter < needed:
-        print(f"warning: --num-iter {num_iter} is too few for a meaningful suggestion: the "
-              f"loss is smoothed over about {1 / DEFAULT_SMOOTH:.0f} steps and the first "
-              f"{num_iter // 10} and last {SKIP_END} steps are ignored; use --num-iter "
-              f"{needed} or more (default 100)",
-              file=sys.stderr, flush=True)
+        print(
+            f"warning: --num-iter {num_iter} is too few for a meaningful suggestion: the "
+            f"loss is smoothed over about {1 / DEFAULT_SMOOTH:.0f} steps and the first "
+            f"{num_iter // 10} and last {SKIP_END} steps are ignored; use --num-iter "
+            f"{needed} or more (default 100)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _endless_minibatches(n, batch_size, seed):
@@ -496,5 +612,12 @@ def _endless_minibatches(n, batch_size, seed):
         yield from minibatches(n, batch_size, rng)
 
 
-__all__ = ["SCHEDULES", "check_output_dir", "format_table", "run_demo", "run_lr_find",
-           "run_lr_search", "table_title"]
+__all__ = [
+    "SCHEDULES",
+    "check_output_dir",
+    "format_table",
+    "run_demo",
+    "run_lr_find",
+    "run_lr_search",
+    "table_title",
+]

@@ -42,11 +42,17 @@ class EarlyStopping:
     """
 
     def __init__(self, patience, min_delta=0.0, mode="min", restore_best=True):
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) \
-                or patience < 0:
+        if (
+            isinstance(patience, bool)
+            or not isinstance(patience, numbers.Integral)
+            or patience < 0
+        ):
             raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) \
-                or not min_delta >= 0:
+        if (
+            isinstance(min_delta, bool)
+            or not isinstance(min_delta, numbers.Real)
+            or not min_delta >= 0
+        ):
             raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
@@ -68,7 +74,7 @@ class EarlyStopping:
     def is_better(self, value):
         """Whether ``value`` improves on ``best`` by more than ``min_delta``."""
         if self.best_epoch < 0:
-            return value == value          # anything but NaN
+            return value == value  # anything but NaN
         if self.mode == "min":
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
@@ -102,12 +108,15 @@ class EarlyStopping:
             raise RuntimeError("no params saved yet: pass params to step() with the metric")
         params = list(params)
         if len(params) != len(self._best_params):
-            raise ValueError(f"expected {len(self._best_params)} params (as passed to step), "
-                             f"got {len(params)}")
+            raise ValueError(
+                f"expected {len(self._best_params)} params (as passed to step), got {len(params)}"
+            )
         for i, (p, saved) in enumerate(zip(params, self._best_params)):
             if not isinstance(p, np.ndarray) or p.shape != saved.shape:
-                raise ValueError(f"param {i} must be an array of shape {saved.shape}, got "
-                                 f"{getattr(p, 'shape', type(p).__name__)}")
+                raise ValueError(
+                    f"param {i} must be an array of shape {saved.shape}, got "
+                    f"{getattr(p, 'shape', type(p).__name__)}"
+                )
         for p, saved in zip(params, self._best_params):
             np.copyto(p, saved)
 

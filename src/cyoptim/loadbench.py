@@ -14,8 +14,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 from . import _threads
 
 BUSY_LOOP = "while True: pass"
@@ -26,7 +24,7 @@ def busy_processes(n):
     """n Python processes spinning on the CPU for the duration of the block."""
     procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(n)]
     try:
-        time.sleep(0.2)              # let them start spinning
+        time.sleep(0.2)  # let them start spinning
         yield procs
     finally:
         for proc in procs:
@@ -58,45 +56,57 @@ def mean_throughput(step, n_params, seconds):
             return n_params * steps / elapsed / 1e6
 
 
-def _cells(optimizers, layouts, dtype, seconds, progress, label):
+def _cells(steppers, seconds, progress, label):
     """{(optimizer, layout): {"one": Mparam/s on 1 thread, "all": on the threads asked for}}."""
-    from .bench import LAYOUTS, make_stepper
-
     out = {}
-    total = len(optimizers) * len(layouts)
-    for optimizer in optimizers:
-        for layout in layouts:
-            if progress is not None:
-                progress(len(out), total, optimizer, f"{layout} ({label})")
-            step = make_stepper("cyoptim", optimizer, layout, dtype)
-            n = sum(LAYOUTS[layout][0])
-            with thread_count(1):
-                one = mean_throughput(step, n, seconds)
-            default = mean_throughput(step, n, seconds)       # the threads asked for
-            out[(optimizer, layout)] = {"one": one, "all": default}
+    for (optimizer, layout), (step, n) in steppers.items():
+        if progress is not None:
+            progress(len(out), len(steppers), optimizer, f"{layout} ({label})")
+        with thread_count(1):
+            one = mean_throughput(step, n, seconds)
+        default = mean_throughput(step, n, seconds)  # the threads asked for
+        out[(optimizer, layout)] = {"one": one, "all": default}
     return out
 
 
-def measure_under_load(optimizers, layouts, n_busy, dtype=np.float32, seconds=0.5,
-                       progress=None):
-    """Rows of {"optimizer", "layout", "idle_one", "idle", "busy_one", "busy"} (Mparam/s)."""
-    idle = _cells(optimizers, layouts, dtype, seconds, progress, "idle")
+def measure_under_load(steppers, n_busy, seconds=0.5, progress=None):
+    """Rows of {"optimizer", "layout", "idle_one", "idle", "busy_one", "busy"} (Mparam/s).
+
+    steppers: {(optimizer, layout): (a function taking one step, params it steps)},
+    as cyoptim.bench.load_steppers makes them.
+    """
+    idle = _cells(steppers, seconds, progress, "idle")
     with busy_processes(n_busy):
-        busy = _cells(optimizers, layouts, dtype, seconds, progress, f"{n_busy} busy")
-    return [{"optimizer": o, "layout": la, "idle_one": idle[(o, la)]["one"],
-             "idle": idle[(o, la)]["all"], "busy_one": busy[(o, la)]["one"],
-             "busy": busy[(o, la)]["all"]} for (o, la) in idle]
+        busy = _cells(steppers, seconds, progress, f"{n_busy} busy")
+    return [
+        {
+            "optimizer": o,
+            "layout": la,
+            "idle_one": idle[(o, la)]["one"],
+            "idle": idle[(o, la)]["all"],
+            "busy_one": busy[(o, la)]["one"],
+            "busy": busy[(o, la)]["all"],
+        }
+        for (o, la) in idle
+    ]
 
 
 def format_load_table(rows, n_busy, threads):
     """The table `bench --background-load` prints."""
-    head = (f"{'optimizer':10s} {'layout':14s} {'1 thread':>9s} {f'{threads} threads':>11s} "
-            f"{'1 thr, busy':>12s} {f'{threads} thr, busy':>14s} {'busy / 1 thread':>16s}")
-    lines = [f"Mparam/s (mean over the run), idle and beside {n_busy} busy process(es); "
-             f"the last column is the busy {threads}-thread figure over the idle 1-thread one",
-             head, "-" * len(head)]
+    head = (
+        f"{'optimizer':10s} {'layout':14s} {'1 thread':>9s} {f'{threads} threads':>11s} "
+        f"{'1 thr, busy':>12s} {f'{threads} thr, busy':>14s} {'busy / 1 thread':>16s}"
+    )
+    lines = [
+        f"Mparam/s (mean over the run), idle and beside {n_busy} busy process(es); "
+        f"the last column is the busy {threads}-thread figure over the idle 1-thread one",
+        head,
+        "-" * len(head),
+    ]
     for r in rows:
-        lines.append(f"{r['optimizer']:10s} {r['layout']:14s} {r['idle_one']:9,.0f} "
-                     f"{r['idle']:11,.0f} {r['busy_one']:12,.0f} {r['busy']:14,.0f} "
-                     f"{r['busy'] / r['idle_one']:15.2f}x")
+        lines.append(
+            f"{r['optimizer']:10s} {r['layout']:14s} {r['idle_one']:9,.0f} "
+            f"{r['idle']:11,.0f} {r['busy_one']:12,.0f} {r['busy']:14,.0f} "
+            f"{r['busy'] / r['idle_one']:15.2f}x"
+        )
     return "\n".join(lines)

@@ -12,8 +12,8 @@ import numpy as np
 from .optimizer import Optimizer
 from .schedules import exponential_decay, linear_schedule
 
-DEFAULT_SMOOTH = 0.05      # weight of the new loss in the moving average
-SKIP_END = 5               # steps before the end that the suggestions ignore (the blow-up)
+DEFAULT_SMOOTH = 0.05  # weight of the new loss in the moving average
+SKIP_END = 5  # steps before the end that the suggestions ignore (the blow-up)
 
 
 def min_meaningful_iters(smooth=DEFAULT_SMOOTH):
@@ -74,7 +74,7 @@ def new_axes(ax, owner):
         return ax
     try:
         import matplotlib.pyplot as plt
-    except ImportError as error:   # pragma: no cover - depends on the environment
+    except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(f"{owner} needs matplotlib: pip install matplotlib") from error
     return plt.subplots()[1]
 
@@ -111,8 +111,7 @@ class LRFinderResult:
         steep = steepest_index(lrs, losses)
         self.suggestion = None if steep is None else float(lrs[steep])
         first, last = valley_span(losses)
-        self.valley = None if last == first else \
-            float(lrs[first + round(2 * (last - first) / 3)])
+        self.valley = None if last == first else float(lrs[first + round(2 * (last - first) / 3)])
 
     def plot(self, ax=None, log_lr=True):
         """Smoothed loss against the rate, suggestion and valley marked; returns the Axes.
@@ -124,8 +123,10 @@ class LRFinderResult:
         """
         ax = new_axes(ax, "LRFinderResult.plot")
         ax.plot(self.lrs, self.losses, label="smoothed loss")
-        for lr, name, style in ((self.suggestion, "steepest", "ro"),
-                                (self.valley, "valley", "g^")):
+        for lr, name, style in (
+            (self.suggestion, "steepest", "ro"),
+            (self.valley, "valley", "g^"),
+        ):
             if lr is not None:
                 i = int(np.flatnonzero(self.lrs == lr)[0])
                 ax.plot(lr, self.losses[i], style, label=f"{name}: {lr:.2e}")
@@ -137,8 +138,10 @@ class LRFinderResult:
         return ax
 
     def __repr__(self):
-        return (f"LRFinderResult(steps={self.lrs.size}, suggestion={self.suggestion}, "
-                f"valley={self.valley}, diverged={self.diverged})")
+        return (
+            f"LRFinderResult(steps={self.lrs.size}, suggestion={self.suggestion}, "
+            f"valley={self.valley}, diverged={self.diverged})"
+        )
 
 
 class _Snapshot:
@@ -147,18 +150,20 @@ class _Snapshot:
     def __init__(self, optimizer):
         self.optimizer = optimizer
         self.params = [np.copy(p) for group in optimizer.param_groups for p in group["params"]]
-        self.state = optimizer.state_dict()           # arrays are copies
-        self.groups = [{k: v for k, v in group.items() if k != "params"}
-                       for group in optimizer.param_groups]
+        self.state = optimizer.state_dict()  # arrays are copies
+        self.groups = [
+            {k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups
+        ]
 
     def restore(self):
         optimizer = self.optimizer
         # load_state_dict accepts only the optimizer's own hyperparameters; keys
         # added by schedulers (initial_lr, max_lr, ...) come back with the groups.
         state = dict(self.state)
-        state["param_groups"] = [{k: v for k, v in group.items()
-                                  if k == "params" or k in optimizer.defaults}
-                                 for group in self.state["param_groups"]]
+        state["param_groups"] = [
+            {k: v for k, v in group.items() if k == "params" or k in optimizer.defaults}
+            for group in self.state["param_groups"]
+        ]
         optimizer.load_state_dict(state)
         for group, saved in zip(optimizer.param_groups, self.groups):
             for key in [k for k in group if k != "params" and k not in saved]:
@@ -219,8 +224,10 @@ class LRFinder:
 
     def __init__(self, optimizer, loss_and_grads):
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer (LRFinder needs "
-                            f"a cyoptim optimizer)")
+            raise TypeError(
+                f"{type(optimizer).__name__} is not an Optimizer (LRFinder needs "
+                f"a cyoptim optimizer)"
+            )
         if not callable(loss_and_grads):
             raise TypeError("loss_and_grads must be callable: () -> (loss, grads)")
         self.optimizer = optimizer
@@ -229,8 +236,12 @@ class LRFinder:
     @staticmethod
     def _ramp(start_lr, end_lr, num_iter, step_mode):
         for name, value in (("start_lr", start_lr), ("end_lr", end_lr)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or value <= 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value <= 0
+            ):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
         if start_lr >= end_lr:
             raise ValueError(f"start_lr ({start_lr}) must be smaller than end_lr ({end_lr})")
@@ -242,8 +253,15 @@ class LRFinder:
             return linear_schedule(start_lr, end_lr, num_iter - 1)
         raise ValueError(f"step_mode must be 'exp' or 'linear', got {step_mode!r}")
 
-    def run(self, start_lr=1e-7, end_lr=10, num_iter=100, step_mode="exp",
-            smooth=DEFAULT_SMOOTH, diverge_th=5):
+    def run(
+        self,
+        start_lr=1e-7,
+        end_lr=10,
+        num_iter=100,
+        step_mode="exp",
+        smooth=DEFAULT_SMOOTH,
+        diverge_th=5,
+    ):
         """Run the range test and return an :class:`LRFinderResult`.
 
         Args:
@@ -257,11 +275,13 @@ class LRFinder:
                 ``diverge_th`` times the best smoothed loss (> 1).
         """
         ramp = self._ramp(start_lr, end_lr, num_iter, step_mode)
-        if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) \
-                or not 0 <= smooth < 1:
+        if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0 <= smooth < 1:
             raise ValueError(f"smooth must be in [0, 1), got {smooth!r}")
-        if isinstance(diverge_th, bool) or not isinstance(diverge_th, (int, float)) \
-                or not diverge_th > 1:
+        if (
+            isinstance(diverge_th, bool)
+            or not isinstance(diverge_th, (int, float))
+            or not diverge_th > 1
+        ):
             raise ValueError(f"diverge_th must be a number > 1, got {diverge_th!r}")
         groups = self.optimizer.param_groups
         top = max(group["lr"] for group in groups)
@@ -291,5 +311,6 @@ class LRFinder:
                     break
         finally:
             snapshot.restore()
-        return LRFinderResult(lrs, losses, raw, diverged, skip_start=num_iter // 10,
-                              skip_end=SKIP_END)
+        return LRFinderResult(
+            lrs, losses, raw, diverged, skip_start=num_iter // 10, skip_end=SKIP_END
+        )

@@ -50,7 +50,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import _dispatch, _threads, precision as _precision, registry
+from . import _dispatch, _threads, registry
+from . import precision as _precision
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Optimizers with staged kernels also step 16-bit params (cyoptim.precision).
@@ -74,7 +75,7 @@ def aligned_empty(n, dtype, alignment=64):
     dtype = np.dtype(dtype)
     raw = np.empty(n * dtype.itemsize + alignment, dtype=np.uint8)
     start = -raw.ctypes.data % alignment
-    return raw[start:start + n * dtype.itemsize].view(dtype)
+    return raw[start : start + n * dtype.itemsize].view(dtype)
 
 
 def aligned_zeros(n, dtype, fill=0.0, alignment=64):
@@ -106,8 +107,9 @@ def check_like(value, like, what, like_what):
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{what} must be a NumPy array, got {_describe(value)}")
     if value.shape != like.shape or value.dtype != like.dtype:
-        raise ValueError(f"{what} is an {_describe(value)}, but {like_what} is an "
-                         f"{_describe(like)}")
+        raise ValueError(
+            f"{what} is an {_describe(value)}, but {like_what} is an {_describe(like)}"
+        )
 
 
 def _check_param(p, index, kind="param", writeable=True, dtypes=SUPPORTED_DTYPES):
@@ -116,30 +118,45 @@ def _check_param(p, index, kind="param", writeable=True, dtypes=SUPPORTED_DTYPES
         raise TypeError(f"{kind} {index} must be a NumPy array, got {_describe(p)}")
     if p.dtype not in dtypes or not p.dtype.isnative:
         names = [str(d) for d in dtypes]
-        raise TypeError(f"{kind} {index} has dtype {p.dtype}; supported dtypes are "
-                        f"{', '.join(names[:-1])} and {names[-1]} (native byte order)")
+        raise TypeError(
+            f"{kind} {index} has dtype {p.dtype}; supported dtypes are "
+            f"{', '.join(names[:-1])} and {names[-1]} (native byte order)"
+        )
     if writeable and not p.flags.writeable:
         raise ValueError(f"{kind} {index} is read-only; optimizers update params in place")
     if not p.flags.c_contiguous or not p.flags.aligned:
-        raise ValueError(f"{kind} {index} is not C-contiguous; pass a contiguous array "
-                         f"(np.ascontiguousarray) and keep it as the model's storage")
+        raise ValueError(
+            f"{kind} {index} is not C-contiguous; pass a contiguous array "
+            f"(np.ascontiguousarray) and keep it as the model's storage"
+        )
 
 
 class Optimizer:
     """Base class of cyoptim's optimizers (see the module docstring)."""
 
-    kernel = None
+    kernel: str | None = None
     _exports_step = True
-    _tensor_state = {}
+    _tensor_state: dict = {}
 
-    def __init__(self, params, defaults, *, master_weights=False, state_dtype=None,
-                 stochastic_rounding=False, seed=None):
-        self.precision = _precision.check(self.kernel, master_weights, state_dtype,
-                                          stochastic_rounding, seed)
+    def __init__(
+        self,
+        params,
+        defaults,
+        *,
+        master_weights=False,
+        state_dtype=None,
+        stochastic_rounding=False,
+        seed=None,
+    ):
+        self.precision = _precision.check(
+            self.kernel, master_weights, state_dtype, stochastic_rounding, seed
+        )
         self._storages = []
         if isinstance(params, np.ndarray):
-            raise TypeError("params argument given to the optimizer should be an iterable "
-                            "of arrays or dicts, but got a single array; wrap it in a list")
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable "
+                "of arrays or dicts, but got a single array; wrap it in a list"
+            )
         self.defaults = dict(defaults)
         self._validate_hyperparameters(self.defaults)
         self.param_groups = []
@@ -176,40 +193,53 @@ class Optimizer:
         if isinstance(params, np.ndarray):
             params = [params]
         elif isinstance(params, set):
-            raise TypeError("optimizer parameters need to be organized in ordered "
-                            "collections, but the ordering of sets changes between runs")
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered "
+                "collections, but the ordering of sets changes between runs"
+            )
         params = list(params)
         first = self._n_params
         for k, p in enumerate(params):
             _check_param(p, first + k, dtypes=PARAM_DTYPES)
         dtypes = {p.dtype for p in params}
         if len(dtypes) > 1:
-            raise TypeError(f"the params of one group must share a dtype, got "
-                            f"{sorted(str(d) for d in dtypes)}; put each dtype in its own group")
+            raise TypeError(
+                f"the params of one group must share a dtype, got "
+                f"{sorted(str(d) for d in dtypes)}; put each dtype in its own group"
+            )
         # Two params sharing memory would be updated twice.
         overlap = self._kernels.first_overlap(self._all_params() + params)
         if overlap is not None:
-            raise ValueError(f"params {overlap[0]} and {overlap[1]} share memory; "
-                             f"each param may appear only once in an optimizer")
+            raise ValueError(
+                f"params {overlap[0]} and {overlap[1]} share memory; "
+                f"each param may appear only once in an optimizer"
+            )
         group = {name: value for name, value in param_group.items() if name != "params"}
         for name, default in self.defaults.items():
             group.setdefault(name, default)
         self._validate_hyperparameters(group)
         group["params"] = params
         dtype = params[0].dtype if params else np.float32
-        storage = _precision.group_storage(self.precision, np.dtype(dtype), self.kernel,
-                                           f"group {len(self.param_groups)}")
+        storage = _precision.group_storage(
+            self.precision, np.dtype(dtype), self.kernel, f"group {len(self.param_groups)}"
+        )
         if storage is None and dtype not in (np.float32, np.float64):
-            raise TypeError(f"{dtype} params need a staged kernel; "
-                            f"{type(self).__name__} steps float32 and float64 params")
+            raise TypeError(
+                f"{dtype} params need a staged kernel; "
+                f"{type(self).__name__} steps float32 and float64 params"
+            )
         plan = self._kernels.GroupPlan(params, dtype)
         if storage is not None:
             blocks = _KERNEL_BLOCKS[self.kernel]
-            plan.set_storage(storage.param_kind, storage.param_kind,
-                             (storage.state_kind,) * len(blocks),
-                             (storage.state_dtype.num,) * len(blocks),
-                             tuple(b in _precision.NONNEGATIVE_STATES for b in blocks),
-                             self.precision.stochastic_rounding, self.precision.seed or 0)
+            plan.set_storage(
+                storage.param_kind,
+                storage.param_kind,
+                (storage.state_kind,) * len(blocks),
+                (storage.state_dtype.num,) * len(blocks),
+                tuple(b in _precision.NONNEGATIVE_STATES for b in blocks),
+                self.precision.stochastic_rounding,
+                self.precision.seed or 0,
+            )
         self._plans.append(plan)
         self._storages.append(storage)
         self._n_params += len(params)
@@ -296,10 +326,15 @@ class Optimizer:
             if plan.n_active:
                 plan.advance()
                 if copies is not None:
-                    self._stage_copies(g, plan, copies[first:first + n])
+                    self._stage_copies(g, plan, copies[first : first + n])
                 try:
-                    self._update(group, plan, blocks, grads if n == len(grads)
-                                 else grads[first:first + n], n_threads)
+                    self._update(
+                        group,
+                        plan,
+                        blocks,
+                        grads if n == len(grads) else grads[first : first + n],
+                        n_threads,
+                    )
                 finally:
                     if copies is not None:
                         self._unstage_copies(g, plan)
@@ -308,12 +343,16 @@ class Optimizer:
     def _check_copies(self, copy_to):
         """Validate step's copy_to; return it as a list."""
         if isinstance(copy_to, np.ndarray) or not hasattr(copy_to, "__len__"):
-            raise TypeError(f"copy_to must be a list with one array (or None) per param, "
-                            f"got {_describe(copy_to)}")
+            raise TypeError(
+                f"copy_to must be a list with one array (or None) per param, "
+                f"got {_describe(copy_to)}"
+            )
         copies = list(copy_to)
         if len(copies) != self._n_params:
-            raise ValueError(f"copy_to has {len(copies)} entries; expected {self._n_params} "
-                             f"(one per param, None for no copy)")
+            raise ValueError(
+                f"copy_to has {len(copies)} entries; expected {self._n_params} "
+                f"(one per param, None for no copy)"
+            )
         sixteen = tuple(d for d in (_precision.BFLOAT16, _precision.FLOAT16) if d is not None)
         index = 0
         for g, (group, storage) in enumerate(zip(self.param_groups, self._storages)):
@@ -321,24 +360,36 @@ class Optimizer:
                 c = copies[index]
                 if c is not None:
                     if not isinstance(c, np.ndarray) or c.dtype not in sixteen:
-                        raise TypeError(f"copy_to[{index}] must be a bfloat16 or float16 "
-                                        f"array, got {_describe(c)}")
+                        raise TypeError(
+                            f"copy_to[{index}] must be a bfloat16 or float16 "
+                            f"array, got {_describe(c)}"
+                        )
                     if c.size != p.size or not c.flags.c_contiguous or not c.flags.writeable:
-                        raise ValueError(f"copy_to[{index}] must be a writeable C-contiguous "
-                                         f"array of {p.size} elements (param {index}'s size)")
+                        raise ValueError(
+                            f"copy_to[{index}] must be a writeable C-contiguous "
+                            f"array of {p.size} elements (param {index}'s size)"
+                        )
                     if p.dtype in sixteen and c.dtype != p.dtype:
-                        raise TypeError(f"copy_to[{index}] has dtype {c.dtype}; the copy of "
-                                        f"a {p.dtype} param has its dtype")
-                    if p.dtype == np.float64 or (storage is None and self.kernel
-                                                 not in _precision.STAGED_KERNELS):
-                        raise ValueError(f"copy_to[{index}]: {type(self).__name__} writes "
-                                         f"16-bit copies of float32 and 16-bit params only")
+                        raise TypeError(
+                            f"copy_to[{index}] has dtype {c.dtype}; the copy of "
+                            f"a {p.dtype} param has its dtype"
+                        )
+                    if p.dtype == np.float64 or (
+                        storage is None and self.kernel not in _precision.STAGED_KERNELS
+                    ):
+                        raise ValueError(
+                            f"copy_to[{index}]: {type(self).__name__} writes "
+                            f"16-bit copies of float32 and 16-bit params only"
+                        )
                 index += 1
-            kinds = {c.dtype for c in copies[index - len(group["params"]):index]
-                     if c is not None}
+            kinds = {
+                c.dtype for c in copies[index - len(group["params"]) : index] if c is not None
+            }
             if len(kinds) > 1:
-                raise TypeError(f"copy_to: the copies of param group {g} mix "
-                                f"{sorted(str(k) for k in kinds)}; one dtype per group")
+                raise TypeError(
+                    f"copy_to: the copies of param group {g} mix "
+                    f"{sorted(str(k) for k in kinds)}; one dtype per group"
+                )
         return copies
 
     def _stage_copies(self, g, plan, copies):
@@ -346,14 +397,20 @@ class Optimizer:
         this step, whose kernel then runs chunk by chunk)."""
         if all(c is None for c in copies):
             return
-        kind = (_precision.KIND_F16 if next(c for c in copies if c is not None).dtype
-                == _precision.FLOAT16 else _precision.KIND_BF16)
+        kind = (
+            _precision.KIND_F16
+            if next(c for c in copies if c is not None).dtype == _precision.FLOAT16
+            else _precision.KIND_BF16
+        )
         if self._storages[g] is None:
             blocks = _KERNEL_BLOCKS[self.kernel]
-            plan.set_storage(_precision.KIND_F32, _precision.KIND_F32,
-                             (_precision.KIND_F32,) * len(blocks),
-                             (_precision.FLOAT32.num,) * len(blocks),
-                             (False,) * len(blocks))
+            plan.set_storage(
+                _precision.KIND_F32,
+                _precision.KIND_F32,
+                (_precision.KIND_F32,) * len(blocks),
+                (_precision.FLOAT32.num,) * len(blocks),
+                (False,) * len(blocks),
+            )
             plan.refresh_runs()
         plan.set_copies(copies, kind)
 
@@ -366,16 +423,27 @@ class Optimizer:
         """Check all grads and record their pointers in the plans; write nothing else."""
         if type(grads) is not list:
             if isinstance(grads, np.ndarray) or not hasattr(grads, "__len__"):
-                raise TypeError(f"grads must be a list with one array (or None) per "
-                                f"param, got {_describe(grads)}")
+                raise TypeError(
+                    f"grads must be a list with one array (or None) per "
+                    f"param, got {_describe(grads)}"
+                )
             grads = list(grads)
         if len(grads) != self._n_params:
-            changed = [g for g, (group, plan) in enumerate(zip(self.param_groups, self._plans))
-                       if len(group["params"]) != plan.n_tensors]
-            hint = (f"; the params list of group {changed[0]} was changed after the group "
-                    f"was added (use add_param_group for new params)" if changed else "")
-            raise ValueError(f"expected {self._n_params} grads (one per param, None to "
-                             f"skip one), got {len(grads)}{hint}")
+            changed = [
+                g
+                for g, (group, plan) in enumerate(zip(self.param_groups, self._plans))
+                if len(group["params"]) != plan.n_tensors
+            ]
+            hint = (
+                f"; the params list of group {changed[0]} was changed after the group "
+                f"was added (use add_param_group for new params)"
+                if changed
+                else ""
+            )
+            raise ValueError(
+                f"expected {self._n_params} grads (one per param, None to "
+                f"skip one), got {len(grads)}{hint}"
+            )
         bad = self._kernels.gather_all(self._plans, grads)
         if bad is not None:
             index, code = bad
@@ -387,13 +455,17 @@ class Optimizer:
         if code == _GRAD_NOT_ARRAY:
             return TypeError(f"grad {index} must be a NumPy array or None, got {_describe(grad)}")
         if code == _GRAD_DTYPE:
-            return TypeError(f"grad {index} has dtype {grad.dtype}, but param {index} has "
-                             f"dtype {param.dtype}; they must match")
+            return TypeError(
+                f"grad {index} has dtype {grad.dtype}, but param {index} has "
+                f"dtype {param.dtype}; they must match"
+            )
         if code == _GRAD_SHAPE:
-            return ValueError(f"grad {index} has shape {grad.shape}, but param {index} has "
-                              f"shape {param.shape}")
-        return ValueError(f"grad {index} is not C-contiguous (or not aligned); pass "
-                          f"np.ascontiguousarray(grad)")
+            return ValueError(
+                f"grad {index} has shape {grad.shape}, but param {index} has shape {param.shape}"
+            )
+        return ValueError(
+            f"grad {index} is not C-contiguous (or not aligned); pass np.ascontiguousarray(grad)"
+        )
 
     def _new_state_block(self, name, group, plan, storage=None):
         fill = self._state_fill(name, group)
@@ -403,16 +475,26 @@ class Optimizer:
             return aligned_zeros(plan.total_elements, storage.state_dtype, fill)
         # int8: per tensor, codes (or float32 below INT8_MIN_SIZE elements).
         from . import quantization
-        return [quantization.quantize_blockwise(np.full(p.shape, fill, np.float32),
-                                                signed=name not in _precision.NONNEGATIVE_STATES)[0]
-                if _precision.quantized(storage, p.size) else np.full(p.shape, fill, np.float32)
-                for p in plan.params]
+
+        return [
+            quantization.quantize_blockwise(
+                np.full(p.shape, fill, np.float32),
+                signed=name not in _precision.NONNEGATIVE_STATES,
+            )[0]
+            if _precision.quantized(storage, p.size)
+            else np.full(p.shape, fill, np.float32)
+            for p in plan.params
+        ]
 
     def _new_scales(self, name, group, plan, storage):
         """The absmax arrays of a new int8 state (None for float32 tensors)."""
         fill = self._state_fill(name, group)
-        return [np.full(_precision.n_blocks(p.size), abs(fill), np.float32)
-                if _precision.quantized(storage, p.size) else None for p in plan.params]
+        return [
+            np.full(_precision.n_blocks(p.size), abs(fill), np.float32)
+            if _precision.quantized(storage, p.size)
+            else None
+            for p in plan.params
+        ]
 
     def _state_offsets(self, plan, name):
         """Where each param's part of the block ``name`` starts (and the
@@ -420,8 +502,10 @@ class Optimizer:
         none where it is None."""
         if type(self)._state_shape is Optimizer._state_shape:
             return plan.offsets
-        sizes = [0 if shape is None else math.prod(shape)
-                 for shape in (self._state_shape(name, p.shape) for p in plan.params)]
+        sizes = [
+            0 if shape is None else math.prod(shape)
+            for shape in (self._state_shape(name, p.shape) for p in plan.params)
+        ]
         return np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
 
     def _ensure_blocks(self, group, plan, blocks, also=()):
@@ -435,8 +519,9 @@ class Optimizer:
                 blocks[name] = self._new_state_block(name, group, plan, storage)
                 if storage is not None and storage.state_kind == _precision.KIND_INT8:
                     blocks[name + "_absmax"] = self._new_scales(name, group, plan, storage)
-                    plan.set_scales(_KERNEL_BLOCKS[self.kernel].index(name),
-                                    blocks[name + "_absmax"])
+                    plan.set_scales(
+                        _KERNEL_BLOCKS[self.kernel].index(name), blocks[name + "_absmax"]
+                    )
         if storage is not None and storage.master and _precision.MASTER not in blocks:
             blocks[_precision.MASTER] = aligned_empty(plan.total_elements, np.float32)
             masters = self._views(plan, blocks[_precision.MASTER], _precision.MASTER)
@@ -453,13 +538,15 @@ class Optimizer:
     # ------------------------------------------------------------------ state
     def _views(self, plan, block, name):
         """Per-param views of the state block ``name`` (None for a param without it)."""
-        if type(block) is list:                   # int8 states and their scales: per param
+        if type(block) is list:  # int8 states and their scales: per param
             return block
         offsets = self._state_offsets(plan, name)
         views = []
         for k, p in enumerate(plan.params):
             shape = self._state_shape(name, p.shape)
-            views.append(None if shape is None else block[offsets[k]:offsets[k + 1]].reshape(shape))
+            views.append(
+                None if shape is None else block[offsets[k] : offsets[k + 1]].reshape(shape)
+            )
         return views
 
     @property
@@ -467,11 +554,12 @@ class Optimizer:
         """Per-param state, keyed by param index: live views into the state blocks."""
         state = {}
         index = 0
-        for group, plan, blocks in zip(self.param_groups, self._plans, self._blocks):
+        for _group, plan, blocks in zip(self.param_groups, self._plans, self._blocks):
             names = [n for n in self._all_state_names() if n in blocks]
             views = {name: self._views(plan, blocks[name], name) for name in names}
-            scalars = [n for n, spec in self._tensor_state.items()
-                       if spec.exported and n in blocks]
+            scalars = [
+                n for n, spec in self._tensor_state.items() if spec.exported and n in blocks
+            ]
             for k in range(plan.n_tensors):
                 if plan.steps[k] > 0:
                     entry = {"step": float(plan.steps[k])} if self._exports_step else {}
@@ -490,9 +578,13 @@ class Optimizer:
 
         Arrays are copies, so later steps do not change a saved state_dict.
         """
-        state = {i: {name: (value.copy() if isinstance(value, np.ndarray) else value)
-                     for name, value in entry.items()}
-                 for i, entry in self.state.items()}
+        state = {
+            i: {
+                name: (value.copy() if isinstance(value, np.ndarray) else value)
+                for name, value in entry.items()
+            }
+            for i, entry in self.state.items()
+        }
         groups = []
         index = 0
         for group in self.param_groups:
@@ -505,22 +597,34 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         """Restore a state_dict; refuse one that does not fit and change nothing then."""
         new_groups, per_param = self._check_state_dict(state_dict)
-        for g, (group, plan, blocks) in enumerate(zip(self.param_groups, self._plans,
-                                                      self._blocks)):
+        for g, (group, plan, blocks) in enumerate(
+            zip(self.param_groups, self._plans, self._blocks)
+        ):
             group.update(new_groups[g])
             blocks.clear()
             plan.steps[:] = 0
             # Also the buffers the flags no longer need but the saved state holds.
-            self._ensure_blocks(group, plan, blocks, also=[
-                name for name in self._all_state_names()
-                if any(name in entry for entry in per_param[g].values())])
-            views = {name: self._views(plan, blocks[name], name)
-                     for name in self._all_state_names() if name in blocks}
+            self._ensure_blocks(
+                group,
+                plan,
+                blocks,
+                also=[
+                    name
+                    for name in self._all_state_names()
+                    if any(name in entry for entry in per_param[g].values())
+                ],
+            )
+            views = {
+                name: self._views(plan, blocks[name], name)
+                for name in self._all_state_names()
+                if name in blocks
+            }
             for k, entry in per_param[g].items():
                 plan.steps[k] = entry.get("step", 1.0)
                 for name, spec in self._tensor_state.items():
-                    blocks[name][k] = (entry[name] if spec.exported
-                                       else self._loaded_tensor_state(name, entry))
+                    blocks[name][k] = (
+                        entry[name] if spec.exported else self._loaded_tensor_state(name, entry)
+                    )
                 for name, value in entry.items():
                     if name != "step" and name not in self._tensor_state:
                         np.copyto(views[name][k], value)
@@ -531,14 +635,18 @@ class Optimizer:
             raise ValueError("state_dict must be a dict with keys 'state' and 'param_groups'")
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, "
-                             f"but the optimizer has {len(self.param_groups)}")
+            raise ValueError(
+                f"loaded state dict has {len(saved_groups)} parameter groups, "
+                f"but the optimizer has {len(self.param_groups)}"
+            )
         new_groups, per_param, owner = [], [], {}
         index = 0
         for g, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             if len(saved.get("params", ())) != len(group["params"]):
-                raise ValueError("loaded state dict contains a parameter group that doesn't "
-                                 "match the size of optimizer's group")
+                raise ValueError(
+                    "loaded state dict contains a parameter group that doesn't "
+                    "match the size of optimizer's group"
+                )
             # Keys beyond the defaults (a scheduler's initial_lr, ...) are kept, as torch does.
             hyper = {name: value for name, value in saved.items() if name != "params"}
             merged = dict(group)
@@ -551,20 +659,24 @@ class Optimizer:
             index += len(group["params"])
         for saved_index, entry in state_dict["state"].items():
             if saved_index not in owner:
-                raise ValueError(f"loaded state has an entry for param {saved_index}, "
-                                 f"which no parameter group lists")
+                raise ValueError(
+                    f"loaded state has an entry for param {saved_index}, "
+                    f"which no parameter group lists"
+                )
             g, k, index, merged = owner[saved_index]
-            per_param[g][k] = self._check_param_state(entry, index, merged,
-                                                      self.param_groups[g]["params"][k],
-                                                      self._storages[g])
+            per_param[g][k] = self._check_param_state(
+                entry, index, merged, self.param_groups[g]["params"][k], self._storages[g]
+            )
         return new_groups, per_param
 
     def _check_param_state(self, entry, index, group, param, storage=None):
         if not isinstance(entry, dict):
             raise ValueError(f"state of param {index} must be a dict")
-        required = (set(self._required_state_names(group))
-                    | {n for n, spec in self._tensor_state.items() if spec.exported}
-                    | ({"step"} if self._exports_step else set()))
+        required = (
+            set(self._required_state_names(group))
+            | {n for n, spec in self._tensor_state.items() if spec.exported}
+            | ({"step"} if self._exports_step else set())
+        )
         if storage is not None and storage.master:
             required.add(_precision.MASTER)
         allowed = required | set(self._all_state_names())
@@ -579,26 +691,32 @@ class Optimizer:
         required -= absent
         allowed -= absent
         if not required <= set(entry) <= allowed:
-            raise ValueError(f"state of param {index} has keys {sorted(entry)}; expected "
-                             f"{sorted(required)}" + (f" and any of {sorted(allowed - required)}"
-                                                     if allowed != required else "")
-                             + " for this group's settings")
+            raise ValueError(
+                f"state of param {index} has keys {sorted(entry)}; expected "
+                f"{sorted(required)}"
+                + (f" and any of {sorted(allowed - required)}" if allowed != required else "")
+                + " for this group's settings"
+            )
         names = set(entry) & set(self._all_state_names())
         if "step" in entry:
             # Step 0: a param that has not stepped yet (torch's Adagrad saves
             # those); its arrays are restored and it still counts as not stepped.
             step = _real_number(entry["step"])
             if step is None or not step >= 0 or step != int(step):
-                raise ValueError(f"state of param {index}: step must be a non-negative "
-                                 f"whole number, got {entry['step']!r}")
+                raise ValueError(
+                    f"state of param {index}: step must be a non-negative "
+                    f"whole number, got {entry['step']!r}"
+                )
         scalars = {}
         for name, spec in self._tensor_state.items():
             if not spec.exported:
                 continue
             value = _real_number(entry[name])
             if value is None or not spec.low <= value <= spec.high:
-                raise ValueError(f"state of param {index}: {name} must be a number in "
-                                 f"[{spec.low}, {spec.high}], got {entry[name]!r}")
+                raise ValueError(
+                    f"state of param {index}: {name} must be a number in "
+                    f"[{spec.low}, {spec.high}], got {entry[name]!r}"
+                )
             scalars[name] = value
         for name in names:
             like, like_what = param, "the param"
@@ -623,7 +741,9 @@ class Optimizer:
             return np.empty(param.shape, np.float32), what
         if name.endswith("_absmax"):
             return np.empty(_precision.n_blocks(param.size), np.float32), what
-        if storage.state_kind == _precision.KIND_INT8 and not _precision.quantized(storage, param.size):
+        if storage.state_kind == _precision.KIND_INT8 and not _precision.quantized(
+            storage, param.size
+        ):
             return np.empty(param.shape, np.float32), what
         return np.empty(param.shape, storage.state_dtype), what
 
@@ -641,8 +761,16 @@ class Optimizer:
     # Attributes rebuilt on unpickling, not pickled: the compiled plans (raw
     # pointers), the state blocks (pickled as a state_dict instead), the kernel
     # module, and the NumPy twins' scratch cache.
-    _unpickled = ("param_groups", "_plans", "_blocks", "_n_params", "_kernels", "_storages",
-                  "_kernel_group", "_reference_cache")
+    _unpickled = (
+        "param_groups",
+        "_plans",
+        "_blocks",
+        "_n_params",
+        "_kernels",
+        "_storages",
+        "_kernel_group",
+        "_reference_cache",
+    )
 
     def __getstate__(self):
         """What pickle and copy.deepcopy save: the param groups with their arrays, a
@@ -666,8 +794,9 @@ class Optimizer:
             >>> pickle.loads(pickle.dumps(opt)).state[0]["step"]
             1.0
         """
-        state = {name: value for name, value in self.__dict__.items()
-                 if name not in self._unpickled}
+        state = {
+            name: value for name, value in self.__dict__.items() if name not in self._unpickled
+        }
         state["param_groups"] = [dict(group) for group in self.param_groups]
         state["state_dict"] = self.state_dict()
         return state

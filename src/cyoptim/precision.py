@@ -32,8 +32,9 @@ from . import registry
 
 try:
     import ml_dtypes
+
     BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:          # ml_dtypes is a dependency; this keeps the import cheap to fail
+except ImportError:  # ml_dtypes is a dependency; this keeps the import cheap to fail
     BFLOAT16 = None
 
 FLOAT16 = np.dtype(np.float16)
@@ -42,8 +43,8 @@ FLOAT64 = np.dtype(np.float64)
 
 # Storage kinds: pyx/staging.pxi's KIND_* values.
 KIND_F32, KIND_BF16, KIND_F16, KIND_INT8 = 0, 1, 2, 3
-QBLOCK = 256            # elements per int8 block (staging.pxi)
-INT8_MIN_SIZE = 4096    # smaller tensors keep int8 states in float32
+QBLOCK = 256  # elements per int8 block (staging.pxi)
+INT8_MIN_SIZE = 4096  # smaller tensors keep int8 states in float32
 
 STATE_DTYPES = (None, "float32", "bfloat16", "int8")
 
@@ -51,8 +52,9 @@ STATE_DTYPES = (None, "float32", "bfloat16", "int8")
 INT8_KERNELS = ("sgd", "adam", "adagrad", "rmsprop", "lion")
 
 # State blocks that are never negative: their int8 codes use the unsigned map.
-NONNEGATIVE_STATES = frozenset({"exp_avg_sq", "max_exp_avg_sq", "sum", "square_avg",
-                                "acc_delta", "exp_inf", "step_size"})
+NONNEGATIVE_STATES = frozenset(
+    {"exp_avg_sq", "max_exp_avg_sq", "sum", "square_avg", "acc_delta", "exp_inf", "step_size"}
+)
 
 MASTER = "master_param"
 
@@ -62,40 +64,53 @@ class Precision(namedtuple("Precision", "master_weights state_dtype stochastic_r
 
     @property
     def default(self):
-        return (not self.master_weights and self.state_dtype is None
-                and not self.stochastic_rounding)
+        return (
+            not self.master_weights and self.state_dtype is None and not self.stochastic_rounding
+        )
 
 
-def check(kernel, master_weights=False, state_dtype=None, stochastic_rounding=False,
-          seed=None):
+def check(kernel, master_weights=False, state_dtype=None, stochastic_rounding=False, seed=None):
     """Validate the options of an optimizer whose kernel is ``kernel``."""
-    for name, value in (("master_weights", master_weights),
-                        ("stochastic_rounding", stochastic_rounding)):
+    for name, value in (
+        ("master_weights", master_weights),
+        ("stochastic_rounding", stochastic_rounding),
+    ):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {value!r}")
     if state_dtype not in STATE_DTYPES:
         raise ValueError(f"state_dtype must be one of {STATE_DTYPES}, got {state_dtype!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                             or not 0 <= seed < 2**32):
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32
+    ):
         raise ValueError(f"seed must be an integer in [0, 2**32) or None, got {seed!r}")
     if stochastic_rounding and master_weights:
-        raise ValueError("stochastic_rounding=True rounds the params themselves; with "
-                         "master_weights=True they are rounded from the float32 master "
-                         "copy instead: choose one")
+        raise ValueError(
+            "stochastic_rounding=True rounds the params themselves; with "
+            "master_weights=True they are rounded from the float32 master "
+            "copy instead: choose one"
+        )
     if stochastic_rounding and seed is None:
         # Drawn once: the optimizer's copies (pickle, deepcopy) round alike.
         seed = int(np.random.SeedSequence().generate_state(1)[0])
-    precision = Precision(bool(master_weights), state_dtype, bool(stochastic_rounding),
-                          None if seed is None else int(seed))
+    precision = Precision(
+        bool(master_weights),
+        state_dtype,
+        bool(stochastic_rounding),
+        None if seed is None else int(seed),
+    )
     if precision.default:
         return precision
     if kernel not in STAGED_KERNELS:
-        raise ValueError(f"this optimizer keeps float32 or float64 params and states only: "
-                         f"master_weights, state_dtype and stochastic_rounding are for "
-                         f"{', '.join(sorted(STAGED_CLASSES))}")
+        raise ValueError(
+            f"this optimizer keeps float32 or float64 params and states only: "
+            f"master_weights, state_dtype and stochastic_rounding are for "
+            f"{', '.join(sorted(STAGED_CLASSES))}"
+        )
     if state_dtype == "int8" and kernel not in INT8_KERNELS:
-        raise ValueError(f"state_dtype='int8' is for the optimizers of "
-                         f"{', '.join(INT8_KERNELS)} kernels; use 'bfloat16' here")
+        raise ValueError(
+            f"state_dtype='int8' is for the optimizers of "
+            f"{', '.join(INT8_KERNELS)} kernels; use 'bfloat16' here"
+        )
     if state_dtype == "bfloat16" and BFLOAT16 is None:
         raise ImportError("bfloat16 needs the ml_dtypes package: pip install ml_dtypes")
     return precision
@@ -129,24 +144,34 @@ def group_storage(precision, dtype, kernel, where):
         return None
     if dtype == FLOAT64:
         if not precision.default:
-            raise ValueError(f"{where} has float64 params: master_weights, state_dtype and "
-                             f"stochastic_rounding are for float32, bfloat16 and float16 params")
+            raise ValueError(
+                f"{where} has float64 params: master_weights, state_dtype and "
+                f"stochastic_rounding are for float32, bfloat16 and float16 params"
+            )
         return None
     if precision.master_weights and not sixteen:
-        raise ValueError(f"master_weights=True keeps a float32 copy of 16-bit params; "
-                         f"{where} has {dtype} params")
+        raise ValueError(
+            f"master_weights=True keeps a float32 copy of 16-bit params; "
+            f"{where} has {dtype} params"
+        )
     if precision.stochastic_rounding and dtype != BFLOAT16:
-        raise ValueError(f"stochastic_rounding=True rounds bfloat16 params; {where} has "
-                         f"{dtype} params")
+        raise ValueError(
+            f"stochastic_rounding=True rounds bfloat16 params; {where} has {dtype} params"
+        )
     state_dtype = precision.state_dtype
     if state_dtype is None:
         state_dtype = "float32" if precision.master_weights or not sixteen else str(dtype)
     if not sixteen and state_dtype == "float32":
         return None
-    kind = {"float32": KIND_F32, "bfloat16": KIND_BF16, "float16": KIND_F16,
-            "int8": KIND_INT8}[state_dtype]
-    storage_dtype = {KIND_F32: FLOAT32, KIND_BF16: BFLOAT16, KIND_F16: FLOAT16,
-                     KIND_INT8: np.dtype(np.uint8)}[kind]
+    kind = {"float32": KIND_F32, "bfloat16": KIND_BF16, "float16": KIND_F16, "int8": KIND_INT8}[
+        state_dtype
+    ]
+    storage_dtype = {
+        KIND_F32: FLOAT32,
+        KIND_BF16: BFLOAT16,
+        KIND_F16: FLOAT16,
+        KIND_INT8: np.dtype(np.uint8),
+    }[kind]
     return Storage(param_kind(dtype), kind, storage_dtype, precision.master_weights)
 
 
@@ -159,8 +184,9 @@ def n_blocks(size):
     return -(-size // QBLOCK)
 
 
-STAGED_KERNELS = tuple(k.name for k in registry.KERNELS if k.driver == "generated"
-                       and not k.name.startswith("muon"))
+STAGED_KERNELS = tuple(
+    k.name for k in registry.KERNELS if k.driver == "generated" and not k.name.startswith("muon")
+)
 STAGED_CLASSES = tuple(o.name for o in registry.OPTIMIZERS if o.kernel in STAGED_KERNELS)
 
 
@@ -170,7 +196,7 @@ def state_bytes(opt):
     its work buffers. Works for cyoptim and cyoptim.torch optimizers (and any
     torch.optim.Optimizer: the tensors in its ``state``)."""
     blocks = getattr(opt, "_blocks", None)
-    if isinstance(blocks, list):                    # a cyoptim (NumPy) optimizer
+    if isinstance(blocks, list):  # a cyoptim (NumPy) optimizer
         total = 0
         for group_blocks in blocks:
             for block in group_blocks.values():

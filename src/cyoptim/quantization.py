@@ -25,7 +25,7 @@ infinity) gets a non-finite absmax and dequantizes to non-finite values.
 import numpy as np
 
 QBLOCK = 256
-_EXPONENT_LEVELS = 7          # decades 1e-6 .. 1
+_EXPONENT_LEVELS = 7  # decades 1e-6 .. 1
 
 
 def dynamic_map(signed=True):
@@ -37,7 +37,7 @@ def dynamic_map(signed=True):
     bitsandbytes' ``create_dynamic_map`` (to float32 rounding)."""
     values = [0.0, 1.0]
     for level in range(_EXPONENT_LEVELS):
-        intervals = 2 ** level if signed else 2 ** (level + 1)
+        intervals = 2**level if signed else 2 ** (level + 1)
         bounds = np.linspace(0.1, 1.0, intervals + 1)
         middles = (bounds[:-1] + bounds[1:]) / 2 * 10.0 ** (level - _EXPONENT_LEVELS + 1)
         values += list(middles)
@@ -69,7 +69,7 @@ def quantize_blockwise(x, signed=True):
     """(codes, absmax): uint8 codes of x's shape and float32 absmax per block."""
     blocks, n = _blocks(x)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        absmax = np.abs(blocks).max(axis=1).astype(np.float32)      # NaN propagates
+        absmax = np.abs(blocks).max(axis=1).astype(np.float32)  # NaN propagates
         inverse = np.where(absmax == 0, np.float32(0), np.float32(1) / absmax).astype(np.float32)
         y = (blocks * inverse[:, None]).astype(np.float32)
     # NaN sorts last: code 255.
@@ -84,9 +84,11 @@ def dequantize_blockwise(codes, absmax, signed=True, dtype=np.float32):
     absmax = np.asarray(absmax, dtype=np.float32)
     flat = codes.reshape(-1)
     if absmax.shape != (-(-flat.size // QBLOCK),):
-        raise ValueError(f"{flat.size} codes need {-(-flat.size // QBLOCK)} absmax values "
-                         f"(one per block of {QBLOCK}), got shape {absmax.shape}")
-    scale = np.repeat(absmax, QBLOCK)[:flat.size]
+        raise ValueError(
+            f"{flat.size} codes need {-(-flat.size // QBLOCK)} absmax values "
+            f"(one per block of {QBLOCK}), got shape {absmax.shape}"
+        )
+    scale = np.repeat(absmax, QBLOCK)[: flat.size]
     with np.errstate(invalid="ignore", over="ignore"):
         values = dynamic_map(signed)[flat] * scale
     return values.astype(dtype).reshape(codes.shape)
@@ -111,7 +113,7 @@ def bucket_tables(signed=True):
     keys = np.arange(_FIRST_KEY, _LAST_KEY + 1, dtype=np.uint32)
     lower = (keys << BUCKET_SHIFT).view(np.float32).astype(np.float64)
     upper = ((keys + 1) << BUCKET_SHIFT).view(np.float32).astype(np.float64)
-    lower[0], upper[-1] = 0.0, np.inf           # values beyond the ends are clamped in
+    lower[0], upper[-1] = 0.0, np.inf  # values beyond the ends are clamped in
     t64 = t.astype(np.float64)
     positive = np.searchsorted(t64, lower, side="left")
     negative = np.searchsorted(t64, -upper, side="right")

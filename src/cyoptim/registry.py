@@ -67,77 +67,171 @@ ELEMENT_TYPES = (
 # which it exists (a Cython expression over the kernel's arguments).
 Block = namedtuple("Block", "name when", defaults=(None,))
 
-Kernel = namedtuple("Kernel", [
-    "name",            # the kernel's Python name and the prefix of its C names
-    "struct",          # the prefix of its C struct names
-    "doc",             # one line: what the kernel computes
-    "blocks",          # state blocks, in the element function's argument order
-    "hyper",           # (name, C type) of each hyperparameter, keyword-only
-    "run_scalars",     # (name, C type) of each per-run scalar; () for none
-    "tensor_state",    # names of per-tensor float64 scalar states; () for none
-    "cost",            # COST_LIGHT or COST_HEAVY (common.pxi: the thread threshold)
-    "driver",          # "generated", or "custom": the .pxi writes its own def
-    "element_types",   # names from ELEMENT_TYPES
-    "tensor_norms",    # True when an update reads reductions over the whole tensor
-                       # (LAMB's norms, Adafactor's row and column factors): then a
-                       # shard of a tensor cannot be stepped alone
-], defaults=((), (), "COST_HEAVY", "generated", ("f32", "f64"), False))
+Kernel = namedtuple(
+    "Kernel",
+    [
+        "name",  # the kernel's Python name and the prefix of its C names
+        "struct",  # the prefix of its C struct names
+        "doc",  # one line: what the kernel computes
+        "blocks",  # state blocks, in the element function's argument order
+        "hyper",  # (name, C type) of each hyperparameter, keyword-only
+        "run_scalars",  # (name, C type) of each per-run scalar; () for none
+        "tensor_state",  # names of per-tensor float64 scalar states; () for none
+        "cost",  # COST_LIGHT or COST_HEAVY (common.pxi: the thread threshold)
+        "driver",  # "generated", or "custom": the .pxi writes its own def
+        "element_types",  # names from ELEMENT_TYPES
+        "tensor_norms",  # True when an update reads reductions over the whole tensor
+        # (LAMB's norms, Adafactor's row and column factors): then a
+        # shard of a tensor cannot be stepped alone
+    ],
+    defaults=((), (), "COST_HEAVY", "generated", ("f32", "f64"), False),
+)
 
 D, B = "double", "bint"
 
 KERNELS = (
-    Kernel("sgd", "SGD", "SGD with momentum, dampening and Nesterov (torch.optim.SGD)",
-           blocks=(Block("momentum_buffer", "momentum != 0"),),
-           hyper=(("lr", D), ("momentum", D), ("dampening", D), ("weight_decay", D),
-                  ("nesterov", B), ("maximize", B)),
-           run_scalars=(("first", B),),
-           tensor_state=("momentum_started",),
-           cost="COST_LIGHT"),
-    Kernel("adam", "Adam", "Adam and AdamW (torch.optim.Adam)",
-           blocks=(Block("exp_avg"), Block("exp_avg_sq"), Block("max_exp_avg_sq", "amsgrad")),
-           hyper=(("lr", D), ("beta1", D), ("beta2", D), ("eps", D), ("weight_decay", D),
-                  ("amsgrad", B), ("maximize", B), ("decoupled_weight_decay", B)),
-           run_scalars=(("step_size", D), ("bc2_sqrt", D))),
-    Kernel("adagrad", "Adagrad", "Adagrad (torch.optim.Adagrad)",
-           blocks=(Block("sum"),),
-           hyper=(("lr", D), ("lr_decay", D), ("eps", D), ("weight_decay", D),
-                  ("maximize", B)),
-           run_scalars=(("clr", D),)),
-    Kernel("rmsprop", "RMSprop", "RMSprop, centered and with momentum (torch.optim.RMSprop)",
-           blocks=(Block("square_avg"), Block("grad_avg", "centered"),
-                   Block("momentum_buffer", "momentum > 0")),
-           hyper=(("lr", D), ("alpha", D), ("eps", D), ("weight_decay", D), ("momentum", D),
-                  ("centered", B), ("maximize", B))),
-    Kernel("adadelta", "Adadelta", "Adadelta (torch.optim.Adadelta)",
-           blocks=(Block("square_avg"), Block("acc_delta")),
-           hyper=(("lr", D), ("rho", D), ("eps", D), ("weight_decay", D), ("maximize", B))),
-    Kernel("adamax", "Adamax", "Adamax (torch.optim.Adamax)",
-           blocks=(Block("exp_avg"), Block("exp_inf")),
-           hyper=(("lr", D), ("beta1", D), ("beta2", D), ("eps", D), ("weight_decay", D),
-                  ("maximize", B)),
-           run_scalars=(("clr", D),)),
-    Kernel("nadam", "NAdam", "NAdam (torch.optim.NAdam)",
-           blocks=(Block("exp_avg"), Block("exp_avg_sq")),
-           hyper=(("lr", D), ("beta1", D), ("beta2", D), ("eps", D), ("weight_decay", D),
-                  ("momentum_decay", D), ("decoupled_weight_decay", B), ("maximize", B)),
-           run_scalars=(("mu", D), ("mu_next", D), ("bc2", D), ("coef_grad", D),
-                        ("coef_avg", D)),
-           tensor_state=("mu_product",)),
-    Kernel("radam", "RAdam", "RAdam (torch.optim.RAdam)",
-           blocks=(Block("exp_avg"), Block("exp_avg_sq")),
-           hyper=(("lr", D), ("beta1", D), ("beta2", D), ("eps", D), ("weight_decay", D),
-                  ("decoupled_weight_decay", B), ("maximize", B)),
-           run_scalars=(("bc1", D), ("bc2_sqrt", D), ("rect", D))),
-    Kernel("lion", "Lion", "Lion (Chen et al. 2023, as optax.lion)",
-           blocks=(Block("exp_avg"),),
-           hyper=(("lr", D), ("beta1", D), ("beta2", D), ("weight_decay", D), ("maximize", B)),
-           cost="COST_LIGHT"),
-    Kernel("lamb", "Lamb", "LAMB (You et al. 2019, as optax.lamb): two passes with norms",
-           blocks=(Block("exp_avg"), Block("exp_avg_sq")),
-           hyper=(("lr", D), ("beta1", D), ("beta2", D), ("eps", D), ("weight_decay", D),
-                  ("maximize", B)),
-           run_scalars=(("bc1", D), ("bc2", D)),
-           driver="custom", tensor_norms=True),
+    Kernel(
+        "sgd",
+        "SGD",
+        "SGD with momentum, dampening and Nesterov (torch.optim.SGD)",
+        blocks=(Block("momentum_buffer", "momentum != 0"),),
+        hyper=(
+            ("lr", D),
+            ("momentum", D),
+            ("dampening", D),
+            ("weight_decay", D),
+            ("nesterov", B),
+            ("maximize", B),
+        ),
+        run_scalars=(("first", B),),
+        tensor_state=("momentum_started",),
+        cost="COST_LIGHT",
+    ),
+    Kernel(
+        "adam",
+        "Adam",
+        "Adam and AdamW (torch.optim.Adam)",
+        blocks=(Block("exp_avg"), Block("exp_avg_sq"), Block("max_exp_avg_sq", "amsgrad")),
+        hyper=(
+            ("lr", D),
+            ("beta1", D),
+            ("beta2", D),
+            ("eps", D),
+            ("weight_decay", D),
+            ("amsgrad", B),
+            ("maximize", B),
+            ("decoupled_weight_decay", B),
+        ),
+        run_scalars=(("step_size", D), ("bc2_sqrt", D)),
+    ),
+    Kernel(
+        "adagrad",
+        "Adagrad",
+        "Adagrad (torch.optim.Adagrad)",
+        blocks=(Block("sum"),),
+        hyper=(("lr", D), ("lr_decay", D), ("eps", D), ("weight_decay", D), ("maximize", B)),
+        run_scalars=(("clr", D),),
+    ),
+    Kernel(
+        "rmsprop",
+        "RMSprop",
+        "RMSprop, centered and with momentum (torch.optim.RMSprop)",
+        blocks=(
+            Block("square_avg"),
+            Block("grad_avg", "centered"),
+            Block("momentum_buffer", "momentum > 0"),
+        ),
+        hyper=(
+            ("lr", D),
+            ("alpha", D),
+            ("eps", D),
+            ("weight_decay", D),
+            ("momentum", D),
+            ("centered", B),
+            ("maximize", B),
+        ),
+    ),
+    Kernel(
+        "adadelta",
+        "Adadelta",
+        "Adadelta (torch.optim.Adadelta)",
+        blocks=(Block("square_avg"), Block("acc_delta")),
+        hyper=(("lr", D), ("rho", D), ("eps", D), ("weight_decay", D), ("maximize", B)),
+    ),
+    Kernel(
+        "adamax",
+        "Adamax",
+        "Adamax (torch.optim.Adamax)",
+        blocks=(Block("exp_avg"), Block("exp_inf")),
+        hyper=(
+            ("lr", D),
+            ("beta1", D),
+            ("beta2", D),
+            ("eps", D),
+            ("weight_decay", D),
+            ("maximize", B),
+        ),
+        run_scalars=(("clr", D),),
+    ),
+    Kernel(
+        "nadam",
+        "NAdam",
+        "NAdam (torch.optim.NAdam)",
+        blocks=(Block("exp_avg"), Block("exp_avg_sq")),
+        hyper=(
+            ("lr", D),
+            ("beta1", D),
+            ("beta2", D),
+            ("eps", D),
+            ("weight_decay", D),
+            ("momentum_decay", D),
+            ("decoupled_weight_decay", B),
+            ("maximize", B),
+        ),
+        run_scalars=(("mu", D), ("mu_next", D), ("bc2", D), ("coef_grad", D), ("coef_avg", D)),
+        tensor_state=("mu_product",),
+    ),
+    Kernel(
+        "radam",
+        "RAdam",
+        "RAdam (torch.optim.RAdam)",
+        blocks=(Block("exp_avg"), Block("exp_avg_sq")),
+        hyper=(
+            ("lr", D),
+            ("beta1", D),
+            ("beta2", D),
+            ("eps", D),
+            ("weight_decay", D),
+            ("decoupled_weight_decay", B),
+            ("maximize", B),
+        ),
+        run_scalars=(("bc1", D), ("bc2_sqrt", D), ("rect", D)),
+    ),
+    Kernel(
+        "lion",
+        "Lion",
+        "Lion (Chen et al. 2023, as optax.lion)",
+        blocks=(Block("exp_avg"),),
+        hyper=(("lr", D), ("beta1", D), ("beta2", D), ("weight_decay", D), ("maximize", B)),
+        cost="COST_LIGHT",
+    ),
+    Kernel(
+        "lamb",
+        "Lamb",
+        "LAMB (You et al. 2019, as optax.lamb): two passes with norms",
+        blocks=(Block("exp_avg"), Block("exp_avg_sq")),
+        hyper=(
+            ("lr", D),
+            ("beta1", D),
+            ("beta2", D),
+            ("eps", D),
+            ("weight_decay", D),
+            ("maximize", B),
+        ),
+        run_scalars=(("bc1", D), ("bc2", D)),
+        driver="custom",
+        tensor_norms=True,
+    ),
     # Muon (cyoptim.Muon) is not element-wise: a step is these two passes with
     # the Newton-Schulz matrix products (NumPy's matmul, a BLAS) between them.
     # Both are generated drivers; `update` is Muon's param-sized scratch block
@@ -145,51 +239,97 @@ KERNELS = (
     # first pass, orthogonalized in place between the passes, read by the second.
     # lr_ratio is not state either: the class writes it before every step from
     # each param's shape and the group's adjust_lr_fn (torch's _adjust_lr).
-    Kernel("muon_momentum", "MuonMomentum",
-           "Muon's first pass: momentum, the Nesterov blend, the update rounded to bfloat16",
-           blocks=(Block("momentum_buffer"), Block("update")),
-           hyper=(("momentum", D), ("nesterov", B)),
-           cost="COST_LIGHT"),
-    Kernel("muon_apply", "MuonApply",
-           "Muon's last pass: decoupled weight decay and the orthogonalized update",
-           blocks=(Block("update"),),
-           hyper=(("lr", D), ("weight_decay", D)),
-           run_scalars=(("decay", D), ("neg_lr", D)),
-           tensor_state=("lr_ratio",),
-           cost="COST_LIGHT"),
-    Kernel("rprop", "Rprop", "Rprop (torch.optim.Rprop)",
-           blocks=(Block("prev"), Block("step_size")),
-           hyper=(("lr", D), ("etaminus", D), ("etaplus", D), ("step_size_min", D),
-                  ("step_size_max", D), ("maximize", B)),
-           run_scalars=(("first", B),),
-           cost="COST_LIGHT"),
+    Kernel(
+        "muon_momentum",
+        "MuonMomentum",
+        "Muon's first pass: momentum, the Nesterov blend, the update rounded to bfloat16",
+        blocks=(Block("momentum_buffer"), Block("update")),
+        hyper=(("momentum", D), ("nesterov", B)),
+        cost="COST_LIGHT",
+    ),
+    Kernel(
+        "muon_apply",
+        "MuonApply",
+        "Muon's last pass: decoupled weight decay and the orthogonalized update",
+        blocks=(Block("update"),),
+        hyper=(("lr", D), ("weight_decay", D)),
+        run_scalars=(("decay", D), ("neg_lr", D)),
+        tensor_state=("lr_ratio",),
+        cost="COST_LIGHT",
+    ),
+    Kernel(
+        "rprop",
+        "Rprop",
+        "Rprop (torch.optim.Rprop)",
+        blocks=(Block("prev"), Block("step_size")),
+        hyper=(
+            ("lr", D),
+            ("etaminus", D),
+            ("etaplus", D),
+            ("step_size_min", D),
+            ("step_size_max", D),
+            ("maximize", B),
+        ),
+        run_scalars=(("first", B),),
+        cost="COST_LIGHT",
+    ),
     # Adafactor's state is not param-sized: row_var and col_var hold each
     # factored tensor's row and column factors, variance the unfactored
     # tensors' elements (the class's _state_shape says which param has which,
     # in what shape). A custom driver of three passes with reductions.
-    Kernel("adafactor", "Adafactor",
-           "Adafactor (torch.optim.Adafactor): factored second moments, three passes with norms",
-           blocks=(Block("row_var"), Block("col_var"), Block("variance")),
-           hyper=(("lr", D), ("beta2_decay", D), ("eps1", D), ("eps2", D), ("d", D),
-                  ("weight_decay", D), ("maximize", B)),
-           run_scalars=(("beta2_weight", D), ("rho", D)),
-           driver="custom", tensor_norms=True),
-    Kernel("asgd", "ASGD", "ASGD (torch.optim.ASGD)",
-           blocks=(Block("ax"),),
-           hyper=(("lr", D), ("lambd", D), ("alpha", D), ("t0", D), ("weight_decay", D),
-                  ("maximize", B)),
-           run_scalars=(("first", B), ("eta_next", D), ("mu_next", D), ("decay", D),
-                        ("eta", D), ("mu", D)),
-           tensor_state=("eta", "mu"),
-           cost="COST_LIGHT"),
+    Kernel(
+        "adafactor",
+        "Adafactor",
+        "Adafactor (torch.optim.Adafactor): factored second moments, three passes with norms",
+        blocks=(Block("row_var"), Block("col_var"), Block("variance")),
+        hyper=(
+            ("lr", D),
+            ("beta2_decay", D),
+            ("eps1", D),
+            ("eps2", D),
+            ("d", D),
+            ("weight_decay", D),
+            ("maximize", B),
+        ),
+        run_scalars=(("beta2_weight", D), ("rho", D)),
+        driver="custom",
+        tensor_norms=True,
+    ),
+    Kernel(
+        "asgd",
+        "ASGD",
+        "ASGD (torch.optim.ASGD)",
+        blocks=(Block("ax"),),
+        hyper=(
+            ("lr", D),
+            ("lambd", D),
+            ("alpha", D),
+            ("t0", D),
+            ("weight_decay", D),
+            ("maximize", B),
+        ),
+        run_scalars=(
+            ("first", B),
+            ("eta_next", D),
+            ("mu_next", D),
+            ("decay", D),
+            ("eta", D),
+            ("mu", D),
+        ),
+        tensor_state=("eta", "mu"),
+        cost="COST_LIGHT",
+    ),
 )
 
 PY_TYPES = {D: "float", B: "bool"}
 
 # Hyperparameters a param group holds as a pair (torch's names) while the
 # kernel takes each half: the generated <kernel>_group unpacks them.
-PAIRS = {"betas": ("beta1", "beta2"), "etas": ("etaminus", "etaplus"),
-         "step_sizes": ("step_size_min", "step_size_max")}
+PAIRS = {
+    "betas": ("beta1", "beta2"),
+    "etas": ("etaminus", "etaplus"),
+    "step_sizes": ("step_size_min", "step_size_max"),
+}
 
 
 def group_pairs(kernel):
@@ -210,230 +350,37 @@ def element_types(kernel):
 
 # Optimizers
 # ----------
-# One row per public optimizer class. The settings of its tests (torch
-# parity, the NumPy twin, convergence) sit in the row too, as torch's
-# OptimizerInfo does, so that a new optimizer gets every generic check by
-# adding its row.
+# One row per public optimizer class: its name and its kernel. What only the
+# tests, the demo and the bench need sits beside them: the generic test table
+# (tests/optimizer_table.py, as torch keeps OptimizerInfo in its testing
+# package), the demo's tuned rates (cyoptim/examples/optimizers.py) and the
+# bench's settings (cyoptim/bench.py).
 
-# A named configuration of an optimizer: the demo's choices and the
-# convergence tests use them. key: the command-line name; options:
-# constructor arguments besides lr.
-Choice = namedtuple("Choice", "key label lr options", defaults=({},))
-
-# Settings of the generic tests (tests/test_optimizers.py):
-#   flags        name -> values: every combination is checked against torch
-#                and the NumPy twin (a combination the class refuses is left out);
-#   torch        constructor kwargs of the torch comparison, with lr given per
-#                dtype as (float64, float32) (see tests/optim_harness.torch_test_lr);
-#   torch_group  options of the second param group of the torch comparison;
-#   reference, reference_group: the same for the comparison with the NumPy twin;
-#   invariance   kwargs of the thread-count, SIMD-variant and state_dict checks;
-#   convergence  label -> Convergence: the configurations that must minimize
-#                Rosenbrock and a least-squares problem (tests/test_convergence.py);
-#   switches     hyperparameter -> the values group 0 takes in turn, a few steps
-#                each, compared with torch (state_dict and resumed runs too).
-Testing = namedtuple("Testing", "flags torch torch_group reference reference_group "
-                                "invariance convergence switches", defaults=({},))
-# options: constructor arguments besides lr; rosenbrock, least_squares: (lr,
-# gamma, steps) with lr_t = lr * gamma^t; least_squares_options: extra
-# constructor arguments of the least-squares run.
-Convergence = namedtuple("Convergence", "options rosenbrock least_squares least_squares_options",
-                         defaults=({},))
-
-Optimizer = namedtuple("Optimizer", [
-    "name",            # the class name in cyoptim, cyoptim.reference and torch.optim
-    "kernel",          # the KERNELS row it calls
-    "torch",           # whether torch.optim has it (same name, same update)
-    "torch_fused",     # whether torch.optim has a fused CPU kernel for it
-    "demo",            # Choice entries of the demo (tuned on the digits MLP)
-    "bench",           # (constructor kwargs, param-sized arrays streamed per step)
-    "testing",         # Testing
-])
-
-ADAM_FLAGS = dict(amsgrad=(False, True), maximize=(False, True), weight_decay=(0.0, 0.1),
-                  decoupled_weight_decay=(False, True))
+OptimizerRow = namedtuple(
+    "OptimizerRow",
+    [
+        "name",  # the class name in cyoptim, cyoptim.reference and torch.optim
+        "kernel",  # the KERNELS row it calls
+        "torch",  # whether torch.optim has it (same name, same update)
+        "torch_fused",  # whether torch.optim has a fused CPU kernel for it
+    ],
+)
 
 OPTIMIZERS = (
-    Optimizer("SGD", "sgd", torch=True, torch_fused=True,
-              demo=(Choice("sgd", "SGD", 0.1),
-                    Choice("momentum", "SGD+momentum", 0.01, {"momentum": 0.9}),
-                    Choice("nesterov", "Nesterov", 0.01, {"momentum": 0.9, "nesterov": True})),
-              bench=({"momentum": 0.9}, 3 + 2),
-              testing=Testing(
-                  flags=dict(momentum=(0.0, 0.9), dampening=(0.0, 0.3), nesterov=(False, True),
-                             weight_decay=(0.0, 0.01), maximize=(False, True)),
-                  torch=dict(lr=(1e-2, 1e-4)), torch_group=dict(lr_scale=2),
-                  reference=dict(lr=1e-2), reference_group=dict(lr=0.1, momentum=0.5),
-                  invariance=dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
-                  switches={"momentum": (0.0, 0.9, 0.0, 0.9), "dampening": (0.3, 0.3, 0.0, 0.3)},
-                  convergence={
-                      "SGD": Convergence({}, (1e-3, 1.0, 12000), (0.3, 1.0, 100)),
-                      "SGD-momentum": Convergence({"momentum": 0.9}, (1e-3, 1.0, 1500),
-                                                  (0.1, 1.0, 300)),
-                      "SGD-nesterov": Convergence({"momentum": 0.9, "nesterov": True},
-                                                  (7e-4, 1.0, 2000), (0.1, 1.0, 200))})),
-    Optimizer("Adagrad", "adagrad", torch=True, torch_fused=True,
-              demo=(Choice("adagrad", "Adagrad", 0.01),),
-              bench=({}, 3 + 2),
-              testing=Testing(
-                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1),
-                             lr_decay=(0.0, 0.01), initial_accumulator_value=(0.0, 0.1)),
-                  torch=dict(lr=(1e-2, 3e-3)),
-                  torch_group=dict(lr_scale=3, lr_decay=0.05, weight_decay=0.05,
-                                   initial_accumulator_value=0.5),
-                  reference=dict(lr=0.1), reference_group=dict(lr=0.3, lr_decay=0.5, eps=1e-3),
-                  invariance=dict(lr=0.1, lr_decay=0.01, weight_decay=0.1,
-                                  initial_accumulator_value=0.1),
-                  convergence={"Adagrad": Convergence({}, (0.85, 1.0, 8000), (1.0, 1.0, 100))})),
-    Optimizer("RMSprop", "rmsprop", torch=True, torch_fused=False,
-              demo=(Choice("rmsprop", "RMSprop", 1e-3),),
-              bench=({"momentum": 0.9, "centered": True}, 5 + 4),
-              testing=Testing(
-                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1),
-                             momentum=(0.0, 0.9), centered=(False, True)),
-                  torch=dict(lr=(1e-2, 1e-4)),
-                  torch_group=dict(lr_scale=2, alpha=0.9, eps=1e-6),
-                  reference=dict(lr=1e-2),
-                  reference_group=dict(lr=0.1, alpha=0.3, momentum=0.5, eps=1e-3),
-                  invariance=dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1),
-                  switches={"momentum": (0.9, 0.0, 0.9), "centered": (True, False, True)},
-                  convergence={
-                      "RMSprop": Convergence({}, (0.1, 0.998, 3500), (0.1, 0.995, 400)),
-                      "RMSprop-centered": Convergence({"centered": True}, (0.03, 0.998, 3500),
-                                                      (0.1, 0.995, 400))})),
-    Optimizer("Adadelta", "adadelta", torch=True, torch_fused=False,
-              demo=(Choice("adadelta", "Adadelta", 3.0),),
-              bench=({}, 4 + 3),
-              testing=Testing(
-                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1), rho=(0.9, 0.3)),
-                  torch=dict(lr=(1.0, 0.1)), torch_group=dict(lr_scale=0.5, eps=1e-4),
-                  reference=dict(lr=1.0), reference_group=dict(lr=0.3, rho=0.5, eps=1e-3),
-                  invariance=dict(lr=1.0, weight_decay=0.1),
-                  convergence={"Adadelta": Convergence({}, (2.0, 0.999, 4000), (0.5, 1.0, 1500))})),
-    Optimizer("Adam", "adam", torch=True, torch_fused=True,
-              demo=(Choice("adam", "Adam", 1e-3),),
-              bench=({}, 4 + 3),
-              testing=Testing(
-                  flags=ADAM_FLAGS,
-                  torch=dict(lr=(1e-3, 1e-3), betas=(0.8, 0.99), eps=1e-6),
-                  torch_group=dict(lr=3e-3, weight_decay=0.05),
-                  reference=dict(lr=1e-2), reference_group=dict(lr=0.1, betas=(0.3, 0.5)),
-                  invariance=dict(amsgrad=True, weight_decay=0.1),
-                  switches={"weight_decay": (0.0, 0.1, 0.0), "maximize": (False, True)},
-                  convergence={
-                      "Adam": Convergence({}, (0.5, 0.999, 1200), (0.1, 0.995, 300)),
-                      "Adam-amsgrad": Convergence({"amsgrad": True}, (0.2, 1.0, 1000),
-                                                  (0.1, 1.0, 300))})),
-    Optimizer("AdamW", "adam", torch=True, torch_fused=True,
-              demo=(Choice("adamw", "AdamW", 3e-3),),
-              bench=({}, 4 + 3),
-              testing=Testing(
-                  flags=dict(amsgrad=(False, True), maximize=(False, True)),
-                  torch=dict(lr=(1e-3, 1e-3)), torch_group=dict(lr=2e-3),
-                  reference=dict(lr=1e-2), reference_group=dict(lr=0.1, betas=(0.3, 0.5)),
-                  invariance=dict(amsgrad=True, weight_decay=0.1),
-                  convergence={"AdamW": Convergence({}, (0.1, 0.999, 3500), (0.1, 0.995, 400),
-                                                    {"weight_decay": 1e-4})})),
-    Optimizer("Adamax", "adamax", torch=True, torch_fused=False,
-              demo=(Choice("adamax", "Adamax", 0.01),),
-              bench=({}, 4 + 3),
-              testing=Testing(
-                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1)),
-                  torch=dict(lr=(2e-3, 2e-3), betas=(0.8, 0.99), eps=1e-6),
-                  torch_group=dict(lr=5e-3, weight_decay=0.05),
-                  reference=dict(lr=1e-2), reference_group=dict(lr=0.1, betas=(0.3, 0.5)),
-                  invariance=dict(lr=1e-2, weight_decay=0.01),
-                  convergence={"Adamax": Convergence({}, (0.01, 1.0, 6000), (0.3, 0.995, 300))})),
-    Optimizer("NAdam", "nadam", torch=True, torch_fused=False,
-              demo=(Choice("nadam", "NAdam", 3e-3),),
-              bench=({}, 4 + 3),
-              testing=Testing(
-                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1),
-                             decoupled_weight_decay=(False, True)),
-                  torch=dict(lr=(2e-3, 2e-3), betas=(0.8, 0.99), eps=1e-6, momentum_decay=0.01),
-                  torch_group=dict(lr=5e-3, weight_decay=0.05, momentum_decay=4e-3),
-                  reference=dict(lr=1e-2), reference_group=dict(lr=0.1, betas=(0.3, 0.5)),
-                  invariance=dict(lr=1e-2, weight_decay=0.01, decoupled_weight_decay=True),
-                  convergence={"NAdam": Convergence({}, (0.1, 0.999, 2000), (0.1, 0.995, 300))})),
-    Optimizer("RAdam", "radam", torch=True, torch_fused=False,
-              demo=(Choice("radam", "RAdam", 0.01),),
-              bench=({}, 4 + 3),
-              testing=Testing(
-                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1),
-                             decoupled_weight_decay=(False, True)),
-                  torch=dict(lr=(1e-3, 1e-3), betas=(0.8, 0.99), eps=1e-6),
-                  torch_group=dict(lr=3e-3, weight_decay=0.05),
-                  reference=dict(lr=1e-2), reference_group=dict(lr=0.1, betas=(0.3, 0.5)),
-                  invariance=dict(lr=1e-2, weight_decay=0.01),
-                  convergence={"RAdam": Convergence({}, (7e-3, 1.0, 9000), (0.3, 0.995, 300))})),
-    Optimizer("Lion", "lion", torch=False, torch_fused=False,
-              demo=(Choice("lion", "Lion", 1e-4),),
-              bench=({}, 3 + 2),
-              testing=Testing(
-                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.3)),
-                  torch=None, torch_group=None,
-                  reference=dict(lr=1e-2, betas=(0.8, 0.95)),
-                  reference_group=dict(lr=0.1, betas=(0.3, 0.5), weight_decay=0.05),
-                  invariance=dict(lr=1e-3, weight_decay=0.1),
-                  convergence={"Lion": Convergence({}, (0.1, 0.995, 1500), (0.03, 0.995, 1500))})),
-    Optimizer("LAMB", "lamb", torch=False, torch_fused=False,
-              demo=(Choice("lamb", "LAMB", 1e-3),),
-              bench=({"weight_decay": 1e-2}, (4 + 3) + (2 + 1)),    # 2 passes, u kept
-              testing=Testing(
-                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1)),
-                  torch=None, torch_group=None,
-                  reference=dict(lr=1e-2, eps=1e-6),
-                  reference_group=dict(lr=0.1, betas=(0.3, 0.5), weight_decay=0.05),
-                  invariance=dict(lr=1e-2, weight_decay=0.1),
-                  convergence={"LAMB": Convergence({}, (0.2, 0.995, 2000), (0.03, 0.995, 1500))})),
-    Optimizer("Rprop", "rprop", torch=True, torch_fused=False,
-              demo=(Choice("rprop", "Rprop", 3e-3, {"step_sizes": (1e-6, 3e-3)}),),
-              bench=({}, 4 + 3),
-              testing=Testing(
-                  flags=dict(maximize=(False, True), etas=((0.5, 1.2), (0.3, 1.5)),
-                             step_sizes=((1e-6, 50), (1e-3, 0.05))),
-                  torch=dict(lr=(1e-2, 1e-2)),
-                  torch_group=dict(lr_scale=2, etas=(0.7, 1.1), step_sizes=(1e-4, 0.02)),
-                  reference=dict(lr=1e-2),
-                  reference_group=dict(lr=0.1, etas=(0.2, 2.0), step_sizes=(0.01, 0.5)),
-                  invariance=dict(lr=1e-2, step_sizes=(1e-3, 0.05)),
-                  switches={"etas": ((0.5, 1.2), (0.2, 2.0), (0.5, 1.2)),
-                            "step_sizes": ((1e-6, 50), (1e-3, 0.02), (0.01, 0.5))},
-                  convergence={"Rprop": Convergence({}, (1e-3, 1.0, 2000), (1e-3, 1.0, 100))})),
-    Optimizer("ASGD", "asgd", torch=True, torch_fused=False,
-              demo=(Choice("asgd", "ASGD", 0.1),),
-              bench=({"t0": 0.0}, 3 + 2),                  # averaging from the second step
-              testing=Testing(
-                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1), t0=(1e6, 20.0),
-                             lambd=(1e-4, 0.5)),
-                  torch=dict(lr=(1e-2, 1e-3), alpha=0.6),
-                  torch_group=dict(lr_scale=2, lambd=0.1, t0=5.5, weight_decay=0.05),
-                  reference=dict(lr=1e-2),
-                  reference_group=dict(lr=0.1, lambd=0.3, alpha=1.5, t0=3.0),
-                  invariance=dict(lr=1e-2, t0=2.0, lambd=0.1, weight_decay=0.1),
-                  switches={"t0": (1e6, 0.0, 1e6), "lambd": (1e-4, 0.3, 1e-4),
-                            "weight_decay": (0.0, 0.1, 0.0), "lr": (1e-2, 3e-2, 1e-2)},
-                  convergence={"ASGD": Convergence({}, (1e-3, 1.0, 12000), (0.3, 1.0, 100))})),
-    Optimizer("Adafactor", "adafactor", torch=True, torch_fused=False,
-              demo=(Choice("adafactor", "Adafactor", 3e-2),),
-              # 1-d arrays (unfactored): pass 1 reads p, g, v and writes v, pass 3
-              # reads p, g, v and writes p.
-              bench=({}, 4 + 4),
-              testing=Testing(
-                  flags=dict(maximize=(False, True), weight_decay=(0.0, 0.1), d=(1.0, 2.0),
-                             eps=((None, 1e-3), (1e-3, 0.5))),
-                  torch=dict(lr=(1e-2, 1e-3)),
-                  torch_group=dict(lr_scale=3, beta2_decay=-0.5, eps=(1e-6, 1e-2), d=1.5),
-                  reference=dict(lr=1e-2),
-                  reference_group=dict(lr=0.05, beta2_decay=-0.6, eps=(1e-4, 0.1), d=3.0,
-                                       weight_decay=0.05),
-                  invariance=dict(lr=1e-2, weight_decay=0.1),
-                  switches={"weight_decay": (0.0, 0.1, 0.0), "maximize": (False, True),
-                            "d": (1.0, 2.0, 1.0)},
-                  # Least squares starts from x = 0, where the step is eps2 * rho
-                  # (relative to the param's RMS): a larger eps2 gets it moving.
-                  convergence={"Adafactor": Convergence({}, (0.1, 0.999, 5000), (0.3, 0.99, 300),
-                                                        {"eps": (None, 0.1)})})),
+    OptimizerRow("SGD", "sgd", torch=True, torch_fused=True),
+    OptimizerRow("Adagrad", "adagrad", torch=True, torch_fused=True),
+    OptimizerRow("RMSprop", "rmsprop", torch=True, torch_fused=False),
+    OptimizerRow("Adadelta", "adadelta", torch=True, torch_fused=False),
+    OptimizerRow("Adam", "adam", torch=True, torch_fused=True),
+    OptimizerRow("AdamW", "adam", torch=True, torch_fused=True),
+    OptimizerRow("Adamax", "adamax", torch=True, torch_fused=False),
+    OptimizerRow("NAdam", "nadam", torch=True, torch_fused=False),
+    OptimizerRow("RAdam", "radam", torch=True, torch_fused=False),
+    OptimizerRow("Lion", "lion", torch=False, torch_fused=False),
+    OptimizerRow("LAMB", "lamb", torch=False, torch_fused=False),
+    OptimizerRow("Rprop", "rprop", torch=True, torch_fused=False),
+    OptimizerRow("ASGD", "asgd", torch=True, torch_fused=False),
+    OptimizerRow("Adafactor", "adafactor", torch=True, torch_fused=False),
 )
 
 # Public optimizer classes that are not rows of OPTIMIZERS. Muon takes 2-d
@@ -461,20 +408,3 @@ CLOSURE_OPTIMIZERS = ("LBFGS",)
 
 NAMES = tuple(row.name for row in OPTIMIZERS)
 BY_NAME = {row.name: row for row in OPTIMIZERS}
-
-
-def optimizer_class(row):
-    """The cyoptim class of a row (resolved on use: see the module docstring)."""
-    from . import optimizers
-    return getattr(optimizers, row.name)
-
-
-def reference_class(row):
-    """The NumPy twin of a row (cyoptim.reference)."""
-    from . import reference
-    return getattr(reference, row.name)
-
-
-def demo_choices():
-    """(row, Choice) for every configuration the demo runs, in table order."""
-    return [(row, choice) for row in OPTIMIZERS for choice in row.demo]

@@ -23,7 +23,7 @@ from .early_stopping import EarlyStopping
 
 MODES = ("grid", "random")
 DEFAULT_TRIALS = 11
-DEFAULT_LR_RANGE = (1e-5, 1.0)      # with 11 trials, the grid is every half decade
+DEFAULT_LR_RANGE = (1e-5, 1.0)  # with 11 trials, the grid is every half decade
 FORMAT = "cyoptim.lr_search"
 VERSION = 1
 # Why a trial ended: early stopping, the epoch cap, a non-finite validation
@@ -79,18 +79,24 @@ class Trial:
     def from_dict(cls, record):
         """A trial from :meth:`to_dict`'s form; ValueError when something does not fit."""
         if not isinstance(record, dict) or set(record) != _TRIAL_KEYS:
-            raise ValueError(f"a trial must be an object with the keys "
-                             f"{', '.join(sorted(_TRIAL_KEYS))}")
+            raise ValueError(
+                f"a trial must be an object with the keys {', '.join(sorted(_TRIAL_KEYS))}"
+            )
         if record["stopped"] not in STOP_REASONS:
             raise ValueError(f"unknown stop reason {record['stopped']!r}")
         try:
-            return cls(int(record["index"]), float(record["lr"]),
-                       _optional_number(record["val_loss"]),
-                       _optional_number(record["val_accuracy"]), int(record["epochs"]),
-                       None if record["best_epoch"] is None else int(record["best_epoch"]),
-                       record["stopped"], float(record["seconds"]),
-                       tuple(_optional_number(v) for v in record["val_losses"]),
-                       tuple(_optional_number(v) for v in record["val_accuracies"]))
+            return cls(
+                int(record["index"]),
+                float(record["lr"]),
+                _optional_number(record["val_loss"]),
+                _optional_number(record["val_accuracy"]),
+                int(record["epochs"]),
+                None if record["best_epoch"] is None else int(record["best_epoch"]),
+                record["stopped"],
+                float(record["seconds"]),
+                tuple(_optional_number(v) for v in record["val_losses"]),
+                tuple(_optional_number(v) for v in record["val_accuracies"]),
+            )
         except (TypeError, ValueError) as error:
             raise ValueError(f"a trial holds a value of the wrong kind ({error})") from None
 
@@ -127,8 +133,10 @@ class LRSearchResult:
 
     def __repr__(self):
         best = "None" if self.best is None else f"{self.best.lr:.3g}"
-        return (f"LRSearchResult(mode={self.search['mode']!r}, trials={len(self.trials)}, "
-                f"best_lr={best})")
+        return (
+            f"LRSearchResult(mode={self.search['mode']!r}, trials={len(self.trials)}, "
+            f"best_lr={best})"
+        )
 
     def __str__(self):
         search = self.search
@@ -139,24 +147,35 @@ class LRSearchResult:
             source = f"lr {low:g} to {high:g}"
             if search["mode"] == "random":
                 source += f", seed {search['seed']}"
-        title = (f"lr search: {search['mode']}, {len(self.trials)} trials ({source})\n"
-                 f"each trial: early stopping on the validation loss, patience "
-                 f"{search['patience']}"
-                 + ("" if search["max_epochs"] is None
-                    else f", at most {search['max_epochs']} epochs"))
-        header = (f"  {'trial':>5}{'lr':>11}{'val loss':>11}{'val acc':>9}{'epochs':>8}"
-                  f"{'best at':>9}  stopped")
+        title = (
+            f"lr search: {search['mode']}, {len(self.trials)} trials ({source})\n"
+            f"each trial: early stopping on the validation loss, patience "
+            f"{search['patience']}"
+            + ("" if search["max_epochs"] is None else f", at most {search['max_epochs']} epochs")
+        )
+        header = (
+            f"  {'trial':>5}{'lr':>11}{'val loss':>11}{'val acc':>9}{'epochs':>8}"
+            f"{'best at':>9}  stopped"
+        )
         lines = [title, header, "-" * (len(header) + 4)]
         for t in sorted(self.trials, key=lambda t: (t.lr, t.index)):
             mark = "* " if t is self.best else "  "
-            loss = ("diverged" if t.stopped == "diverged" else "-") if t.val_loss is None \
+            loss = (
+                ("diverged" if t.stopped == "diverged" else "-")
+                if t.val_loss is None
                 else f"{t.val_loss:.4f}"
+            )
             accuracy = "-" if t.val_accuracy is None else f"{t.val_accuracy:.4f}"
             best_epoch = "-" if t.best_epoch is None else str(t.best_epoch)
-            lines.append(f"{mark}{t.index:>5}{t.lr:>11.3e}{loss:>11}{accuracy:>9}"
-                         f"{t.epochs:>8}{best_epoch:>9}  {t.stopped}")
-        lines.append("* best: lowest validation loss" if self.best is not None
-                     else "no trial reached a finite validation loss")
+            lines.append(
+                f"{mark}{t.index:>5}{t.lr:>11.3e}{loss:>11}{accuracy:>9}"
+                f"{t.epochs:>8}{best_epoch:>9}  {t.stopped}"
+            )
+        lines.append(
+            "* best: lowest validation loss"
+            if self.best is not None
+            else "no trial reached a finite validation loss"
+        )
         return "\n".join(lines)
 
     def plot(self, ax=None, suggestion=None):
@@ -175,42 +194,77 @@ class LRSearchResult:
                 (its ``suggestion``); None draws none.
         """
         from .lr_finder import new_axes
+
         ax = new_axes(ax, "LRSearchResult.plot")
         use_accuracy = any(t.val_accuracy is not None for t in self.trials)
         name = "val_accuracy" if use_accuracy else "val_loss"
         trials = sorted(self.trials, key=lambda t: (t.lr, t.index))
         drawn = [t for t in trials if getattr(t, name) is not None]
-        ax.plot([t.lr for t in drawn], [getattr(t, name) for t in drawn], "o-",
-                label=f"{self.search['mode']} search, {len(trials)} trials")
+        ax.plot(
+            [t.lr for t in drawn],
+            [getattr(t, name) for t in drawn],
+            "o-",
+            label=f"{self.search['mode']} search, {len(trials)} trials",
+        )
         missing = [t.lr for t in trials if getattr(t, name) is None]
         if missing:
-            ax.plot(missing, [0.0] * len(missing), "kx", clip_on=False,
-                    transform=ax.get_xaxis_transform(), label="nothing to draw (diverged)")
+            ax.plot(
+                missing,
+                [0.0] * len(missing),
+                "kx",
+                clip_on=False,
+                transform=ax.get_xaxis_transform(),
+                label="nothing to draw (diverged)",
+            )
         if self.best is not None and getattr(self.best, name) is not None:
-            ax.plot(self.best.lr, getattr(self.best, name), "r*", markersize=14,
-                    label=f"best: {self.best.lr:.2e}")
+            ax.plot(
+                self.best.lr,
+                getattr(self.best, name),
+                "r*",
+                markersize=14,
+                label=f"best: {self.best.lr:.2e}",
+            )
         suggestion = getattr(suggestion, "suggestion", suggestion)
         if suggestion is not None:
-            ax.axvline(suggestion, color="g", linestyle="--",
-                       label=f"LR range test: {suggestion:.2e}")
+            ax.axvline(
+                suggestion, color="g", linestyle="--", label=f"LR range test: {suggestion:.2e}"
+            )
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
-        ax.set_ylabel("validation accuracy (at the best epoch)" if use_accuracy
-                      else "best validation loss")
+        ax.set_ylabel(
+            "validation accuracy (at the best epoch)" if use_accuracy else "best validation loss"
+        )
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         return ax
 
     def to_dict(self):
         """The results file's document: format, settings, every trial, the best trial's index."""
-        return {"format": FORMAT, "version": VERSION, "search": self.search,
-                "trials": [t.to_dict() for t in self.trials],
-                "best": None if self.best is None else self.best.index}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "search": self.search,
+            "trials": [t.to_dict() for t in self.trials],
+            "best": None if self.best is None else self.best.index,
+        }
 
 
-def lr_search(train_fn, lrs=None, mode="grid", trials=None, seed=0, *, lr_range=None,
-              patience=3, min_delta=0.0, max_epochs=None, params=None, results_file=None,
-              settings=None, progress=True):
+def lr_search(
+    train_fn,
+    lrs=None,
+    mode="grid",
+    trials=None,
+    seed=0,
+    *,
+    lr_range=None,
+    patience=3,
+    min_delta=0.0,
+    max_epochs=None,
+    params=None,
+    results_file=None,
+    settings=None,
+    progress=True,
+):
     r"""Search the learning rate: one training run per candidate, early-stopped, best marked.
 
     **The plan.** ``mode="grid"`` runs the given ``lrs`` in their order, or
@@ -302,28 +356,41 @@ def lr_search(train_fn, lrs=None, mode="grid", trials=None, seed=0, *, lr_range=
         (0.1, ['finished', 'finished', 'finished', 'patience'], [0.0, 0.0])
     """
     if not callable(train_fn):
-        raise TypeError("train_fn must be callable: train_fn(lr) -> per-epoch "
-                        "(val_loss, val_accuracy), e.g. a generator")
+        raise TypeError(
+            "train_fn must be callable: train_fn(lr) -> per-epoch "
+            "(val_loss, val_accuracy), e.g. a generator"
+        )
     _check_int("seed", seed, 0)
     plan, lr_range = _plan(lrs, mode, trials, seed, lr_range)
     _check_int("patience", patience, 0)
-    if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) \
-            or not min_delta >= 0 or not math.isfinite(min_delta):
+    if (
+        isinstance(min_delta, bool)
+        or not isinstance(min_delta, numbers.Real)
+        or not min_delta >= 0
+        or not math.isfinite(min_delta)
+    ):
         raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
     if max_epochs is not None:
         _check_int("max_epochs", max_epochs, 1)
     params = _check_params(params)
-    search = {"mode": mode, "lrs": plan, "lr_range": lr_range, "seed": int(seed),
-              "patience": int(patience), "min_delta": float(min_delta),
-              "max_epochs": None if max_epochs is None else int(max_epochs),
-              "settings": _json_copy(settings)}
+    search = {
+        "mode": mode,
+        "lrs": plan,
+        "lr_range": lr_range,
+        "seed": int(seed),
+        "patience": int(patience),
+        "min_delta": float(min_delta),
+        "max_epochs": None if max_epochs is None else int(max_epochs),
+        "settings": _json_copy(settings),
+    }
     done = {}
     if results_file is not None:
         results_file = _fspath(results_file)
         folder = os.path.dirname(os.path.abspath(results_file))
         if not os.path.isdir(folder):
-            raise FileNotFoundError(f"cannot write the results file {results_file}: the "
-                                    f"folder {folder} does not exist")
+            raise FileNotFoundError(
+                f"cannot write the results file {results_file}: the folder {folder} does not exist"
+            )
         if os.path.exists(results_file):
             done = {t.index: t for t in _read_results(results_file, search)}
         _write_results(results_file, search, done)
@@ -331,6 +398,7 @@ def lr_search(train_fn, lrs=None, mode="grid", trials=None, seed=0, *, lr_range=
     initial = [p.copy() for p in params]
 
     from .examples.optional import progress_bar
+
     bar = progress_bar(len(plan), "lr search", progress, unit="trial", initial=resumed)
     try:
         for index, lr in enumerate(plan):
@@ -341,12 +409,12 @@ def lr_search(train_fn, lrs=None, mode="grid", trials=None, seed=0, *, lr_range=
 
             def report(epoch, loss, lr=lr):
                 # redrawn at most every tqdm mininterval (update(0)), not every epoch
-                bar.set_postfix_str(f"lr {lr:.2e}, epoch {epoch}, val loss {loss:.4g}",
-                                    refresh=False)
+                bar.set_postfix_str(
+                    f"lr {lr:.2e}, epoch {epoch}, val loss {loss:.4g}", refresh=False
+                )
                 bar.update(0)
 
-            done[index] = _run_trial(train_fn, index, lr, patience, min_delta, max_epochs,
-                                     report)
+            done[index] = _run_trial(train_fn, index, lr, patience, min_delta, max_epochs, report)
             if results_file is not None:
                 _write_results(results_file, search, done)
             bar.update()
@@ -367,9 +435,11 @@ def _run_trial(train_fn, index, lr, patience, min_delta, max_epochs, report):
     try:
         epochs = iter(epochs)
     except TypeError:
-        raise TypeError(f"train_fn(lr={lr!r}) returned a {type(epochs).__name__}, not an "
-                        f"iterator of per-epoch (val_loss, val_accuracy): write it as a "
-                        f"generator that yields after every epoch") from None
+        raise TypeError(
+            f"train_fn(lr={lr!r}) returned a {type(epochs).__name__}, not an "
+            f"iterator of per-epoch (val_loss, val_accuracy): write it as a "
+            f"generator that yields after every epoch"
+        ) from None
     try:
         for item in epochs:
             loss, accuracy = _epoch_result(item, lr, len(losses) + 1)
@@ -391,11 +461,18 @@ def _run_trial(train_fn, index, lr, patience, min_delta, max_epochs, report):
             close()
     seconds = time.perf_counter() - start
     best = stopper.best_epoch if losses and stopper.best_epoch >= 0 else None
-    return Trial(index, float(lr), None if best is None else losses[best],
-                 None if best is None else _finite_or_none(accuracies[best]), len(losses),
-                 None if best is None else best + 1, stopped, seconds,
-                 tuple(_finite_or_none(v) for v in losses),
-                 tuple(_finite_or_none(v) for v in accuracies))
+    return Trial(
+        index,
+        float(lr),
+        None if best is None else losses[best],
+        None if best is None else _finite_or_none(accuracies[best]),
+        len(losses),
+        None if best is None else best + 1,
+        stopped,
+        seconds,
+        tuple(_finite_or_none(v) for v in losses),
+        tuple(_finite_or_none(v) for v in accuracies),
+    )
 
 
 def _epoch_result(item, lr, epoch):
@@ -406,8 +483,10 @@ def _epoch_result(item, lr, epoch):
         loss, accuracy = item, None
     if _is_number(loss) and (accuracy is None or _is_number(accuracy)):
         return float(loss), None if accuracy is None else float(accuracy)
-    raise TypeError(f"train_fn(lr={lr!r}) yielded {item!r} for epoch {epoch}: expected "
-                    f"val_loss or (val_loss, val_accuracy), numbers (the accuracy may be None)")
+    raise TypeError(
+        f"train_fn(lr={lr!r}) yielded {item!r} for epoch {epoch}: expected "
+        f"val_loss or (val_loss, val_accuracy), numbers (the accuracy may be None)"
+    )
 
 
 def _is_number(value):
@@ -459,25 +538,32 @@ def _plan(lrs, mode, trials, seed, lr_range):
         _check_int("trials", trials, 1)
     if lrs is not None:
         if mode == "random":
-            raise ValueError("lrs is for mode='grid'; a random search draws its rates from "
-                             "lr_range=(low, high)")
+            raise ValueError(
+                "lrs is for mode='grid'; a random search draws its rates from lr_range=(low, high)"
+            )
         if lr_range is not None:
-            raise ValueError("give lrs or lr_range, not both: a grid from lr_range is "
-                             "trials rates spaced evenly in log scale")
+            raise ValueError(
+                "give lrs or lr_range, not both: a grid from lr_range is "
+                "trials rates spaced evenly in log scale"
+            )
         if isinstance(lrs, (str, bytes)) or not hasattr(lrs, "__len__"):
-            raise TypeError(f"lrs must be a sequence of learning rates, got "
-                            f"{type(lrs).__name__}")
+            raise TypeError(f"lrs must be a sequence of learning rates, got {type(lrs).__name__}")
         plan = [_positive_rate(lr, f"lrs[{i}]") for i, lr in enumerate(np.ravel(lrs).tolist())]
         if not plan:
             raise ValueError("lrs is empty: give at least one learning rate")
         if trials is not None and trials != len(plan):
-            raise ValueError(f"trials={trials} does not match the {len(plan)} lrs given "
-                             f"(leave trials out with lrs)")
+            raise ValueError(
+                f"trials={trials} does not match the {len(plan)} lrs given "
+                f"(leave trials out with lrs)"
+            )
         return plan, None
     if lr_range is None:
         lr_range = DEFAULT_LR_RANGE
-    if isinstance(lr_range, (str, bytes)) or not hasattr(lr_range, "__len__") \
-            or len(lr_range) != 2:
+    if (
+        isinstance(lr_range, (str, bytes))
+        or not hasattr(lr_range, "__len__")
+        or len(lr_range) != 2
+    ):
         raise ValueError(f"lr_range must be (low, high), got {lr_range!r}")
     low = _positive_rate(lr_range[0], "lr_range's low end")
     high = _positive_rate(lr_range[1], "lr_range's high end")
@@ -502,8 +588,9 @@ def _check_params(params):
         if not isinstance(p, np.ndarray):
             raise TypeError(f"params[{i}] must be a NumPy array, got {type(p).__name__}")
         if not p.flags.writeable:
-            raise ValueError(f"params[{i}] is read-only: the search must reset it before "
-                             f"every trial")
+            raise ValueError(
+                f"params[{i}] is read-only: the search must reset it before every trial"
+            )
     return params
 
 
@@ -516,22 +603,29 @@ def _json_copy(settings):
     try:
         return json.loads(json.dumps(settings, allow_nan=False))
     except (TypeError, ValueError) as error:
-        raise TypeError(f"settings must hold JSON values only (numbers, strings, bools, "
-                        f"None, lists and dicts with string keys): {error}") from None
+        raise TypeError(
+            f"settings must hold JSON values only (numbers, strings, bools, "
+            f"None, lists and dicts with string keys): {error}"
+        ) from None
 
 
 def _write_results(path, search, done):
     doc = LRSearchResult([done[i] for i in sorted(done)], search).to_dict()
     text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
-    _write_atomically(path, os.path.dirname(os.path.abspath(path)),
-                      lambda file: file.write(text.encode()))
+    _write_atomically(
+        path, os.path.dirname(os.path.abspath(path)), lambda file: file.write(text.encode())
+    )
 
 
 def _read_results(path, search):
     """The finished trials of the results file at `path`, after checking it is this search's."""
+
     def refuse(reason):
-        return ResultsFileError(f"cannot resume from the results file {path}: {reason}; use another "
-                          f"results file, or delete this one to start over")
+        return ResultsFileError(
+            f"cannot resume from the results file {path}: {reason}; use another "
+            f"results file, or delete this one to start over"
+        )
+
     try:
         with open(path, encoding="utf-8") as file:
             doc = json.load(file)
@@ -546,8 +640,9 @@ def _read_results(path, search):
         raise refuse("it has no search settings")
     differences = _differences("", saved, search)
     if differences:
-        raise refuse("it was written by a search with other settings ("
-                     + "; ".join(differences) + ")")
+        raise refuse(
+            "it was written by a search with other settings (" + "; ".join(differences) + ")"
+        )
     records = doc.get("trials")
     if not isinstance(records, list):
         raise refuse("it has no list of trials")
@@ -557,10 +652,15 @@ def _read_results(path, search):
             trial = Trial.from_dict(record)
         except ValueError as error:
             raise refuse(str(error)) from None
-        if not 0 <= trial.index < len(search["lrs"]) or trial.index in trials \
-                or trial.lr != search["lrs"][trial.index]:
-            raise refuse(f"its trial {trial.index} (lr {trial.lr!r}) is not one of this "
-                         f"search's, or appears twice")
+        if (
+            not 0 <= trial.index < len(search["lrs"])
+            or trial.index in trials
+            or trial.lr != search["lrs"][trial.index]
+        ):
+            raise refuse(
+                f"its trial {trial.index} (lr {trial.lr!r}) is not one of this "
+                f"search's, or appears twice"
+            )
         trials[trial.index] = trial
     return list(trials.values())
 
@@ -577,8 +677,9 @@ def _differences(prefix, saved, now):
             continue
         elif isinstance(old, dict) and isinstance(value, dict):
             found += _differences(name + ".", old, value)
-            found += [f"{name}.{k}: {old[k]!r} in the file, none now" for k in old
-                      if k not in value]
+            found += [
+                f"{name}.{k}: {old[k]!r} in the file, none now" for k in old if k not in value
+            ]
         elif key == "lrs" and isinstance(old, list) and len(old) != len(value):
             found.append(f"lrs: {len(old)} rates in the file, {len(value)} now")
         elif key == "lrs" and isinstance(old, list):

@@ -17,7 +17,7 @@ import numpy as np
 from .optional import optional_module
 
 N_SAMPLES, N_FEATURES, N_CLASSES = 1797, 64, 10
-SYNTHETIC_SEED = 20240607   # the synthetic data is fixed; only the split depends on the seed
+SYNTHETIC_SEED = 20240607  # the synthetic data is fixed; only the split depends on the seed
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,12 @@ def load_digits_dataset(seed=0, test_fraction=0.2, dtype=np.float32):
     test, train = order[:n_test], order[n_test:]
     mean = x[train].mean(axis=0)
     std = x[train].std(axis=0)
-    std[std == 0] = 1.0         # constant pixels (the digits' border) stay 0
+    std[std == 0] = 1.0  # constant pixels (the digits' border) stay 0
     x = (x - mean) / std
+
     def split(rows):
         return np.ascontiguousarray(x[rows], dtype=dtype), y[rows]
+
     x_train, y_train = split(train)
     x_test, y_test = split(test)
     return Dataset(name, x_train, y_train, x_test, y_test, N_CLASSES)
@@ -122,7 +124,15 @@ def validation_split(dataset, fraction=0.2):
         raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
     n_val = int(len(dataset.y_train) * fraction)
     if not 0 < n_val < len(dataset.y_train):
-        raise ValueError(f"fraction {fraction} of {len(dataset.y_train)} training rows "
-                         f"leaves an empty training or validation set")
-    return Dataset(dataset.name, dataset.x_train[n_val:], dataset.y_train[n_val:],
-                   dataset.x_train[:n_val], dataset.y_train[:n_val], dataset.n_classes)
+        raise ValueError(
+            f"fraction {fraction} of {len(dataset.y_train)} training rows "
+            f"leaves an empty training or validation set"
+        )
+    return Dataset(
+        dataset.name,
+        dataset.x_train[n_val:],
+        dataset.y_train[n_val:],
+        dataset.x_train[:n_val],
+        dataset.y_train[:n_val],
+        dataset.n_classes,
+    )

@@ -132,7 +132,7 @@ class MLP:
         # ufunc.reduce with out= is the cheapest form for these small arrays.
         np.maximum.reduce(logits, axis=1, keepdims=True, out=ws.row_max)
         np.subtract(logits, ws.row_max, out=probs)
-        picked = float(probs[ws.rows, y].sum())        # sum of the true classes' shifted logits
+        picked = float(probs[ws.rows, y].sum())  # sum of the true classes' shifted logits
         np.exp(probs, out=probs)
         np.add.reduce(probs, axis=1, keepdims=True, out=ws.row_sum)
         probs /= ws.row_sum
@@ -144,8 +144,9 @@ class MLP:
         if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"y must be {n} integer class labels, got {y.dtype} {y.shape}")
         if n and (y.min() < 0 or y.max() >= self.sizes[-1]):
-            raise ValueError(f"labels must lie in [0, {self.sizes[-1]}), got "
-                             f"[{y.min()}, {y.max()}]")
+            raise ValueError(
+                f"labels must lie in [0, {self.sizes[-1]}), got [{y.min()}, {y.max()}]"
+            )
         return y
 
     def loss(self, x, y):
@@ -164,7 +165,7 @@ class MLP:
         y = self._check_labels(y, n)
         ws = self._forward(x)
         loss = self._softmax_cross_entropy(ws, y)
-        d = ws.probs                      # d loss / d logits = (softmax - onehot) / n
+        d = ws.probs  # d loss / d logits = (softmax - onehot) / n
         d[ws.rows, y] -= 1
         d *= self.dtype.type(1.0 / n)
         for l in reversed(range(self.n_layers)):
@@ -182,9 +183,9 @@ class MLP:
     def _activation_backward(self, h, d, scratch):
         """d *= activation'(pre-activation), from the activated output h."""
         if self.activation == "relu":
-            np.greater(h, 0, out=scratch)     # relu'(z) = [z > 0] = [h > 0]
+            np.greater(h, 0, out=scratch)  # relu'(z) = [z > 0] = [h > 0]
         else:
-            np.multiply(h, h, out=scratch)    # tanh'(z) = 1 - h^2
+            np.multiply(h, h, out=scratch)  # tanh'(z) = 1 - h^2
             np.subtract(1, scratch, out=scratch)
         d *= scratch
 
@@ -197,5 +198,7 @@ class MLP:
         return float(np.mean(self.predict(x) == np.asarray(y)))
 
     def __repr__(self):
-        return (f"MLP(sizes={self.sizes}, activation={self.activation!r}, "
-                f"dtype={self.dtype}, params={self.buffer.size})")
+        return (
+            f"MLP(sizes={self.sizes}, activation={self.activation!r}, "
+            f"dtype={self.dtype}, params={self.buffer.size})"
+        )

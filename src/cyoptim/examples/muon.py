@@ -78,10 +78,12 @@ class MuonWithAdamW:
     def __init__(self, model, muon_options=None, adamw_options=None):
         self.hidden = hidden_matrices(model)
         self.rest = [k for k in range(len(model.params)) if k not in self.hidden]
-        self.muon = Muon([model.params[k] for k in self.hidden],
-                         **{"lr": 0.02, **(muon_options or {})})
-        self.adamw = AdamW([model.params[k] for k in self.rest],
-                           **{"lr": 3e-3, **(adamw_options or {})})
+        self.muon = Muon(
+            [model.params[k] for k in self.hidden], **{"lr": 0.02, **(muon_options or {})}
+        )
+        self.adamw = AdamW(
+            [model.params[k] for k in self.rest], **{"lr": 3e-3, **(adamw_options or {})}
+        )
 
     def step(self, grads):
         """One step of both optimizers; grads: one per model param, in order."""
@@ -97,13 +99,16 @@ def torch_optimizers(model, muon_options=None, adamw_options=None):
     :class:`MuonWithAdamW`. Returns ``(muon, adamw)``, both over named params
     (errors name them); step both after each backward."""
     import cyoptim.torch as cot
+
     named = list(model.named_parameters())
     matrices = [name for name, p in named if p.ndim == 2]
     hidden = set(matrices[1:-1])
-    muon = cot.Muon([(n, p) for n, p in named if n in hidden],
-                    **{"lr": 0.02, **(muon_options or {})})
-    adamw = cot.AdamW([(n, p) for n, p in named if n not in hidden],
-                      **{"lr": 3e-3, **(adamw_options or {})})
+    muon = cot.Muon(
+        [(n, p) for n, p in named if n in hidden], **{"lr": 0.02, **(muon_options or {})}
+    )
+    adamw = cot.AdamW(
+        [(n, p) for n, p in named if n not in hidden], **{"lr": 3e-3, **(adamw_options or {})}
+    )
     return muon, adamw
 
 
@@ -114,10 +119,19 @@ def compare(epochs=20, batch_size=32, seed=0, sizes=(64, 128, 64, 10), progress=
     histories = {}
     for label in ("Muon + AdamW", "AdamW"):
         model = MLP(sizes=sizes, seed=seed)
-        optimizer = (MuonWithAdamW(model) if label == "Muon + AdamW"
-                     else AdamW(model.params, lr=3e-3))
-        histories[label] = train(model, optimizer, dataset, epochs, batch_size, seed,
-                                 description=label, progress=progress)
+        optimizer = (
+            MuonWithAdamW(model) if label == "Muon + AdamW" else AdamW(model.params, lr=3e-3)
+        )
+        histories[label] = train(
+            model,
+            optimizer,
+            dataset,
+            epochs,
+            batch_size,
+            seed,
+            description=label,
+            progress=progress,
+        )
     return histories
 
 
@@ -127,9 +141,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for label, history in compare(epochs=args.epochs, seed=args.seed).items():
-        print(f"{label:<13} test accuracy {history.accuracy[-1]:.3f}  "
-              f"final training loss {history.loss[-1]:.4f}  "
-              f"optimizer steps {history.step_seconds:.2f} s")
+        print(
+            f"{label:<13} test accuracy {history.accuracy[-1]:.3f}  "
+            f"final training loss {history.loss[-1]:.4f}  "
+            f"optimizer steps {history.step_seconds:.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -44,9 +44,10 @@ of 50 the best lr reached 0.91 with a diverging loss; caps of 1e-3 and 1e-2
 gave 0.92.
 """
 
+from collections import namedtuple
 from dataclasses import dataclass, field
 
-from .. import registry
+from .. import optimizers, registry
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,41 @@ class OptimizerChoice:
         return self.optimizer_class(params, lr=self.lr if lr is None else lr, **self.options)
 
 
-# The registry's demo configurations (registry.Optimizer.demo), in table order.
-CHOICES = tuple(OptimizerChoice(choice.key, choice.label, registry.optimizer_class(row),
-                                choice.lr, dict(choice.options))
-                for row, choice in registry.demo_choices())
+# A tuned configuration of an optimizer. key: the command-line name; options:
+# constructor arguments besides lr.
+Choice = namedtuple("Choice", "key label lr options", defaults=({},))
+
+# Per registry row, the demo's configurations (tuned on the digits MLP:
+# tools/tune_demo_lrs.py).
+DEMO_CHOICES = {
+    "SGD": (
+        Choice("sgd", "SGD", 0.1),
+        Choice("momentum", "SGD+momentum", 0.01, {"momentum": 0.9}),
+        Choice("nesterov", "Nesterov", 0.01, {"momentum": 0.9, "nesterov": True}),
+    ),
+    "Adagrad": (Choice("adagrad", "Adagrad", 0.01),),
+    "RMSprop": (Choice("rmsprop", "RMSprop", 1e-3),),
+    "Adadelta": (Choice("adadelta", "Adadelta", 3.0),),
+    "Adam": (Choice("adam", "Adam", 1e-3),),
+    "AdamW": (Choice("adamw", "AdamW", 3e-3),),
+    "Adamax": (Choice("adamax", "Adamax", 0.01),),
+    "NAdam": (Choice("nadam", "NAdam", 3e-3),),
+    "RAdam": (Choice("radam", "RAdam", 0.01),),
+    "Lion": (Choice("lion", "Lion", 1e-4),),
+    "LAMB": (Choice("lamb", "LAMB", 1e-3),),
+    "Rprop": (Choice("rprop", "Rprop", 3e-3, {"step_sizes": (1e-6, 3e-3)}),),
+    "ASGD": (Choice("asgd", "ASGD", 0.1),),
+    "Adafactor": (Choice("adafactor", "Adafactor", 3e-2),),
+}
+
+# Every configuration, in registry order.
+CHOICES = tuple(
+    OptimizerChoice(
+        choice.key, choice.label, getattr(optimizers, row.name), choice.lr, dict(choice.options)
+    )
+    for row in registry.OPTIMIZERS
+    for choice in DEMO_CHOICES[row.name]
+)
 BY_KEY = {choice.key: choice for choice in CHOICES}
 
 
@@ -98,6 +130,7 @@ def select_optimizers(names=None):
         raise ValueError("no optimizer named; choose from " + ", ".join(BY_KEY))
     unknown = [key for key in keys if key not in BY_KEY]
     if unknown:
-        raise ValueError(f"unknown optimizer(s) {', '.join(unknown)}; choose from "
-                         + ", ".join(BY_KEY))
+        raise ValueError(
+            f"unknown optimizer(s) {', '.join(unknown)}; choose from " + ", ".join(BY_KEY)
+        )
     return [BY_KEY[key] for key in dict.fromkeys(keys)]

@@ -35,8 +35,9 @@ def progress_bar(total, description, enabled=True, unit="step", initial=0):
     tqdm = optional_module("tqdm") if enabled else None
     if tqdm is None:
         return _NoProgress()
-    return tqdm.tqdm(total=total, initial=initial, desc=description, leave=False, unit=unit,
-                     dynamic_ncols=True)
+    return tqdm.tqdm(
+        total=total, initial=initial, desc=description, leave=False, unit=unit, dynamic_ncols=True
+    )
 
 
 class _NoProgress:

@@ -15,6 +15,7 @@ def _figure(width, height):
     if figure_module is None:
         return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     fig = figure_module.Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -37,22 +38,25 @@ def plot_training_curves(results, path, title="cyoptim demo"):
     if fig is None:
         return None
     from matplotlib.ticker import MaxNLocator
+
     loss_ax, acc_ax = fig.subplots(1, 2)
     colors = _colors(len(results))
     for k, result in enumerate(results):
         epochs = range(1, len(result["loss"]) + 1)
-        style = dict(color=colors[k], linestyle="-" if k < 10 else "--",
-                     label=result["optimizer"])
+        style = dict(color=colors[k], linestyle="-" if k < 10 else "--", label=result["optimizer"])
         loss_ax.plot(epochs, [_nan_if_none(v) for v in result["loss"]], **style)
         acc_ax.plot(epochs, result["accuracy"], **style)
         if "ema_accuracy" in result:
             acc_ax.plot(epochs, result["ema_accuracy"], color=colors[k], linestyle=":")
-    loss_ax.set(xlabel="epoch", ylabel="training loss", yscale="log",
-                title="training loss (whole training set)")
+    loss_ax.set(
+        xlabel="epoch",
+        ylabel="training loss",
+        yscale="log",
+        title="training loss (whole training set)",
+    )
     acc_ax.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
     # Zoom on where the runs end; the first epochs of slow starters leave the axes.
-    final = [r[key][-1] for r in results for key in ("accuracy", "ema_accuracy")
-             if r.get(key)]
+    final = [r[key][-1] for r in results for key in ("accuracy", "ema_accuracy") if r.get(key)]
     if final:
         acc_ax.set_ylim(max(0.0, min(final) - 0.05), 1.0)
     acc_ax.legend(loc="lower right", fontsize="small", ncol=2)
@@ -98,6 +102,7 @@ def _plot_result(result, path, title, **options):
 def _colors(n):
     """n distinguishable colors (matplotlib's tab10, then tab20's light shades)."""
     from matplotlib import colormaps
+
     tab10, tab20 = colormaps["tab10"], colormaps["tab20"]
     return [tab10(k) if k < 10 else tab20(2 * (k - 10) + 1) for k in range(n)]
 

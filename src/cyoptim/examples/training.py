@@ -32,7 +32,7 @@ def minibatches(n, batch_size, rng):
     """Index arrays covering range(n) once, in an order drawn from rng (last one may be short)."""
     order = rng.permutation(n)
     for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]
 
 
 def steps_per_epoch(n, batch_size):
@@ -76,8 +76,18 @@ def weights_of(model, params):
             p[...] = value
 
 
-def train(model, optimizer, dataset, epochs, batch_size, seed, schedule=None,
-          description="training", progress=True, averager=None):
+def train(
+    model,
+    optimizer,
+    dataset,
+    epochs,
+    batch_size,
+    seed,
+    schedule=None,
+    description="training",
+    progress=True,
+    averager=None,
+):
     """Fit `model` with `optimizer` on `dataset`; return a :class:`History`.
 
     Args:
@@ -110,8 +120,9 @@ def train(model, optimizer, dataset, epochs, batch_size, seed, schedule=None,
     start = time.perf_counter()
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            passes = train_epochs(model, timed_step, x, y, batch_size, seed, schedule,
-                                  on_batch=bar.update)
+            passes = train_epochs(
+                model, timed_step, x, y, batch_size, seed, schedule, on_batch=bar.update
+            )
             for _ in zip(range(epochs), passes):
                 loss = model.loss(x, y)
                 history.loss.append(loss)
@@ -119,7 +130,8 @@ def train(model, optimizer, dataset, epochs, batch_size, seed, schedule=None,
                 if averager is not None:
                     with weights_of(model, averager.params):
                         history.averaged_accuracy.append(
-                            model.accuracy(dataset.x_test, dataset.y_test))
+                            model.accuracy(dataset.x_test, dataset.y_test)
+                        )
                 bar.set_postfix_str(f"loss {loss:.4f}")
                 if not np.isfinite(loss):
                     history.diverged = True

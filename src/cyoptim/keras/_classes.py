@@ -21,24 +21,33 @@ table).
 import inspect
 import math
 
+import keras
 import numpy as np
 import torch
 
-import keras
-
-from .. import precision, registry
+from .. import optimizers, precision, registry
 from ._optimizer import Optimizer
 
-_BASE_ARGS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema",
-              "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
-              "gradient_accumulation_steps", "name")
+_BASE_ARGS = (
+    "weight_decay",
+    "clipnorm",
+    "clipvalue",
+    "global_clipnorm",
+    "use_ema",
+    "ema_momentum",
+    "ema_overwrite_frequency",
+    "loss_scale_factor",
+    "gradient_accumulation_steps",
+    "name",
+)
 
 
 # The low-precision options of cyoptim's classes (docs/contract.md §7), not
 # offered here: Keras's variables are float32 or float64 (its mixed precision
 # keeps float32 variables), and so are the optimizer variables.
-_PRECISION_ARGS = tuple(name for name in inspect.signature(precision.check).parameters
-                        if name != "kernel")
+_PRECISION_ARGS = tuple(
+    name for name in inspect.signature(precision.check).parameters if name != "kernel"
+)
 
 
 def _as_dtype(x, dtype):
@@ -49,13 +58,13 @@ def _as_dtype(x, dtype):
 class Rule:
     """How a class drives its kernel (see the module docstring)."""
 
-    keras_name = None     # the keras.optimizers class it subclasses (None: Optimizer)
-    follows = "Keras"     # whose update rule: "Keras" or "torch"
-    slots = {}            # kernel block -> the attribute of Keras's build that holds it
-    keras_build = True    # whether Keras's build creates the optimizer variables
-    folds_decay = False   # whether the kernel applies Keras's weight decay
-    defaults = {}         # constructor defaults that differ from Keras's
-    scratch_names = ()
+    keras_name: str | None = None  # the keras.optimizers class it subclasses (None: Optimizer)
+    follows = "Keras"  # whose update rule: "Keras" or "torch"
+    slots: dict[str, str] = {}  # kernel block -> the attribute of Keras's build that holds it
+    keras_build = True  # whether Keras's build creates the optimizer variables
+    folds_decay = False  # whether the kernel applies Keras's weight decay
+    defaults: dict = {}  # constructor defaults that differ from Keras's
+    scratch_names: tuple[str, ...] = ()
     state_shape = None
 
     def __init__(self, row):
@@ -63,11 +72,10 @@ class Rule:
         self.kernel = row.kernel
         kernel = next(k for k in registry.KERNELS if k.name == row.kernel)
         self.blocks = tuple(b.name for b in kernel.blocks)
-        spec = registry.optimizer_class(row)
+        spec = getattr(optimizers, row.name)
         self.spec = spec
         self.scalar_names = tuple(n for n, s in spec._tensor_state.items() if s.exported)
-        self.internal_names = tuple(n for n, s in spec._tensor_state.items()
-                                    if not s.exported)
+        self.internal_names = tuple(n for n, s in spec._tensor_state.items() if not s.exported)
 
     def build(self, opt, variables):
         """kernel block -> the list of optimizer variables holding it, one per
@@ -102,24 +110,39 @@ class SGDRule(Rule):
         return grads
 
     def internal(self, opt, name):
-        return 1.0            # momentum_started: Keras's velocity starts at 0, not at g
+        return 1.0  # momentum_started: Keras's velocity starts at 0, not at g
 
     def hyper(self, opt, lr, step, dtype, weight_decay):
         m = opt.momentum
         if m == 0:
-            return dict(lr=lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                        nesterov=False, maximize=False)
+            return dict(
+                lr=lr,
+                momentum=0.0,
+                dampening=0.0,
+                weight_decay=0.0,
+                nesterov=False,
+                maximize=False,
+            )
         # The kernel: b = b*m + (1 - dampening)*g; p += -lr_k * (b, or g + m*b).
         # Keras: v = m*v - lr*g; p += v (or p += m*v - lr*g). So lr_k = -1 and
         # 1 - dampening = -lr, or (Nesterov) grads already scaled by -lr.
-        return dict(lr=-1.0, momentum=m, dampening=0.0 if opt.nesterov else 1.0 + lr,
-                    weight_decay=0.0, nesterov=bool(opt.nesterov), maximize=False)
+        return dict(
+            lr=-1.0,
+            momentum=m,
+            dampening=0.0 if opt.nesterov else 1.0 + lr,
+            weight_decay=0.0,
+            nesterov=bool(opt.nesterov),
+            maximize=False,
+        )
 
 
 class AdamRule(Rule):
     keras_name = "Adam"
-    slots = {"exp_avg": "_momentums", "exp_avg_sq": "_velocities",
-             "max_exp_avg_sq": "_velocity_hats"}
+    slots = {
+        "exp_avg": "_momentums",
+        "exp_avg_sq": "_velocities",
+        "max_exp_avg_sq": "_velocity_hats",
+    }
     folds_decay = True
 
     def hyper(self, opt, lr, step, dtype, weight_decay):
@@ -127,9 +150,15 @@ class AdamRule(Rule):
         # sqrt(v) + eps with sqrt(1 - b2^t) in the step size. eps_k =
         # eps/sqrt(1 - b2^t) makes them the same.
         b1, b2 = _as_dtype(opt.beta_1, dtype), _as_dtype(opt.beta_2, dtype)
-        return dict(lr=lr, betas=(b1, b2), eps=opt.epsilon / math.sqrt(1 - b2 ** step),
-                    weight_decay=weight_decay, amsgrad=bool(opt.amsgrad), maximize=False,
-                    decoupled_weight_decay=True)
+        return dict(
+            lr=lr,
+            betas=(b1, b2),
+            eps=opt.epsilon / math.sqrt(1 - b2**step),
+            weight_decay=weight_decay,
+            amsgrad=bool(opt.amsgrad),
+            maximize=False,
+            decoupled_weight_decay=True,
+        )
 
 
 class AdamWRule(AdamRule):
@@ -154,12 +183,22 @@ class AdagradRule(Rule):
 class RMSpropRule(Rule):
     keras_name = "RMSprop"
     follows = "torch"
-    slots = {"square_avg": "_velocities", "grad_avg": "_average_gradients",
-             "momentum_buffer": "_momentums"}
+    slots = {
+        "square_avg": "_velocities",
+        "grad_avg": "_average_gradients",
+        "momentum_buffer": "_momentums",
+    }
 
     def hyper(self, opt, lr, step, dtype, weight_decay):
-        return dict(lr=lr, alpha=opt.rho, eps=opt.epsilon, weight_decay=0.0,
-                    momentum=opt.momentum, centered=bool(opt.centered), maximize=False)
+        return dict(
+            lr=lr,
+            alpha=opt.rho,
+            eps=opt.epsilon,
+            weight_decay=0.0,
+            momentum=opt.momentum,
+            centered=bool(opt.centered),
+            maximize=False,
+        )
 
 
 class AdadeltaRule(Rule):
@@ -176,8 +215,13 @@ class AdamaxRule(Rule):
     slots = {"exp_avg": "_m", "exp_inf": "_u"}
 
     def hyper(self, opt, lr, step, dtype, weight_decay):
-        return dict(lr=lr, betas=(opt.beta_1, opt.beta_2), eps=opt.epsilon,
-                    weight_decay=0.0, maximize=False)
+        return dict(
+            lr=lr,
+            betas=(opt.beta_1, opt.beta_2),
+            eps=opt.epsilon,
+            weight_decay=0.0,
+            maximize=False,
+        )
 
 
 class NAdamRule(Rule):
@@ -187,14 +231,21 @@ class NAdamRule(Rule):
 
     def build(self, opt, variables):
         slots = super().build(opt, variables)
-        slots["mu_product"] = [opt._u_product] * len(variables)    # one for all, as Keras
+        slots["mu_product"] = [opt._u_product] * len(variables)  # one for all, as Keras
         return slots
 
     def hyper(self, opt, lr, step, dtype, weight_decay):
         # Keras's mu_t = beta_1 * (1 - 0.5 * 0.96^t): torch's with momentum_decay 1.
         b1, b2 = _as_dtype(opt.beta_1, dtype), _as_dtype(opt.beta_2, dtype)
-        return dict(lr=lr, betas=(b1, b2), eps=opt.epsilon, weight_decay=weight_decay,
-                    momentum_decay=1.0, decoupled_weight_decay=True, maximize=False)
+        return dict(
+            lr=lr,
+            betas=(b1, b2),
+            eps=opt.epsilon,
+            weight_decay=weight_decay,
+            momentum_decay=1.0,
+            decoupled_weight_decay=True,
+            maximize=False,
+        )
 
 
 class LionRule(Rule):
@@ -203,8 +254,12 @@ class LionRule(Rule):
     folds_decay = True
 
     def hyper(self, opt, lr, step, dtype, weight_decay):
-        return dict(lr=lr, betas=(_as_dtype(opt.beta_1, dtype), _as_dtype(opt.beta_2, dtype)),
-                    weight_decay=weight_decay, maximize=False)
+        return dict(
+            lr=lr,
+            betas=(_as_dtype(opt.beta_1, dtype), _as_dtype(opt.beta_2, dtype)),
+            weight_decay=weight_decay,
+            maximize=False,
+        )
 
 
 class LAMBRule(Rule):
@@ -238,19 +293,26 @@ class TorchLayoutRule(Rule):
                 elif shape == tuple(variable.shape):
                     slots[name].append(opt.add_variable_from_reference(variable, name))
                 else:
-                    slots[name].append(opt.add_variable(
-                        shape, dtype=variable.dtype, name=f"{_sanitized(variable)}_{name}"))
+                    slots[name].append(
+                        opt.add_variable(
+                            shape, dtype=variable.dtype, name=f"{_sanitized(variable)}_{name}"
+                        )
+                    )
         for name in self.scalar_names:
             initial = self.spec._tensor_state[name].initial
-            slots[name] = [opt.add_variable((), initializer=keras.initializers.Constant(initial),
-                                            dtype="float32",
-                                            name=f"{_sanitized(variable)}_{name}")
-                           for variable in variables]
+            slots[name] = [
+                opt.add_variable(
+                    (),
+                    initializer=keras.initializers.Constant(initial),
+                    dtype="float32",
+                    name=f"{_sanitized(variable)}_{name}",
+                )
+                for variable in variables
+            ]
         return slots
 
     def hyper(self, opt, lr, step, dtype, weight_decay):
-        return dict(opt._hyper, lr=lr, weight_decay=weight_decay,
-                    decoupled_weight_decay=True)
+        return dict(opt._hyper, lr=lr, weight_decay=weight_decay, decoupled_weight_decay=True)
 
 
 class RAdamRule(TorchLayoutRule):
@@ -277,14 +339,32 @@ class AdafactorRule(TorchLayoutRule):
         return self.spec._state_names(None, {})
 
     def hyper(self, opt, lr, step, dtype, weight_decay):
-        return dict(lr=lr, beta2_decay=opt.beta_2_decay, eps=(opt.epsilon_1, opt.epsilon_2),
-                    d=opt.clip_threshold, weight_decay=0.0, maximize=False)
+        return dict(
+            lr=lr,
+            beta2_decay=opt.beta_2_decay,
+            eps=(opt.epsilon_1, opt.epsilon_2),
+            d=opt.clip_threshold,
+            weight_decay=0.0,
+            maximize=False,
+        )
 
 
-RULES = {"SGD": SGDRule, "Adam": AdamRule, "AdamW": AdamWRule, "Adagrad": AdagradRule,
-         "RMSprop": RMSpropRule, "Adadelta": AdadeltaRule, "Adamax": AdamaxRule,
-         "NAdam": NAdamRule, "Lion": LionRule, "LAMB": LAMBRule, "RAdam": RAdamRule,
-         "Rprop": RpropRule, "ASGD": ASGDRule, "Adafactor": AdafactorRule}
+RULES = {
+    "SGD": SGDRule,
+    "Adam": AdamRule,
+    "AdamW": AdamWRule,
+    "Adagrad": AdagradRule,
+    "RMSprop": RMSpropRule,
+    "Adadelta": AdadeltaRule,
+    "Adamax": AdamaxRule,
+    "NAdam": NAdamRule,
+    "Lion": LionRule,
+    "LAMB": LAMBRule,
+    "RAdam": RAdamRule,
+    "Rprop": RpropRule,
+    "ASGD": ASGDRule,
+    "Adafactor": AdafactorRule,
+}
 
 
 def _sanitized(variable):
@@ -294,9 +374,12 @@ def _sanitized(variable):
 # --------------------------------------------------------------------- classes
 def _keras_signature(cls, defaults):
     signature = inspect.signature(cls.__init__)
-    return signature.replace(parameters=[
-        p.replace(default=defaults[p.name]) if p.name in defaults else p
-        for p in signature.parameters.values()])
+    return signature.replace(
+        parameters=[
+            p.replace(default=defaults[p.name]) if p.name in defaults else p
+            for p in signature.parameters.values()
+        ]
+    )
 
 
 def _cyoptim_signature(spec):
@@ -306,11 +389,16 @@ def _cyoptim_signature(spec):
     own = inspect.signature(spec.__init__).parameters
     base = inspect.signature(keras.optimizers.Optimizer.__init__).parameters
     keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    parameters = [own["self"], inspect.Parameter("learning_rate", keyword,
-                                                 default=own["lr"].default)]
-    parameters += [p.replace(kind=keyword) for name, p in own.items()
-                   if name not in ("self", "params", "lr", "weight_decay",
-                                   "decoupled_weight_decay") + _PRECISION_ARGS]
+    parameters = [
+        own["self"],
+        inspect.Parameter("learning_rate", keyword, default=own["lr"].default),
+    ]
+    parameters += [
+        p.replace(kind=keyword)
+        for name, p in own.items()
+        if name
+        not in ("self", "params", "lr", "weight_decay", "decoupled_weight_decay") + _PRECISION_ARGS
+    ]
     parameters += [base[name].replace(kind=keyword) for name in _BASE_ARGS]
     parameters.append(base["kwargs"])
     return inspect.Signature(parameters)
@@ -338,8 +426,11 @@ def make_class(row, module):
     else:
         bases = (Optimizer,)
         signature = _cyoptim_signature(spec)
-        own = [name for name in signature.parameters
-               if name not in ("self", "learning_rate", "kwargs") + _BASE_ARGS]
+        own = [
+            name
+            for name in signature.parameters
+            if name not in ("self", "learning_rate", "kwargs") + _BASE_ARGS
+        ]
         default_lr = signature.parameters["learning_rate"].default
 
         def __init__(self, *args, **kwargs):
@@ -351,8 +442,11 @@ def make_class(row, module):
             hyper = {name: options.pop(name) for name in own}
             learning_rate = options["learning_rate"]
             # The cyoptim class checks them (torch's wording) and normalizes pairs.
-            probe = spec([np.zeros(1, np.float32)], lr=learning_rate
-                         if isinstance(learning_rate, float) else default_lr, **hyper)
+            probe = spec(
+                [np.zeros(1, np.float32)],
+                lr=learning_rate if isinstance(learning_rate, float) else default_lr,
+                **hyper,
+            )
             Optimizer.__init__(self, **options, **extra)
             self._hyper = {name: probe.defaults[name] for name in own}
 
@@ -377,10 +471,12 @@ def _plain(value):
 
 
 def _doc(row, rule, origin):
-    return (f"{row.name} for Keras 3 on the torch backend: {origin}'s arguments, one "
-            f"cyoptim kernel call per group of variables, in place.\n\n"
-            f"Update rule: {rule.follows}'s. {RULE_DOCS[row.name]}\n\n"
-            f"See cyoptim.keras for what is supported.")
+    return (
+        f"{row.name} for Keras 3 on the torch backend: {origin}'s arguments, one "
+        f"cyoptim kernel call per group of variables, in place.\n\n"
+        f"Update rule: {rule.follows}'s. {RULE_DOCS[row.name]}\n\n"
+        f"See cyoptim.keras for what is supported."
+    )
 
 
 RULE_DOCS = {

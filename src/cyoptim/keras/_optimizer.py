@@ -25,12 +25,11 @@ given), which is where Keras's update rules are expressed through cyoptim's
 kernels.
 """
 
+import keras
 import numpy as np
 import torch
-from torch.autograd.graph import increment_version
-
-import keras
 from keras.src.backend import in_stateless_scope
+from torch.autograd.graph import increment_version
 
 from .. import _dispatch, _threads
 from ..torch._optimizer import DTYPES, NUMPY_DTYPES
@@ -38,12 +37,17 @@ from ._backend import check_backend
 
 # pyx/tensor_plan.pxi: what a gather error is about, and why.
 _WHAT_PARAM, _WHAT_GRAD, _WHAT_STATE, _WHAT_SCALAR = 0, 1, 2, 100
-_CODES = {1: "is not a torch tensor", 2: "is not on the CPU (cyoptim updates CPU tensors)",
-          3: "is not a dense (strided) tensor", 4: "has another dtype than its variable",
-          5: "has another shape than its variable",
-          6: "is not contiguous (cyoptim updates tensors in place)",
-          7: "is not a one-element float tensor", 8: "is missing",
-          9: "has no memory of its own behind data_ptr()"}
+_CODES = {
+    1: "is not a torch tensor",
+    2: "is not on the CPU (cyoptim updates CPU tensors)",
+    3: "is not a dense (strided) tensor",
+    4: "has another dtype than its variable",
+    5: "has another shape than its variable",
+    6: "is not contiguous (cyoptim updates tensors in place)",
+    7: "is not a one-element float tensor",
+    8: "is missing",
+    9: "has no memory of its own behind data_ptr()",
+}
 
 
 def _scalar(x):
@@ -65,8 +69,10 @@ def variable_problem(variable):
     if not value.is_cpu:
         return f"is on device {value.device}; cyoptim.keras updates CPU tensors only"
     if value.dtype not in DTYPES:
-        return (f"has dtype {variable.dtype}; the kernels update float32 and float64 "
-                f"variables (a mixed-precision policy keeps its variables in float32)")
+        return (
+            f"has dtype {variable.dtype}; the kernels update float32 and float64 "
+            f"variables (a mixed-precision policy keeps its variables in float32)"
+        )
     if not value.is_contiguous():
         return f"is not contiguous (strides {value.stride()})"
     return None
@@ -75,7 +81,7 @@ def variable_problem(variable):
 class Optimizer(keras.optimizers.Optimizer):
     """Base class of cyoptim.keras's optimizers (see the module docstring)."""
 
-    _rule = None          # the class's rule (cyoptim/keras/_classes.py)
+    _rule = None  # the class's rule (cyoptim/keras/_classes.py)
 
     # ------------------------------------------------------------------ build
     def build(self, variables):
@@ -85,14 +91,13 @@ class Optimizer(keras.optimizers.Optimizer):
         for variable in variables:
             problem = variable_problem(variable)
             if problem:
-                raise ValueError(f"{type(self).__name__}: variable {_path(variable)!r} "
-                                 f"{problem}")
+                raise ValueError(f"{type(self).__name__}: variable {_path(variable)!r} {problem}")
         rule = self._rule
         if rule.keras_build:
-            super().build(variables)             # Keras's optimizer variables
+            super().build(variables)  # Keras's optimizer variables
         else:
             keras.optimizers.Optimizer.build(self, variables)
-        self._slots = rule.build(self, variables)    # kernel block -> its variables
+        self._slots = rule.build(self, variables)  # kernel block -> its variables
         self._plans = {}
         self._scratch = {}
 
@@ -108,13 +113,17 @@ class Optimizer(keras.optimizers.Optimizer):
         if not isinstance(g, torch.Tensor):
             g = torch.as_tensor(np.asarray(g))
         if tuple(g.shape) != tuple(value.shape):
-            raise ValueError(f"{type(self).__name__}: the gradient of variable "
-                             f"{_path(variable)!r} has shape {tuple(g.shape)}, but the "
-                             f"variable has shape {tuple(value.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}: the gradient of variable "
+                f"{_path(variable)!r} has shape {tuple(g.shape)}, but the "
+                f"variable has shape {tuple(value.shape)}"
+            )
         if g.layout is not torch.strided or not g.is_cpu:
-            raise ValueError(f"{type(self).__name__}: the gradient of variable "
-                             f"{_path(variable)!r} must be a dense CPU tensor, got "
-                             f"layout {g.layout} on {g.device}")
+            raise ValueError(
+                f"{type(self).__name__}: the gradient of variable "
+                f"{_path(variable)!r} must be a dense CPU tensor, got "
+                f"layout {g.layout} on {g.device}"
+            )
         if g.dtype != value.dtype:
             g = g.to(value.dtype)
         return g.detach().contiguous()
@@ -144,15 +153,17 @@ class Optimizer(keras.optimizers.Optimizer):
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         """One kernel call per group of variables, in place (see the module docstring)."""
         if in_stateless_scope():
-            raise RuntimeError(f"{type(self).__name__} cannot run in a stateless scope "
-                               f"(stateless_apply): cyoptim's kernels update the variables "
-                               f"in place")
+            raise RuntimeError(
+                f"{type(self).__name__} cannot run in a stateless scope "
+                f"(stateless_apply): cyoptim's kernels update the variables "
+                f"in place"
+            )
         rule = self._rule
         lr = _scalar(learning_rate)
         step = self._local_step()
         grads = rule.grads(self, list(grads), lr)
         decay = self._kernel_weight_decay(lr) if rule.folds_decay else 0.0
-        groups = {}         # (dtype, weight decay) -> (variables, grads)
+        groups = {}  # (dtype, weight decay) -> (variables, grads)
         for g, variable in zip(grads, trainable_variables):
             wd = decay if decay and self._use_weight_decay(variable) else 0.0
             members = groups.setdefault((variable.value.dtype, wd), ([], []))
@@ -160,13 +171,15 @@ class Optimizer(keras.optimizers.Optimizer):
             members[1].append(g)
         saved = []
         try:
-            work = [self._gather(key, variables, group_grads, saved)
-                    for key, (variables, group_grads) in groups.items()]
+            work = [
+                self._gather(key, variables, group_grads, saved)
+                for key, (variables, group_grads) in groups.items()
+            ]
             kernel = getattr(_dispatch.kernels, rule.kernel + "_group")
             n_threads = _threads._requested
             stepped = []
             for (dtype, wd), plan, blocks in work:
-                plan.steps[:plan.n_tensors] = step
+                plan.steps[: plan.n_tensors] = step
                 hyper = rule.hyper(self, lr, step, dtype, wd)
                 kernel(plan, hyper, blocks, n_threads)
                 plan.store_scalars()
@@ -192,10 +205,23 @@ class Optimizer(keras.optimizers.Optimizer):
                 p.grad = g
             params.append(p)
             index = self._get_variable_index(variable)
-            state[p] = {name: slot[index].value for name, slot in self._slots.items()
-                        if slot[index] is not None}
-        bad = plan.gather(params, state, slot_names, rule.scalar_names, False, torch.Tensor,
-                          torch.strided, DTYPES, rule.state_shape, None)
+            state[p] = {
+                name: slot[index].value
+                for name, slot in self._slots.items()
+                if slot[index] is not None
+            }
+        bad = plan.gather(
+            params,
+            state,
+            slot_names,
+            rule.scalar_names,
+            False,
+            torch.Tensor,
+            torch.strided,
+            DTYPES,
+            rule.state_shape,
+            None,
+        )
         if bad is None and plan.missing:
             _, p, name = plan.missing[0]
             bad = (params.index(p), _WHAT_STATE + rule.blocks.index(name), 8)
@@ -215,7 +241,7 @@ class Optimizer(keras.optimizers.Optimizer):
         block = self._scratch.get((key, name))
         if block is None or block.size < plan.total_elements:
             block = self._scratch[(key, name)] = np.empty(plan.total_elements, dtype=dtype)
-        return block[:plan.total_elements]
+        return block[: plan.total_elements]
 
     def _gather_error(self, variables, k, what, code):
         variable = variables[k]
@@ -224,13 +250,18 @@ class Optimizer(keras.optimizers.Optimizer):
         elif what == _WHAT_GRAD:
             subject = f"the gradient of variable {_path(variable)!r}"
         elif what >= _WHAT_SCALAR:
-            subject = (f"optimizer variable {self._rule.scalar_names[what - _WHAT_SCALAR]!r} "
-                       f"of variable {_path(variable)!r}")
+            subject = (
+                f"optimizer variable {self._rule.scalar_names[what - _WHAT_SCALAR]!r} "
+                f"of variable {_path(variable)!r}"
+            )
         else:
-            subject = (f"the optimizer variable for {self._rule.blocks[what - _WHAT_STATE]!r} "
-                       f"of variable {_path(variable)!r}")
-        return ValueError(f"{type(self).__name__}: {subject} "
-                          f"{_CODES.get(code, f'cannot be used (code {code})')}")
+            subject = (
+                f"the optimizer variable for {self._rule.blocks[what - _WHAT_STATE]!r} "
+                f"of variable {_path(variable)!r}"
+            )
+        return ValueError(
+            f"{type(self).__name__}: {subject} {_CODES.get(code, f'cannot be used (code {code})')}"
+        )
 
 
 def _path(variable):

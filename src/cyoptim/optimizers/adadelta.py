@@ -48,13 +48,28 @@ class Adadelta(Optimizer):
 
     kernel = "adadelta"
 
-    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *,
-                 maximize=False, master_weights=False,
-                 state_dtype=None, stochastic_rounding=False, seed=None):
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize),
-                         master_weights=master_weights, state_dtype=state_dtype,
-                         stochastic_rounding=stochastic_rounding, seed=seed)
+    def __init__(
+        self,
+        params,
+        lr=1.0,
+        rho=0.9,
+        eps=1e-6,
+        weight_decay=0.0,
+        *,
+        maximize=False,
+        master_weights=False,
+        state_dtype=None,
+        stochastic_rounding=False,
+        seed=None,
+    ):
+        super().__init__(
+            params,
+            dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize),
+            master_weights=master_weights,
+            state_dtype=state_dtype,
+            stochastic_rounding=stochastic_rounding,
+            seed=seed,
+        )
 
     def _validate_hyperparameters(self, group):
         if not 0.0 <= group["lr"]:

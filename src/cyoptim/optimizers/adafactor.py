@@ -86,11 +86,28 @@ class Adafactor(Optimizer):
 
     kernel = "adafactor"
 
-    def __init__(self, params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0,
-                 weight_decay=0.0, *, maximize=False):
-        super().__init__(params, dict(lr=lr, beta2_decay=beta2_decay,
-                                      eps=tuple(eps) if isinstance(eps, list) else eps,
-                                      d=d, weight_decay=weight_decay, maximize=maximize))
+    def __init__(
+        self,
+        params,
+        lr=1e-2,
+        beta2_decay=-0.8,
+        eps=(None, 1e-3),
+        d=1.0,
+        weight_decay=0.0,
+        *,
+        maximize=False,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                beta2_decay=beta2_decay,
+                eps=tuple(eps) if isinstance(eps, list) else eps,
+                d=d,
+                weight_decay=weight_decay,
+                maximize=maximize,
+            ),
+        )
 
     def _validate_hyperparameters(self, group):
         if not 0.0 <= group["lr"]:

@@ -73,23 +73,48 @@ class ASGD(Optimizer):
     """
 
     kernel = "asgd"
-    _tensor_state = {"eta": TensorState(initial=0.0, low=0.0, high=float("inf")),
-                     "mu": TensorState(initial=1.0, low=0.0, high=1.0)}
+    _tensor_state = {
+        "eta": TensorState(initial=0.0, low=0.0, high=float("inf")),
+        "mu": TensorState(initial=1.0, low=0.0, high=1.0),
+    }
 
-    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *,
-                 maximize=False, master_weights=False,
-                 state_dtype=None, stochastic_rounding=False, seed=None):
-        super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0,
-                                      weight_decay=weight_decay, maximize=maximize),
-                         master_weights=master_weights, state_dtype=state_dtype,
-                         stochastic_rounding=stochastic_rounding, seed=seed)
+    def __init__(
+        self,
+        params,
+        lr=1e-2,
+        lambd=1e-4,
+        alpha=0.75,
+        t0=1e6,
+        weight_decay=0.0,
+        *,
+        maximize=False,
+        master_weights=False,
+        state_dtype=None,
+        stochastic_rounding=False,
+        seed=None,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                lambd=lambd,
+                alpha=alpha,
+                t0=t0,
+                weight_decay=weight_decay,
+                maximize=maximize,
+            ),
+            master_weights=master_weights,
+            state_dtype=state_dtype,
+            stochastic_rounding=stochastic_rounding,
+            seed=seed,
+        )
 
     def _validate_hyperparameters(self, group):
         if not 0.0 <= group["lr"]:
             raise ValueError(f"Invalid learning rate: {group['lr']}")
         if not 0.0 <= group["weight_decay"]:
             raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
-        for name in ("lambd", "alpha", "t0"):     # torch checks none of them
+        for name in ("lambd", "alpha", "t0"):  # torch checks none of them
             if not isinstance(group[name], numbers.Real):
                 raise TypeError(f"{name} must be a real number, got {group[name]!r}")
 

@@ -1,7 +1,7 @@
 """LAMB: Adam's direction scaled per tensor by a trust ratio."""
 
-from ..validation import validate_adam_family
 from ..optimizer import Optimizer
+from ..validation import validate_adam_family
 
 
 class LAMB(Optimizer):
@@ -76,10 +76,13 @@ class LAMB(Optimizer):
 
     kernel = "lamb"
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, *,
-                 maximize=False):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay, maximize=maximize))
+    def __init__(
+        self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, *, maximize=False
+    ):
+        super().__init__(
+            params,
+            dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize),
+        )
 
     def _validate_hyperparameters(self, group):
         validate_adam_family(group)
@@ -88,4 +91,4 @@ class LAMB(Optimizer):
         return ("exp_avg", "exp_avg_sq")
 
     def _scratch_names(self, group):
-        return ("update",)          # u, written by the kernel's first pass, read by its second
+        return ("update",)  # u, written by the kernel's first pass, read by its second

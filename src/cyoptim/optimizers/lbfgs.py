@@ -67,8 +67,9 @@ def cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     return (xmin_bound + xmax_bound) / 2.0
 
 
-def strong_wolfe(obj_func, ops, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9,
-                 max_ls=25):
+def strong_wolfe(
+    obj_func, ops, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, max_ls=25
+):
     """torch.optim.lbfgs._strong_wolfe: a line search for a step length t along
     d satisfying the strong Wolfe conditions (bracketing, then zoom by cubic
     interpolation). Returns (f_new, g_new, t, function evaluations)."""
@@ -97,8 +98,9 @@ def strong_wolfe(obj_func, ops, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_c
         min_step = t + 0.01 * (t - t_prev)
         max_step = t * 10
         tmp = t
-        t = cubic_interpolate(t_prev, f_prev, gtd_prev, t, f_new, gtd_new,
-                              bounds=(min_step, max_step))
+        t = cubic_interpolate(
+            t_prev, f_prev, gtd_prev, t, f_new, gtd_new, bounds=(min_step, max_step)
+        )
         t_prev, f_prev, g_prev, gtd_prev = tmp, f_new, g_new.copy(), gtd_new
         f_new, g_new = obj_func(x, t, d)
         ls_func_evals += 1
@@ -113,8 +115,9 @@ def strong_wolfe(obj_func, ops, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_c
     while not done and ls_iter < max_ls:
         if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
             break
-        t = cubic_interpolate(bracket[0], bracket_f[0], bracket_gtd[0],
-                              bracket[1], bracket_f[1], bracket_gtd[1])
+        t = cubic_interpolate(
+            bracket[0], bracket_f[0], bracket_gtd[0], bracket[1], bracket_f[1], bracket_gtd[1]
+        )
         # Too close to an end of the bracket: move 0.1 of its length inside.
         eps = 0.1 * (max(bracket) - min(bracket))
         if min(max(bracket) - t, t - min(bracket)) < eps:
@@ -246,8 +249,8 @@ def lbfgs_step(group, state, problem, ops):
                 return f, g
 
             loss, flat_grad, t, ls_func_evals = strong_wolfe(
-                obj_func, ops, x_init, t, d, loss, flat_grad, gtd,
-                max_ls=max_eval - current_evals)
+                obj_func, ops, x_init, t, d, loss, flat_grad, gtd, max_ls=max_eval - current_evals
+            )
             problem.add_grad(t, d)
             opt_cond = ops.max_abs(flat_grad) <= tolerance_grad
         else:
@@ -274,7 +277,11 @@ def lbfgs_step(group, state, problem, ops):
 
     state["d"], state["t"] = d, t
     state["old_dirs"], state["old_stps"], state["ro"] = old_dirs, old_stps, ro
-    state["H_diag"], state["prev_flat_grad"], state["prev_loss"] = H_diag, prev_flat_grad, prev_loss
+    state["H_diag"], state["prev_flat_grad"], state["prev_loss"] = (
+        H_diag,
+        prev_flat_grad,
+        prev_loss,
+    )
     return orig_loss
 
 
@@ -297,8 +304,10 @@ def validate_hyperparameters(group):
         if not isinstance(group[name], numbers.Real) or isinstance(group[name], bool):
             raise ValueError(f"{name} must be a real number, got {group[name]!r}")
     if group["line_search_fn"] not in LINE_SEARCH_FNS:
-        raise ValueError(f"line_search_fn must be None or 'strong_wolfe' (torch: only "
-                         f"'strong_wolfe' is supported), got {group['line_search_fn']!r}")
+        raise ValueError(
+            f"line_search_fn must be None or 'strong_wolfe' (torch: only "
+            f"'strong_wolfe' is supported), got {group['line_search_fn']!r}"
+        )
 
 
 class _ArrayProblem:
@@ -312,29 +321,43 @@ class _ArrayProblem:
     def evaluate(self):
         result = self.closure()
         if not isinstance(result, tuple) or len(result) != 2:
-            raise TypeError(f"LBFGS: the closure must return (loss, grads), got "
-                            f"{type(result).__name__}")
+            raise TypeError(
+                f"LBFGS: the closure must return (loss, grads), got {type(result).__name__}"
+            )
         orig_loss, grads = result
         if isinstance(grads, np.ndarray) or not hasattr(grads, "__len__"):
-            raise TypeError(f"LBFGS: the closure's grads must be a list with one array (or "
-                            f"None) per param, got {type(grads).__name__}")
+            raise TypeError(
+                f"LBFGS: the closure's grads must be a list with one array (or "
+                f"None) per param, got {type(grads).__name__}"
+            )
         if len(grads) != len(self.params):
-            raise ValueError(f"LBFGS: the closure returned {len(grads)} grads for "
-                             f"{len(self.params)} params")
+            raise ValueError(
+                f"LBFGS: the closure returned {len(grads)} grads for {len(self.params)} params"
+            )
         for k, (g, p) in enumerate(zip(grads, self.params)):
-            if g is not None and (not isinstance(g, np.ndarray) or g.shape != p.shape
-                                  or g.dtype != p.dtype):
-                raise TypeError(f"LBFGS: grad {k} is an {_describe(g)}; param {k} is an "
-                                f"{_describe(p)}: they must match")
-        flat = np.concatenate([np.zeros(p.size, p.dtype) if g is None else g.reshape(-1)
-                               for g, p in zip(grads, self.params)]) if grads else \
-            np.zeros(0, self.dtype)
+            if g is not None and (
+                not isinstance(g, np.ndarray) or g.shape != p.shape or g.dtype != p.dtype
+            ):
+                raise TypeError(
+                    f"LBFGS: grad {k} is an {_describe(g)}; param {k} is an "
+                    f"{_describe(p)}: they must match"
+                )
+        flat = (
+            np.concatenate(
+                [
+                    np.zeros(p.size, p.dtype) if g is None else g.reshape(-1)
+                    for g, p in zip(grads, self.params)
+                ]
+            )
+            if grads
+            else np.zeros(0, self.dtype)
+        )
         return orig_loss, float(orig_loss), flat
 
     def add_grad(self, t, d):
         offset = 0
         for p in self.params:
-            self.ops.axpy_(p.reshape(-1), t, d[offset:offset + p.size])
+            self.ops.axpy_(p.reshape(-1), t, d[offset : offset + p.size])
             offset += p.size
 
     def clone_params(self):
@@ -445,15 +468,31 @@ class LBFGS(Optimizer):
 
     _exports_step = False
 
-    def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7,
-                 tolerance_change=1e-9, history_size=100, line_search_fn=None):
+    def __init__(
+        self,
+        params,
+        lr=1,
+        max_iter=20,
+        max_eval=None,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-9,
+        history_size=100,
+        line_search_fn=None,
+    ):
         if max_eval is None and _integer(max_iter):
             max_eval = max_iter * 5 // 4
-        super().__init__(params, dict(lr=lr, max_iter=max_iter, max_eval=max_eval,
-                                      tolerance_grad=tolerance_grad,
-                                      tolerance_change=tolerance_change,
-                                      history_size=history_size,
-                                      line_search_fn=line_search_fn))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                max_iter=max_iter,
+                max_eval=max_eval,
+                tolerance_grad=tolerance_grad,
+                tolerance_change=tolerance_change,
+                history_size=history_size,
+                line_search_fn=line_search_fn,
+            ),
+        )
         self._lbfgs = {}
 
     def add_param_group(self, param_group):
@@ -486,13 +525,14 @@ class LBFGS(Optimizer):
         param, in order).
         """
         if not callable(closure):
-            raise TypeError(f"LBFGS.step needs a closure returning (loss, grads), got "
-                            f"{type(closure).__name__}")
+            raise TypeError(
+                f"LBFGS.step needs a closure returning (loss, grads), got {type(closure).__name__}"
+            )
         problem = _ArrayProblem(self, closure)
         saved_params = problem.clone_params()
         saved_state = _copy_state(self._lbfgs)
         try:
-            with np.errstate(all="ignore"):       # inf and NaN propagate, as in torch
+            with np.errstate(all="ignore"):  # inf and NaN propagate, as in torch
                 return lbfgs_step(self.param_groups[0], self._lbfgs, problem, problem.ops)
         except BaseException:
             problem.set_params(saved_params)
@@ -511,11 +551,15 @@ class LBFGS(Optimizer):
         if "d" in s:
             dtype, n = self._dtype, self._n
             entry.update(
-                d=s["d"], t=float(s["t"]),
+                d=s["d"],
+                t=float(s["t"]),
                 old_dirs=np.array(s["old_dirs"], dtype).reshape(-1, n),
                 old_stps=np.array(s["old_stps"], dtype).reshape(-1, n),
-                ro=np.array(s["ro"], dtype), H_diag=float(s["H_diag"]),
-                prev_flat_grad=s["prev_flat_grad"], prev_loss=float(s["prev_loss"]))
+                ro=np.array(s["ro"], dtype),
+                H_diag=float(s["H_diag"]),
+                prev_flat_grad=s["prev_flat_grad"],
+                prev_loss=float(s["prev_loss"]),
+            )
         if "al" in s:
             entry["al"] = np.array([np.nan if v is None else v for v in s["al"]], self._dtype)
         return {0: entry}
@@ -532,20 +576,26 @@ class LBFGS(Optimizer):
         scalar = np.dtype(self._dtype).type
         s = {"func_evals": int(entry["func_evals"]), "n_iter": int(entry["n_iter"])}
         if "d" in entry:
-            s.update(d=entry["d"].copy(), t=scalar(entry["t"]),
-                     old_dirs=[row.copy() for row in entry["old_dirs"]],
-                     old_stps=[row.copy() for row in entry["old_stps"]],
-                     ro=[scalar(v) for v in entry["ro"]], H_diag=scalar(entry["H_diag"]),
-                     prev_flat_grad=entry["prev_flat_grad"].copy(),
-                     prev_loss=float(entry["prev_loss"]))
+            s.update(
+                d=entry["d"].copy(),
+                t=scalar(entry["t"]),
+                old_dirs=[row.copy() for row in entry["old_dirs"]],
+                old_stps=[row.copy() for row in entry["old_stps"]],
+                ro=[scalar(v) for v in entry["ro"]],
+                H_diag=scalar(entry["H_diag"]),
+                prev_flat_grad=entry["prev_flat_grad"].copy(),
+                prev_loss=float(entry["prev_loss"]),
+            )
         if "al" in entry:
             s["al"] = [None if v != v else scalar(v) for v in entry["al"]]
         return s
 
     def _check_param_state(self, entry, index, group, param, storage=None):
         if index != 0:
-            raise ValueError(f"LBFGS keeps its state under param 0 (as torch does), "
-                             f"found an entry for param {index}")
+            raise ValueError(
+                f"LBFGS keeps its state under param 0 (as torch does), "
+                f"found an entry for param {index}"
+            )
         if not isinstance(entry, dict):
             raise ValueError("state of param 0 must be a dict")
         required = {"func_evals", "n_iter"}
@@ -553,14 +603,17 @@ class LBFGS(Optimizer):
             required |= set(LOOP_STATE)
         allowed = required | set(LOOP_STATE) | {"al"}
         if not required <= set(entry) <= allowed:
-            raise ValueError(f"LBFGS state has keys {sorted(entry)}; expected {sorted(required)}"
-                             f" and any of {sorted(allowed - required)} (all of {list(LOOP_STATE)}"
-                             f" together)")
+            raise ValueError(
+                f"LBFGS state has keys {sorted(entry)}; expected {sorted(required)}"
+                f" and any of {sorted(allowed - required)} (all of {list(LOOP_STATE)}"
+                f" together)"
+            )
         for name in ("func_evals", "n_iter"):
             value = entry[name]
             if not _integer(value) or value < 0:
-                raise ValueError(f"LBFGS state {name!r} must be a non-negative integer, "
-                                 f"got {value!r}")
+                raise ValueError(
+                    f"LBFGS state {name!r} must be a non-negative integer, got {value!r}"
+                )
         dtype, n, history = self._dtype, self._n, group["history_size"]
         k = None
         shapes = {"d": (n,), "prev_flat_grad": (n,), "al": (history,)}
@@ -568,8 +621,10 @@ class LBFGS(Optimizer):
             rows = entry["old_dirs"]
             k = rows.shape[0] if isinstance(rows, np.ndarray) and rows.ndim == 2 else -1
             if not 0 <= k <= history:
-                raise ValueError(f"LBFGS state 'old_dirs' must be an array of shape (k, {n}) "
-                                 f"with k <= history_size ({history}), got {_describe(rows)}")
+                raise ValueError(
+                    f"LBFGS state 'old_dirs' must be an array of shape (k, {n}) "
+                    f"with k <= history_size ({history}), got {_describe(rows)}"
+                )
             shapes.update(old_dirs=(k, n), old_stps=(k, n), ro=(k,))
             for name in ("t", "H_diag", "prev_loss"):
                 value = entry[name]
@@ -578,10 +633,15 @@ class LBFGS(Optimizer):
         for name, shape in shapes.items():
             if name in entry:
                 value = entry[name]
-                if (not isinstance(value, np.ndarray) or value.shape != shape
-                        or value.dtype != dtype):
-                    raise ValueError(f"LBFGS state {name!r} is an {_describe(value)}; "
-                                     f"expected an array of dtype {dtype} and shape {shape}")
+                if (
+                    not isinstance(value, np.ndarray)
+                    or value.shape != shape
+                    or value.dtype != dtype
+                ):
+                    raise ValueError(
+                        f"LBFGS state {name!r} is an {_describe(value)}; "
+                        f"expected an array of dtype {dtype} and shape {shape}"
+                    )
         return entry
 
     def _ensure_blocks(self, group, plan, blocks, also=()):
@@ -589,7 +649,7 @@ class LBFGS(Optimizer):
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_lbfgs", None)             # in its state_dict
+        state.pop("_lbfgs", None)  # in its state_dict
         return state
 
     def __setstate__(self, state):

@@ -1,7 +1,7 @@
 """Lion: evolved sign momentum."""
 
-from ..validation import validate_adam_family
 from ..optimizer import Optimizer
+from ..validation import validate_adam_family
 
 
 class Lion(Optimizer):
@@ -57,16 +57,30 @@ class Lion(Optimizer):
 
     _exports_step = False
 
-    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *,
-                 maximize=False, master_weights=False,
-                 state_dtype=None, stochastic_rounding=False, seed=None):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay,
-                                      maximize=maximize),
-                         master_weights=master_weights, state_dtype=state_dtype,
-                         stochastic_rounding=stochastic_rounding, seed=seed)
+    def __init__(
+        self,
+        params,
+        lr=1e-4,
+        betas=(0.9, 0.99),
+        weight_decay=0.0,
+        *,
+        maximize=False,
+        master_weights=False,
+        state_dtype=None,
+        stochastic_rounding=False,
+        seed=None,
+    ):
+        super().__init__(
+            params,
+            dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, maximize=maximize),
+            master_weights=master_weights,
+            state_dtype=state_dtype,
+            stochastic_rounding=stochastic_rounding,
+            seed=seed,
+        )
 
     def _validate_hyperparameters(self, group):
-        validate_adam_family(dict(group, eps=0.0))     # Lion has no epsilon
+        validate_adam_family(dict(group, eps=0.0))  # Lion has no epsilon
 
     def _state_names(self, group):
         return ("exp_avg",)

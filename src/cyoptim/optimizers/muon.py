@@ -145,19 +145,40 @@ class Muon(Optimizer):
     kernel = "muon_momentum"
     _exports_step = False
 
-    def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
-                 ns_coefficients=NS_COEFFICIENTS, eps=EPS, ns_steps=NS_STEPS,
-                 adjust_lr_fn=None):
-        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum,
-                                      nesterov=nesterov, ns_coefficients=ns_coefficients,
-                                      eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn))
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        weight_decay=0.1,
+        momentum=0.95,
+        nesterov=True,
+        ns_coefficients=NS_COEFFICIENTS,
+        eps=EPS,
+        ns_steps=NS_STEPS,
+        adjust_lr_fn=None,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                weight_decay=weight_decay,
+                momentum=momentum,
+                nesterov=nesterov,
+                ns_coefficients=ns_coefficients,
+                eps=eps,
+                ns_steps=ns_steps,
+                adjust_lr_fn=adjust_lr_fn,
+            ),
+        )
 
     def add_param_group(self, param_group):
         params = param_group.get("params", ()) if isinstance(param_group, dict) else ()
         for k, p in enumerate([params] if isinstance(params, np.ndarray) else list(params)):
             if isinstance(p, np.ndarray) and p.ndim != 2:
-                raise ValueError(f"Muon only supports 2D parameters whereas we found a "
-                                 f"parameter with size: {p.shape} (param {self._n_params + k})")
+                raise ValueError(
+                    f"Muon only supports 2D parameters whereas we found a "
+                    f"parameter with size: {p.shape} (param {self._n_params + k})"
+                )
         super().add_param_group(param_group)
 
     def _validate_hyperparameters(self, group):
@@ -168,20 +189,25 @@ class Muon(Optimizer):
         if not 0.0 <= group["weight_decay"]:
             raise ValueError(f"weight decay should be >= 0 but is: {group['weight_decay']}")
         if group["adjust_lr_fn"] not in ADJUST_LR_FNS:
-            raise ValueError(f"Adjust learning rate function {group['adjust_lr_fn']} "
-                             f"is not supported")
+            raise ValueError(
+                f"Adjust learning rate function {group['adjust_lr_fn']} is not supported"
+            )
         coefficients = group["ns_coefficients"]
-        if (not isinstance(coefficients, (tuple, list)) or len(coefficients) != 3
-                or not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
-                           for v in coefficients)):
-            raise ValueError(f"Coefficients must be a tuple of exactly 3 values, "
-                             f"got {coefficients!r}")
+        if (
+            not isinstance(coefficients, (tuple, list))
+            or len(coefficients) != 3
+            or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) for v in coefficients
+            )
+        ):
+            raise ValueError(
+                f"Coefficients must be a tuple of exactly 3 values, got {coefficients!r}"
+            )
         steps = group["ns_steps"]
         if not isinstance(steps, numbers.Integral) or isinstance(steps, bool) or steps < 0:
             raise ValueError(f"ns_steps must be a non-negative integer, got {steps!r}")
         if steps >= 100:
-            raise ValueError("Number of steps must be less than 100 for computational "
-                             "efficiency")
+            raise ValueError("Number of steps must be less than 100 for computational efficiency")
         if not 0.0 <= group["eps"]:
             raise ValueError(f"Invalid epsilon value: {group['eps']}")
 
@@ -192,7 +218,7 @@ class Muon(Optimizer):
         return ("momentum_buffer",)
 
     def _scratch_names(self, group):
-        return ("update",)      # the update: bf16(U), then O, between the two passes
+        return ("update",)  # the update: bf16(U), then O, between the two passes
 
     def _update(self, group, plan, blocks, grads, n_threads):
         kernels = self._kernels
@@ -201,10 +227,12 @@ class Muon(Optimizer):
         for k, grad in enumerate(grads):
             if grad is not None:
                 shape = plan.params[k].shape
-                orthogonalize(kernels, update[offsets[k]:offsets[k + 1]].reshape(shape),
-                              group, n_threads)
-        blocks["lr_ratio"] = np.array([lr_ratio(group["adjust_lr_fn"], p.shape)
-                                       for p in plan.params], dtype=np.float64)
+                orthogonalize(
+                    kernels, update[offsets[k] : offsets[k + 1]].reshape(shape), group, n_threads
+                )
+        blocks["lr_ratio"] = np.array(
+            [lr_ratio(group["adjust_lr_fn"], p.shape) for p in plan.params], dtype=np.float64
+        )
         kernels.muon_apply_group(plan, group, blocks, n_threads)
 
 
@@ -227,7 +255,7 @@ def newton_schulz(kernels, x, group, n_threads):
     """
     a, b, c = group["ns_coefficients"]
     tall = x.shape[0] > x.shape[1]
-    wide = x.T if tall else x                    # the m x n matrix torch iterates on
+    wide = x.T if tall else x  # the m x n matrix torch iterates on
     norm = kernels.grad_norms([x], 2.0, n_threads)[0]
     kernels.bf16_divide_(x, normalizer(norm, group["eps"]), n_threads)
     m = wide.shape[0]
@@ -235,12 +263,12 @@ def newton_schulz(kernels, x, group, n_threads):
     poly = np.empty((m, m), np.float32)
     product = np.empty_like(x)
     for _ in range(group["ns_steps"]):
-        np.matmul(wide, wide.T, out=gram)                    # syrk
+        np.matmul(wide, wide.T, out=gram)  # syrk
         kernels.bf16_round_(gram, n_threads)
-        np.matmul(gram, gram.T, out=poly)                    # G G (G symmetric): syrk
-        kernels.bf16_fma(poly, b, gram, c, poly, n_threads)    # addmm(G, G, G, beta=b, alpha=c)
+        np.matmul(gram, gram.T, out=poly)  # G G (G symmetric): syrk
+        kernels.bf16_fma(poly, b, gram, c, poly, n_threads)  # addmm(G, G, G, beta=b, alpha=c)
         if tall:
             np.matmul(x, poly, out=product)
         else:
             np.matmul(poly, x, out=product)
-        kernels.bf16_fma(x, a, x, 1.0, product, n_threads)     # addmm(X, H, X, beta=a)
+        kernels.bf16_fma(x, a, x, 1.0, product, n_threads)  # addmm(X, H, X, beta=a)

@@ -68,13 +68,27 @@ class Rprop(Optimizer):
 
     kernel = "rprop"
 
-    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *,
-                 maximize=False, master_weights=False,
-                 state_dtype=None, stochastic_rounding=False, seed=None):
-        super().__init__(params, dict(lr=lr, etas=_tuple(etas), step_sizes=_tuple(step_sizes),
-                                      maximize=maximize),
-                         master_weights=master_weights, state_dtype=state_dtype,
-                         stochastic_rounding=stochastic_rounding, seed=seed)
+    def __init__(
+        self,
+        params,
+        lr=1e-2,
+        etas=(0.5, 1.2),
+        step_sizes=(1e-6, 50),
+        *,
+        maximize=False,
+        master_weights=False,
+        state_dtype=None,
+        stochastic_rounding=False,
+        seed=None,
+    ):
+        super().__init__(
+            params,
+            dict(lr=lr, etas=_tuple(etas), step_sizes=_tuple(step_sizes), maximize=maximize),
+            master_weights=master_weights,
+            state_dtype=state_dtype,
+            stochastic_rounding=stochastic_rounding,
+            seed=seed,
+        )
 
     def _validate_hyperparameters(self, group):
         if not 0.0 <= group["lr"]:

@@ -47,14 +47,36 @@ class SGD(Optimizer):
 
     _exports_step = False
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False, master_weights=False,
-                 state_dtype=None, stochastic_rounding=False, seed=None):
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize),
-                         master_weights=master_weights, state_dtype=state_dtype,
-                         stochastic_rounding=stochastic_rounding, seed=seed)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        momentum=0.0,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        *,
+        maximize=False,
+        master_weights=False,
+        state_dtype=None,
+        stochastic_rounding=False,
+        seed=None,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=weight_decay,
+                nesterov=nesterov,
+                maximize=maximize,
+            ),
+            master_weights=master_weights,
+            state_dtype=state_dtype,
+            stochastic_rounding=stochastic_rounding,
+            seed=seed,
+        )
 
     def _validate_hyperparameters(self, group):
         if not 0.0 <= group["lr"]:
@@ -70,7 +92,7 @@ class SGD(Optimizer):
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
     def _required_state_names(self, group):
-        return ()           # a param that has not stepped with momentum has no buffer
+        return ()  # a param that has not stepped with momentum has no buffer
 
     def _exports_block(self, name, blocks, k):
         if name == "momentum_buffer" or name == "momentum_buffer_absmax":

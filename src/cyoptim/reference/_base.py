@@ -25,13 +25,19 @@ class ReferenceMixin:
             param = plan.params[k]
             lo, hi = offsets[k], offsets[k + 1]
             scratch = [flat[lo:hi].reshape(param.shape) for flat in flats]
-            yield (k, param, grad, {name: views[name][k] for name in names},
-                   float(plan.steps[k]), scratch)
+            yield (
+                k,
+                param,
+                grad,
+                {name: views[name][k] for name in names},
+                float(plan.steps[k]),
+                scratch,
+            )
 
 
 def lerp_(start, end, weight, tmp):
     """start <- torch.lerp(start, end, weight), in place; tmp is scratch."""
-    weight = start.dtype.type(weight)     # torch computes 1 - weight in this precision
+    weight = start.dtype.type(weight)  # torch computes 1 - weight in this precision
     np.subtract(end, start, out=tmp)
     if abs(weight) < 0.5:
         tmp *= weight

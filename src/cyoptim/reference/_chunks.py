@@ -20,7 +20,7 @@ def _lanes(x):
     flat = np.asarray(x, np.float64).reshape(-1)
     n_chunks = -(-flat.size // CHUNK)
     padded = np.zeros(n_chunks * CHUNK)
-    padded[:flat.size] = flat
+    padded[: flat.size] = flat
     return padded.reshape(n_chunks, CHUNK // LANES, LANES)
 
 
@@ -29,13 +29,13 @@ def chunk_partials(x, kind, p=2.0):
     blocks = _lanes(x)
     np.abs(blocks, out=blocks)
     if kind == "max_abs":
-        return blocks.max(axis=(1, 2), initial=0.0)    # NaN propagates; exact
+        return blocks.max(axis=(1, 2), initial=0.0)  # NaN propagates; exact
     if kind == "sum_sq":
         np.multiply(blocks, blocks, out=blocks)
     elif kind == "sum_pow":
         np.power(blocks, p, out=blocks)
     acc = np.zeros((blocks.shape[0], LANES))
-    for row in range(blocks.shape[1]):          # lane sums in element order
+    for row in range(blocks.shape[1]):  # lane sums in element order
         acc += blocks[:, row, :]
     a = acc.T
     return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))

@@ -12,7 +12,7 @@ lose bits to underflow, as an optimizer's are.
 
 import numpy as np
 
-_SPLITTER = 2.0 ** 27 + 1           # Veltkamp's split of a float64 into 26 + 26 bits
+_SPLITTER = 2.0**27 + 1  # Veltkamp's split of a float64 into 26 + 26 bits
 
 
 def _two_sum(a, b):

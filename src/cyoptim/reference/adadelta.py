@@ -25,9 +25,9 @@ class Adadelta(ReferenceMixin, fast.Adadelta):
             v, u = state["square_avg"], state["acc_delta"]
             _decay_add_square(v, g, rho, b)
             np.add(v, eps, out=b)
-            np.sqrt(b, out=b)                      # std
+            np.sqrt(b, out=b)  # std
             np.add(u, eps, out=c)
-            np.sqrt(c, out=c)                      # delta
+            np.sqrt(c, out=c)  # delta
             c /= b
             c *= g
             _decay_add_square(u, c, rho, b)

@@ -62,8 +62,8 @@ def row_col_sums(g):
         n_segments = -(-cols // tile_cols)
         padded = np.zeros((batch, rows, n_segments, tile_cols))
         for q in range(n_segments):
-            segment = sq[:, :, q * tile_cols:(q + 1) * tile_cols]
-            padded[:, :, q, :segment.shape[2]] = segment
+            segment = sq[:, :, q * tile_cols : (q + 1) * tile_cols]
+            padded[:, :, q, : segment.shape[2]] = segment
         row_sums = _in_order(lane_sums(padded), 2)
         # A column: its rows in order within a row block, the blocks in order.
         n_blocks = -(-rows // tile_rows)
@@ -90,13 +90,15 @@ class Adafactor(ReferenceMixin, fast.Adafactor):
             eps1 = float(np.finfo(dtype).eps)
         one = dtype.type(1)
         floor = dtype.type(eps1 * eps1)
-        views = {name: self._views(plan, blocks[name], name)
-                 for name in ("row_var", "col_var", "variance")}
+        views = {
+            name: self._views(plan, blocks[name], name)
+            for name in ("row_var", "col_var", "variance")
+        }
         for k, p, g, _, step, (u, b, tmp) in self._tensors(plan, blocks, grads, ()):
             weight = step ** group["beta2_decay"]
-            inverse_sqrt = 1 / step ** 0.5
+            inverse_sqrt = 1 / step**0.5
             rho = inverse_sqrt if inverse_sqrt < lr else lr
-            root_n = p.size ** 0.5
+            root_n = p.size**0.5
             rms = _norm(sum_sq(p), dtype) / root_n
             alpha = (rms if rms > eps2 else eps2) * rho
             if group["maximize"]:

@@ -20,8 +20,8 @@ class Adamax(ReferenceMixin, fast.Adamax):
             u *= beta2
             np.abs(g, out=b)
             b += eps
-            np.maximum(u, b, out=u)          # NaN in either wins, as torch.maximum
-            clr = lr / (1 - beta1 ** step)
+            np.maximum(u, b, out=u)  # NaN in either wins, as torch.maximum
+            clr = lr / (1 - beta1**step)
             np.multiply(m, -clr, out=c)
             c /= u
             p += c

@@ -13,7 +13,7 @@ class ASGD(ReferenceMixin, fast.ASGD):
         lr, lambd, alpha, t0 = group["lr"], group["lambd"], group["alpha"], group["t0"]
         etas, mus = blocks["eta"], blocks["mu"]
         for k, p, g, state, step, (a, b, _) in self._tensors(plan, blocks, grads, ("ax",)):
-            if step == 1:                          # the state torch creates now
+            if step == 1:  # the state torch creates now
                 etas[k], mus[k] = float(np.float32(lr)), 1.0
             eta, mu = float(etas[k]), float(mus[k])
             g = effective_grad(g, p, group["weight_decay"], group["maximize"], a, b)

@@ -31,14 +31,13 @@ def _scale(arrays, coef):
 
 def _clamp(arrays, low, high):
     for g in arrays:
-        np.maximum(g, g.dtype.type(low), out=g)     # clamp_min_, NaN stays NaN
-        np.minimum(g, g.dtype.type(high), out=g)    # clamp_max_
+        np.maximum(g, g.dtype.type(low), out=g)  # clamp_min_, NaN stays NaN
+        np.minimum(g, g.dtype.type(high), out=g)  # clamp_max_
 
 
 def clip_grad_norm_(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
     """cyoptim.clip_grad_norm_ computed with NumPy."""
-    return fast.clip_norm_with(grads, max_norm, norm_type, error_if_nonfinite,
-                               grad_norms, _scale)
+    return fast.clip_norm_with(grads, max_norm, norm_type, error_if_nonfinite, grad_norms, _scale)
 
 
 def clip_grad_value_(grads, clip_value):

@@ -27,10 +27,10 @@ class LAMB(ReferenceMixin, fast.LAMB):
             u *= 1 - beta2
             v *= beta2
             v += u
-            np.divide(v, 1 - beta2 ** step, out=b)
+            np.divide(v, 1 - beta2**step, out=b)
             np.sqrt(b, out=b)
             b += eps
-            np.divide(m, 1 - beta1 ** step, out=u)
+            np.divide(m, 1 - beta1**step, out=u)
             u /= b
             if wd != 0:
                 np.multiply(p, wd, out=b)

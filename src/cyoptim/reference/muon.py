@@ -6,8 +6,8 @@ import numpy as np
 
 from ..optimizers import muon as fast
 from ._base import ReferenceMixin
-from ._fma import fma, fma32, lerp_fused_
 from ._chunks import sum_sq
+from ._fma import fma, fma32, lerp_fused_
 
 bf16 = fast.round_bfloat16
 
@@ -23,9 +23,9 @@ def newton_schulz(u, coefficients, steps, eps):
         return x
     x = bf16(x / np.float32(fast.normalizer(math.sqrt(sum_sq(x)), eps)))
     for _ in range(steps):
-        w = x.T if tall else x                   # torch iterates on the wide matrix w
+        w = x.T if tall else x  # torch iterates on the wide matrix w
         gram = bf16(w @ w.T)
-        poly = bf16(fma32(b, gram, c * (gram @ gram.T)))         # torch's addmm: an fma
+        poly = bf16(fma32(b, gram, c * (gram @ gram.T)))  # torch's addmm: an fma
         # (a w + poly w), kept in x's layout: for a tall x, w = x^T and poly is
         # symmetric, so (poly w)^T = x poly.
         x = bf16(fma32(a, x, x @ poly if tall else poly @ x))
@@ -38,8 +38,9 @@ class Muon(ReferenceMixin, fast.Muon):
     def _update(self, group, plan, blocks, grads, n_threads):
         lr, momentum = group["lr"], group["momentum"]
         decay = 1 - lr * group["weight_decay"]
-        for _, p, g, state, _, (u, tmp, _) in self._tensors(plan, blocks, grads,
-                                                            ("momentum_buffer",)):
+        for _, p, g, state, _, (u, _tmp, _) in self._tensors(
+            plan, blocks, grads, ("momentum_buffer",)
+        ):
             buf = state["momentum_buffer"]
             lerp_fused_(buf, g, 1 - momentum)
             if group["nesterov"]:

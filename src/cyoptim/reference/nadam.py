@@ -24,7 +24,7 @@ class NAdam(ReferenceMixin, fast.NAdam):
             # torch's float32 scalar tensor: mu_product *= mu
             mu_product = float(np.float32(mu_products[k]) * np.float32(mu))
             mu_products[k] = mu_product
-            np.divide(v, 1 - beta2 ** step, out=c)
+            np.divide(v, 1 - beta2**step, out=c)
             np.sqrt(c, out=c)
             c += eps
             np.multiply(g, -lr * (1.0 - mu) / (1.0 - mu_product), out=b)

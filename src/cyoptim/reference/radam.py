@@ -17,19 +17,20 @@ class RAdam(ReferenceMixin, fast.RAdam):
         for _, p, g, state, step, (a, b, c) in self._tensors(plan, blocks, grads, names):
             m, v = state["exp_avg"], state["exp_avg_sq"]
             update_moments_(p, g, m, v, group, a, b)
-            bias_correction1 = 1 - beta1 ** step
-            bias_correction2 = 1 - beta2 ** step
-            np.divide(m, bias_correction1, out=b)        # m_hat
+            bias_correction1 = 1 - beta1**step
+            bias_correction2 = 1 - beta2**step
+            np.divide(m, bias_correction1, out=b)  # m_hat
             b *= lr
             rho_inf = 2 / (1 - beta2) - 1
-            rho_t = rho_inf - 2 * step * (beta2 ** step) / bias_correction2
+            rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
             if rho_t > 5.0:
-                rect = ((rho_t - 4) * (rho_t - 2) * rho_inf
-                        / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+                rect = (
+                    (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+                ) ** 0.5
                 np.sqrt(v, out=c)
                 c += eps
-                np.reciprocal(c, out=c)                  # torch: float / tensor
-                c *= bias_correction2 ** 0.5
+                np.reciprocal(c, out=c)  # torch: float / tensor
+                c *= bias_correction2**0.5
                 b *= c
                 b *= rect
             p -= b

@@ -18,8 +18,9 @@ class Rprop(ReferenceMixin, fast.Rprop):
     def _update(self, group, plan, blocks, grads, n_threads):
         etaminus, etaplus = group["etas"]
         step_size_min, step_size_max = group["step_sizes"]
-        for _, p, g, state, step, (a, b, c) in self._tensors(plan, blocks, grads,
-                                                             ("prev", "step_size")):
+        for _, p, g, state, step, (a, b, c) in self._tensors(
+            plan, blocks, grads, ("prev", "step_size")
+        ):
             real = p.dtype.type
             prev, step_size = state["prev"], state["step_size"]
             if group["maximize"]:
@@ -29,7 +30,7 @@ class Rprop(ReferenceMixin, fast.Rprop):
             factor.fill(1)
             factor[b > 0] = real(etaplus)
             factor[b < 0] = real(etaminus)
-            if step == 1:                          # the state torch creates now
+            if step == 1:  # the state torch creates now
                 step_size.fill(real(group["lr"]))
             step_size *= factor
             np.copyto(step_size, real(step_size_min), where=step_size <= real(step_size_min))

@@ -13,7 +13,7 @@ class SGD(ReferenceMixin, fast.SGD):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         names = self._state_names(group)
         started = blocks["momentum_started"]
-        for k, p, g, state, step, (a, b, _) in self._tensors(plan, blocks, grads, names):
+        for k, p, g, state, _step, (a, b, _) in self._tensors(plan, blocks, grads, names):
             g = effective_grad(g, p, group["weight_decay"], group["maximize"], a, b)
             if momentum != 0:
                 buf = state["momentum_buffer"]

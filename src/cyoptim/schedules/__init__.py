@@ -22,32 +22,72 @@ optimizer on their own. ``MultiplicativeLR`` and ``SWALR`` scale the current
 rate by nature, step by step as torch.
 """
 
-from ._basic import (constant_schedule, exponential_decay, linear_schedule, linear_warmup,
-                     multistep_decay, piecewise_constant, polynomial_schedule, step_decay)
+from ._basic import (
+    constant_schedule,
+    exponential_decay,
+    linear_schedule,
+    linear_warmup,
+    multistep_decay,
+    piecewise_constant,
+    polynomial_schedule,
+    step_decay,
+)
 from ._cosine import cosine_decay, cosine_warm_restarts, warmup_cosine_decay
 from ._cycles import cyclic_schedule, one_cycle_momentum, one_cycle_schedule
 from ._join import join_schedules
 
 __all__ = [
-    "constant_schedule", "cosine_decay", "cosine_warm_restarts", "cyclic_schedule",
-    "exponential_decay", "join_schedules", "linear_schedule", "linear_warmup",
-    "multistep_decay", "one_cycle_momentum", "one_cycle_schedule", "piecewise_constant",
-    "polynomial_schedule", "step_decay", "warmup_cosine_decay",
+    "constant_schedule",
+    "cosine_decay",
+    "cosine_warm_restarts",
+    "cyclic_schedule",
+    "exponential_decay",
+    "join_schedules",
+    "linear_schedule",
+    "linear_warmup",
+    "multistep_decay",
+    "one_cycle_momentum",
+    "one_cycle_schedule",
+    "piecewise_constant",
+    "polynomial_schedule",
+    "step_decay",
+    "warmup_cosine_decay",
 ]
 
 from ._base import LRScheduler
 from ._chained import ChainedScheduler
 from ._cosine_lr import CosineAnnealingLR, CosineAnnealingWarmRestarts
 from ._cyclic_lr import CyclicLR, OneCycleLR
-from ._decay_lr import (ConstantLR, ExponentialLR, LambdaLR, LinearLR, MultiplicativeLR,
-                        MultiStepLR, PolynomialLR, StepLR)
+from ._decay_lr import (
+    ConstantLR,
+    ExponentialLR,
+    LambdaLR,
+    LinearLR,
+    MultiplicativeLR,
+    MultiStepLR,
+    PolynomialLR,
+    StepLR,
+)
 from ._plateau import ReduceLROnPlateau
 from ._sequential import SequentialLR
 from ._swa import SWALR
 
 __all__ += [
-    "ChainedScheduler", "ConstantLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
-    "CyclicLR", "ExponentialLR", "LRScheduler", "LambdaLR", "LinearLR", "MultiStepLR",
-    "MultiplicativeLR", "OneCycleLR", "PolynomialLR", "ReduceLROnPlateau", "SWALR",
-    "SequentialLR", "StepLR",
+    "ChainedScheduler",
+    "ConstantLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
+    "ExponentialLR",
+    "LRScheduler",
+    "LambdaLR",
+    "LinearLR",
+    "MultiStepLR",
+    "MultiplicativeLR",
+    "OneCycleLR",
+    "PolynomialLR",
+    "ReduceLROnPlateau",
+    "SWALR",
+    "SequentialLR",
+    "StepLR",
 ]

@@ -24,8 +24,10 @@ from ._checks import check_int
 def check_optimizer(optimizer):
     """Schedulers drive cyoptim optimizers only (torch's check, torch's wording)."""
     if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"{type(optimizer).__name__} is not an Optimizer (schedulers in "
-                        f"cyoptim.schedules need a cyoptim optimizer)")
+        raise TypeError(
+            f"{type(optimizer).__name__} is not an Optimizer (schedulers in "
+            f"cyoptim.schedules need a cyoptim optimizer)"
+        )
     return optimizer
 
 
@@ -33,9 +35,11 @@ def format_param(name, optimizer, param):
     """One value per param group: a scalar repeated, or a list of the right length."""
     if isinstance(param, (list, tuple)):
         if len(param) != len(optimizer.param_groups):
-            raise ValueError(f"{name} must have the same length as optimizer.param_groups. "
-                             f"{name} has {len(param)} values, param_groups has "
-                             f"{len(optimizer.param_groups)}.")
+            raise ValueError(
+                f"{name} must have the same length as optimizer.param_groups. "
+                f"{name} has {len(param)} values, param_groups has "
+                f"{len(optimizer.param_groups)}."
+            )
         return list(param)
     return [param] * len(optimizer.param_groups)
 
@@ -68,7 +72,8 @@ class _UnpicklableFunction:
             f"(it saves functions by name; the pure schedules of cyoptim.schedules are "
             f"nested functions too). Use a function defined at module level or a callable "
             f"object, or save the scheduler's state_dict() instead; copy.deepcopy works as "
-            f"it is")
+            f"it is"
+        )
 
     def __deepcopy__(self, memo):
         return self.fn
@@ -101,7 +106,7 @@ class LRScheduler:
     """
 
     # attributes left out of state_dict (callables, the optimizer)
-    _unsaved = ("optimizer",)
+    _unsaved: tuple[str, ...] = ("optimizer",)
     # Whether param groups added after construction are carried along, as torch's
     # recursive form of the same scheduler does (subclasses that can say True and
     # implement _added_group_lr).
@@ -116,8 +121,10 @@ class LRScheduler:
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
-                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] "
-                                   f"when resuming scheduler with last_epoch >= 0")
+                    raise KeyError(
+                        f"param 'initial_lr' is not specified in param_groups[{i}] "
+                        f"when resuming scheduler with last_epoch >= 0"
+                    )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         # (rate when first seen, step when first seen) of each group added later
         self._added_groups = []
@@ -153,8 +160,10 @@ class LRScheduler:
         """The rates at ``last_epoch`` when this scheduler steps inside a ChainedScheduler."""
         if not self._chainable:
             return self.get_lr()
-        return [self._chained_lr(group["lr"], i, self.last_epoch)
-                for i, group in enumerate(self.optimizer.param_groups)]
+        return [
+            self._chained_lr(group["lr"], i, self.last_epoch)
+            for i, group in enumerate(self.optimizer.param_groups)
+        ]
 
     def _chain_step(self, initial=False):
         """``step()`` as a ChainedScheduler takes it (``initial``: redo the step the
@@ -166,10 +175,12 @@ class LRScheduler:
 
     def get_lr(self):
         """The rates of all groups at ``last_epoch`` (use ``get_last_lr()`` to read them)."""
-        rates = [self._schedule(base_lr, i)(self.last_epoch)
-                 for i, base_lr in enumerate(self.base_lrs)]
-        rates += [self._added_group_lr(lr, since, self.last_epoch)
-                  for lr, since in self._added_groups]
+        rates = [
+            self._schedule(base_lr, i)(self.last_epoch) for i, base_lr in enumerate(self.base_lrs)
+        ]
+        rates += [
+            self._added_group_lr(lr, since, self.last_epoch) for lr, since in self._added_groups
+        ]
         return rates
 
     def step(self):
@@ -214,19 +225,24 @@ class LRScheduler:
             return []
         name = type(self).__name__
         if len(groups) < known:
-            raise ValueError(f"{name}: the optimizer has {len(groups)} param groups, fewer "
-                             f"than the {known} this scheduler drives; build a new scheduler")
+            raise ValueError(
+                f"{name}: the optimizer has {len(groups)} param groups, fewer "
+                f"than the {known} this scheduler drives; build a new scheduler"
+            )
         if not self._follows_added_groups:
             raise ValueError(
                 f"{name} was built for {len(self.base_lrs)} param group(s) and the optimizer "
                 f"now has {len(groups)}: {name} cannot carry along param groups added "
                 f"after it was built (neither can torch 2.13's); build the scheduler after "
-                f"add_param_group, resuming with last_epoch and each group's initial_lr")
+                f"add_param_group, resuming with last_epoch and each group's initial_lr"
+            )
         if restart:
-            raise ValueError(f"{name} cannot restart (as SequentialLR does at a milestone) "
-                             f"with param groups added after it was built: it needs their "
-                             f"base rates (torch 2.13 fails there too); build the schedulers "
-                             f"after add_param_group")
+            raise ValueError(
+                f"{name} cannot restart (as SequentialLR does at a milestone) "
+                f"with param groups added after it was built: it needs their "
+                f"base rates (torch 2.13 fails there too); build the schedulers "
+                f"after add_param_group"
+            )
         self._check_added_groups_step(step)
         return self._added_groups + [(group["lr"], self.last_epoch) for group in groups[known:]]
 
@@ -240,8 +256,7 @@ class LRScheduler:
         Save the optimizer's ``state_dict()`` with it: the base rates live in the
         param groups too (``initial_lr``).
         """
-        return {key: value for key, value in self.__dict__.items()
-                if key not in self._unsaved}
+        return {key: value for key, value in self.__dict__.items() if key not in self._unsaved}
 
     def load_state_dict(self, state_dict):
         """Restore attributes saved by ``state_dict()``."""
@@ -268,6 +283,6 @@ class LRScheduler:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        for name in self._unsaved:      # copy.copy hands the stand-ins back
+        for name in self._unsaved:  # copy.copy hands the stand-ins back
             if name != "optimizer" and name in state:
                 self.__dict__[name] = _unguard_functions(state[name])

@@ -9,8 +9,7 @@ same value, in any order.
 import math
 from bisect import bisect_right
 
-from ._checks import (check_boundaries, check_int, check_nonnegative, check_positive,
-                      check_real)
+from ._checks import check_boundaries, check_int, check_nonnegative, check_positive, check_real
 
 
 def anneal_linear(start, end, pct):
@@ -50,8 +49,10 @@ def piecewise_constant(boundaries, values):
     boundaries = check_boundaries(boundaries, "boundaries")
     values = [check_real(v, f"values[{i}]") for i, v in enumerate(values)]
     if len(values) != len(boundaries) + 1:
-        raise ValueError(f"piecewise_constant needs one more value than boundaries, got "
-                         f"{len(values)} values and {len(boundaries)} boundaries")
+        raise ValueError(
+            f"piecewise_constant needs one more value than boundaries, got "
+            f"{len(values)} values and {len(boundaries)} boundaries"
+        )
     return lambda step: values[bisect_right(boundaries, step)]
 
 
@@ -70,12 +71,13 @@ def multistep_decay(init_value, milestones, gamma=0.1):
     init_value = check_real(init_value, "init_value")
     gamma = check_real(gamma, "gamma")
     milestones = sorted(check_int(m, "milestone", 0) for m in milestones)
-    values = [init_value * gamma ** k for k in range(len(milestones) + 1)]
+    values = [init_value * gamma**k for k in range(len(milestones) + 1)]
     return piecewise_constant(milestones, values)
 
 
-def exponential_decay(init_value, transition_steps, decay_rate, transition_begin=0,
-                      staircase=False, end_value=None):
+def exponential_decay(
+    init_value, transition_steps, decay_rate, transition_begin=0, staircase=False, end_value=None
+):
     r"""Exponential decay (optax's ``exponential_decay``).
 
     .. math::
@@ -103,8 +105,9 @@ def exponential_decay(init_value, transition_steps, decay_rate, transition_begin
         p = max(step - transition_begin, 0) / transition_steps
         if staircase:
             p = math.floor(p)
-        value = init_value * decay_rate ** p
+        value = init_value * decay_rate**p
         return value if end_value is None else clip(value, end_value)
+
     return schedule
 
 
@@ -119,8 +122,7 @@ def step_decay(init_value, step_size, gamma=0.1):
         (1.0, 0.1, 0.010000000000000002)
     """
     step_size = check_int(step_size, "step_size", 1)
-    return exponential_decay(init_value, step_size, check_real(gamma, "gamma"),
-                             staircase=True)
+    return exponential_decay(init_value, step_size, check_real(gamma, "gamma"), staircase=True)
 
 
 def _ramp(init_value, end_value, transition_steps, transition_begin):
@@ -132,6 +134,7 @@ def _ramp(init_value, end_value, transition_steps, transition_begin):
 
     def fraction(step):
         return min(max(step - transition_begin, 0), transition_steps) / transition_steps
+
     return init_value, end_value, fraction
 
 
@@ -149,8 +152,9 @@ def polynomial_schedule(init_value, end_value, power, transition_steps, transiti
         >>> s(0), s(2), s(4), s(9)
         (1.0, 0.25, 0.0, 0.0)
     """
-    init_value, end_value, fraction = _ramp(init_value, end_value, transition_steps,
-                                            transition_begin)
+    init_value, end_value, fraction = _ramp(
+        init_value, end_value, transition_steps, transition_begin
+    )
     power = check_real(power, "power")
     return lambda step: (init_value - end_value) * (1.0 - fraction(step)) ** power + end_value
 
@@ -168,8 +172,9 @@ def linear_schedule(init_value, end_value, transition_steps, transition_begin=0)
         >>> s(0), s(1), s(4), s(100)
         (0.0, 0.25, 1.0, 1.0)
     """
-    init_value, end_value, fraction = _ramp(init_value, end_value, transition_steps,
-                                            transition_begin)
+    init_value, end_value, fraction = _ramp(
+        init_value, end_value, transition_steps, transition_begin
+    )
     return lambda step: anneal_linear(init_value, end_value, fraction(step))
 
 

@@ -60,12 +60,12 @@ class ChainedScheduler(CompositeScheduler):
         schedulers = list(schedulers)
         name = type(self).__name__
         if len(schedulers) < 1:
-            raise ValueError(f"{name} expects at least one scheduler to be chained, but got "
-                             f"no scheduler.")
+            raise ValueError(
+                f"{name} expects at least one scheduler to be chained, but got no scheduler."
+            )
         for i, scheduler in enumerate(schedulers):
             if not hasattr(scheduler, "optimizer"):
-                raise TypeError(f"{name} at index {i} should have `optimizer` as its "
-                                f"attribute.")
+                raise TypeError(f"{name} at index {i} should have `optimizer` as its attribute.")
         optimizer = check_optimizer(schedulers[0].optimizer if optimizer is None else optimizer)
         self._schedulers = self._check_schedulers(optimizer, schedulers)
         self.optimizer = optimizer
@@ -79,8 +79,10 @@ class ChainedScheduler(CompositeScheduler):
     def step(self):
         """Step every scheduler in order, each from the rates the one before wrote."""
         groups = self.optimizer.param_groups
-        saved = ([dict(s.__dict__) for s in self._schedulers],
-                 [{k: v for k, v in g.items() if k != "params"} for g in groups])
+        saved = (
+            [dict(s.__dict__) for s in self._schedulers],
+            [{k: v for k, v in g.items() if k != "params"} for g in groups],
+        )
         try:
             for scheduler in self._schedulers:
                 scheduler._chain_step()

@@ -38,8 +38,9 @@ def cosine_decay(init_value, decay_steps, alpha=0.0, *, end_value=None):
         end_value = check_real(alpha, "alpha") * init_value
     else:
         end_value = check_real(end_value, "end_value")
-    return lambda step: anneal_cos(init_value, end_value,
-                                   min(max(step, 0), decay_steps) / decay_steps)
+    return lambda step: anneal_cos(
+        init_value, end_value, min(max(step, 0), decay_steps) / decay_steps
+    )
 
 
 def cosine_warm_restarts(init_value, first_period, period_mult=1, min_value=0.0):
@@ -69,10 +70,11 @@ def cosine_warm_restarts(init_value, first_period, period_mult=1, min_value=0.0)
         if period_mult == 1:
             t_cur = step % first_period
         else:
-            while t_cur >= t_i:     # O(log t): the periods grow geometrically
+            while t_cur >= t_i:  # O(log t): the periods grow geometrically
                 t_cur -= t_i
                 t_i *= period_mult
         return min_value + (init_value - min_value) * (1 + math.cos(math.pi * t_cur / t_i)) / 2
+
     return schedule
 
 
@@ -96,10 +98,13 @@ def warmup_cosine_decay(init_value, peak_value, warmup_steps, decay_steps, end_v
     warmup_steps = check_int(warmup_steps, "warmup_steps", 0)
     decay_steps = check_int(decay_steps, "decay_steps", 1)
     if decay_steps <= warmup_steps:
-        raise ValueError(f"decay_steps ({decay_steps}) counts the warmup too and must be "
-                         f"greater than warmup_steps ({warmup_steps})")
+        raise ValueError(
+            f"decay_steps ({decay_steps}) counts the warmup too and must be "
+            f"greater than warmup_steps ({warmup_steps})"
+        )
     cosine = cosine_decay(peak_value, decay_steps - warmup_steps, end_value=end_value)
     if warmup_steps == 0:
         return cosine
-    return join_schedules([linear_schedule(init_value, peak_value, warmup_steps), cosine],
-                          [warmup_steps])
+    return join_schedules(
+        [linear_schedule(init_value, peak_value, warmup_steps), cosine], [warmup_steps]
+    )

@@ -42,6 +42,7 @@ class CosineAnnealingLR(LRScheduler):
         def schedule(step):
             t = step % period
             return cosine(min(t, period - t))
+
         return schedule
 
     def _cosine_term(self, step):
@@ -49,8 +50,9 @@ class CosineAnnealingLR(LRScheduler):
 
     def _added_group_lr(self, lr, since, step):
         # torch's recursion: (lr - eta_min) scales by the ratio of the cosine terms
-        return (self.eta_min + (lr - self.eta_min) * self._cosine_term(step)
-                / self._cosine_term(since))
+        return self.eta_min + (lr - self.eta_min) * self._cosine_term(step) / self._cosine_term(
+            since
+        )
 
     _chainable = True
 
@@ -59,10 +61,14 @@ class CosineAnnealingLR(LRScheduler):
         if step == 0:
             return lr
         if (step - 1 - self.T_max) % (2 * self.T_max) == 0:
-            return lr + (self.base_lrs[index] - self.eta_min) * (
-                1 - math.cos(math.pi / self.T_max)) / 2
-        return (self._cosine_term(step) / self._cosine_term(step - 1) * (lr - self.eta_min)
-                + self.eta_min)
+            return (
+                lr
+                + (self.base_lrs[index] - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
+            )
+        return (
+            self._cosine_term(step) / self._cosine_term(step - 1) * (lr - self.eta_min)
+            + self.eta_min
+        )
 
     def _check_added_groups_step(self, step):
         # After each minimum torch climbs back with each group's base rate, which a
@@ -72,7 +78,8 @@ class CosineAnnealingLR(LRScheduler):
                 f"CosineAnnealingLR cannot take step {step} with param groups added after it "
                 f"was built: past the minimum at step {step - 1} the rate climbs back towards "
                 f"each group's base rate, which an added group does not have (torch 2.13 "
-                f"fails there too); build a new scheduler after add_param_group")
+                f"fails there too); build a new scheduler after add_param_group"
+            )
 
 
 class CosineAnnealingWarmRestarts(LRScheduler):
@@ -104,8 +111,9 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         if isinstance(T_mult, bool) or not isinstance(T_mult, int) or T_mult < 1:
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
         if isinstance(eta_min, bool) or not isinstance(eta_min, (float, int)):
-            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type "
-                             f"{type(eta_min)}")
+            raise ValueError(
+                f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}"
+            )
         self.T_0 = T_0
         self.T_mult = T_mult
         self.eta_min = eta_min

@@ -3,8 +3,7 @@
 import math
 
 from ._basic import anneal_linear
-from ._checks import (check_choice, check_nonnegative, check_positive, check_real,
-                      check_int)
+from ._checks import check_choice, check_int, check_nonnegative, check_positive, check_real
 from ._cosine import anneal_cos
 
 CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
@@ -26,7 +25,7 @@ def cyclic_scale(mode, gamma):
         return _triangular_scale, "cycle"
     if mode == "triangular2":
         return _triangular2_scale, "cycle"
-    return (lambda x: gamma ** x), "iterations"
+    return (lambda x: gamma**x), "iterations"
 
 
 def cyclic_curve(start, peak, step_size_up, step_size_down, scale_fn, scale_mode):
@@ -46,6 +45,7 @@ def cyclic_curve(start, peak, step_size_up, step_size_down, scale_fn, scale_mode
             scale_factor = (x - 1) / (step_ratio - 1)
         base_height = (peak - start) * scale_factor
         return start + base_height * scale_fn(cycle if scale_mode == "cycle" else step)
+
     return schedule
 
 
@@ -63,8 +63,16 @@ def check_cyclic_args(step_size_up, step_size_down, mode, gamma, scale_fn, scale
     return step_size_up, step_size_down, scale_fn, scale_mode
 
 
-def cyclic_schedule(base_value, max_value, step_size_up=2000, step_size_down=None,
-                    mode="triangular", gamma=1.0, scale_fn=None, scale_mode="cycle"):
+def cyclic_schedule(
+    base_value,
+    max_value,
+    step_size_up=2000,
+    step_size_down=None,
+    mode="triangular",
+    gamma=1.0,
+    scale_fn=None,
+    scale_mode="cycle",
+):
     r"""Cyclical learning rate (CLR, Smith 2017; torch's ``CyclicLR``).
 
     With :math:`L = s_{up} + s_{down}`, cycle :math:`c = \lfloor 1 + t/L \rfloor`,
@@ -101,39 +109,54 @@ def one_cycle_phases(total_steps, pct_start, three_phase):
     if not 0 <= pct_start <= 1:
         raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
     if three_phase:
-        ends = [float(pct_start * total_steps) - 1, float(2 * pct_start * total_steps) - 2,
-                total_steps - 1]
+        ends = [
+            float(pct_start * total_steps) - 1,
+            float(2 * pct_start * total_steps) - 2,
+            total_steps - 1,
+        ]
     else:
         ends = [float(pct_start * total_steps) - 1, total_steps - 1]
     starts = [0.0] + ends[:-1]
     if any(end <= start for start, end in zip(starts, ends)):
-        raise ValueError(f"pct_start={pct_start} with total_steps={total_steps} leaves a "
-                         f"phase of the one-cycle schedule without steps (phase ends "
-                         f"{ends}); use more total_steps or a pct_start further from 0 and 1")
+        raise ValueError(
+            f"pct_start={pct_start} with total_steps={total_steps} leaves a "
+            f"phase of the one-cycle schedule without steps (phase ends "
+            f"{ends}); use more total_steps or a pct_start further from 0 and 1"
+        )
     return ends
 
 
 def phased_anneal(total_steps, ends, values, anneal_strategy):
     """Anneal from values[i] to values[i+1] during phase i (torch's OneCycleLR loop)."""
-    anneal = ANNEAL_STRATEGIES[check_choice(anneal_strategy, "anneal_strategy",
-                                            tuple(ANNEAL_STRATEGIES))]
+    anneal = ANNEAL_STRATEGIES[
+        check_choice(anneal_strategy, "anneal_strategy", tuple(ANNEAL_STRATEGIES))
+    ]
     last = len(ends) - 1
 
     def schedule(step):
         if step > total_steps:
-            raise ValueError(f"Tried to step {step} times. The specified number of total "
-                             f"steps is {total_steps}")
+            raise ValueError(
+                f"Tried to step {step} times. The specified number of total steps is {total_steps}"
+            )
         start_step = 0.0
         for i, end_step in enumerate(ends):
             if step <= end_step or i == last:
                 pct = (step - start_step) / (end_step - start_step)
                 return anneal(values[i], values[i + 1], pct)
             start_step = end_step
+
     return schedule
 
 
-def one_cycle_schedule(total_steps, max_value, pct_start=0.3, anneal_strategy="cos",
-                       div_factor=25.0, final_div_factor=1e4, three_phase=False):
+def one_cycle_schedule(
+    total_steps,
+    max_value,
+    pct_start=0.3,
+    anneal_strategy="cos",
+    div_factor=25.0,
+    final_div_factor=1e4,
+    three_phase=False,
+):
     r"""The one-cycle policy (Smith & Topin 2017; torch's ``OneCycleLR``).
 
     From :math:`v_0 = v_{max}/d` up to :math:`v_{max}` during the first
@@ -157,14 +180,22 @@ def one_cycle_schedule(total_steps, max_value, pct_start=0.3, anneal_strategy="c
     max_value = check_real(max_value, "max_value")
     initial = max_value / check_positive(div_factor, "div_factor")
     minimum = initial / check_positive(final_div_factor, "final_div_factor")
-    values = [initial, max_value, initial, minimum] if three_phase else \
-        [initial, max_value, minimum]
-    return phased_anneal(total_steps, one_cycle_phases(total_steps, pct_start, three_phase),
-                         values, anneal_strategy)
+    values = (
+        [initial, max_value, initial, minimum] if three_phase else [initial, max_value, minimum]
+    )
+    return phased_anneal(
+        total_steps, one_cycle_phases(total_steps, pct_start, three_phase), values, anneal_strategy
+    )
 
 
-def one_cycle_momentum(total_steps, base_momentum=0.85, max_momentum=0.95, pct_start=0.3,
-                       anneal_strategy="cos", three_phase=False):
+def one_cycle_momentum(
+    total_steps,
+    base_momentum=0.85,
+    max_momentum=0.95,
+    pct_start=0.3,
+    anneal_strategy="cos",
+    three_phase=False,
+):
     r"""The momentum of the one-cycle policy: the inverse of the rate's curve.
 
     From ``max_momentum`` down to ``base_momentum`` while the rate rises, back
@@ -177,7 +208,7 @@ def one_cycle_momentum(total_steps, base_momentum=0.85, max_momentum=0.95, pct_s
     """
     base_momentum = check_real(base_momentum, "base_momentum")
     max_momentum = check_real(max_momentum, "max_momentum")
-    values = [max_momentum, base_momentum, max_momentum] + ([max_momentum] if three_phase
-                                                           else [])
-    return phased_anneal(total_steps, one_cycle_phases(total_steps, pct_start, three_phase),
-                         values, anneal_strategy)
+    values = [max_momentum, base_momentum, max_momentum] + ([max_momentum] if three_phase else [])
+    return phased_anneal(
+        total_steps, one_cycle_phases(total_steps, pct_start, three_phase), values, anneal_strategy
+    )

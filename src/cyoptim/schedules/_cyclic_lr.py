@@ -10,15 +10,21 @@ import types
 
 from ._base import LRScheduler, check_optimizer, format_param
 from ._checks import check_choice
-from ._cycles import (ANNEAL_STRATEGIES, check_cyclic_args, cyclic_curve, one_cycle_phases,
-                      phased_anneal)
+from ._cycles import (
+    ANNEAL_STRATEGIES,
+    check_cyclic_args,
+    cyclic_curve,
+    one_cycle_phases,
+    phased_anneal,
+)
 
 
 def momentum_key(optimizer):
     """'betas' or 'momentum': where the optimizer keeps its momentum (torch's rule)."""
     if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-        raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` "
-                         "option enabled")
+        raise ValueError(
+            "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
+        )
     return "betas" if "betas" in optimizer.defaults else "momentum"
 
 
@@ -63,16 +69,28 @@ class CyclicLR(LRScheduler):
 
     _unsaved = ("optimizer", "_scale_fn_custom")
 
-    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None,
-                 mode="triangular", gamma=1.0, scale_fn=None, scale_mode="cycle",
-                 cycle_momentum=True, base_momentum=0.8, max_momentum=0.9, last_epoch=-1):
+    def __init__(
+        self,
+        optimizer,
+        base_lr,
+        max_lr,
+        step_size_up=2000,
+        step_size_down=None,
+        mode="triangular",
+        gamma=1.0,
+        scale_fn=None,
+        scale_mode="cycle",
+        cycle_momentum=True,
+        base_momentum=0.8,
+        max_momentum=0.9,
+        last_epoch=-1,
+    ):
         self.optimizer = check_optimizer(optimizer)
         base_lrs = format_param("base_lr", optimizer, base_lr)
         self.max_lrs = format_param("max_lr", optimizer, max_lr)
         for i, (low, high) in enumerate(zip(base_lrs, self.max_lrs)):
             if high < low:
-                raise ValueError(f"max_lr ({high}) must be >= base_lr ({low}) "
-                                 f"(param group {i})")
+                raise ValueError(f"max_lr ({high}) must be >= base_lr ({low}) (param group {i})")
         if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
             raise ValueError("mode is invalid and scale_fn is None")
         check_cyclic_args(step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode)
@@ -91,8 +109,9 @@ class CyclicLR(LRScheduler):
             for lr, group in zip(base_lrs, optimizer.param_groups):
                 group["lr"] = lr
             if cycle_momentum:
-                for high, low, group in zip(self.max_momentums, self.base_momentums,
-                                            optimizer.param_groups):
+                for high, low, group in zip(
+                    self.max_momentums, self.base_momentums, optimizer.param_groups
+                ):
                     set_momentum(group, self.momentum_key, high)
                     group["max_momentum"] = high
                     group["base_momentum"] = low
@@ -100,8 +119,14 @@ class CyclicLR(LRScheduler):
         self.base_lrs = base_lrs
 
     def _curve(self, start, peak):
-        args = check_cyclic_args(self.step_size_up, self.step_size_down, self.mode,
-                                 self.gamma, self._scale_fn_custom, self.scale_mode)
+        args = check_cyclic_args(
+            self.step_size_up,
+            self.step_size_down,
+            self.mode,
+            self.gamma,
+            self._scale_fn_custom,
+            self.scale_mode,
+        )
         return cyclic_curve(start, peak, *args)
 
     def _schedule(self, base_lr, index):
@@ -110,17 +135,18 @@ class CyclicLR(LRScheduler):
     def get_lr(self):
         """The rates at ``last_epoch``; also writes the cycled momentum to the groups."""
         if self.cycle_momentum:
-            for group, low, high in zip(self.optimizer.param_groups, self.base_momentums,
-                                        self.max_momentums):
-                set_momentum(group, self.momentum_key,
-                             self._curve(high, low)(self.last_epoch))
+            for group, low, high in zip(
+                self.optimizer.param_groups, self.base_momentums, self.max_momentums
+            ):
+                set_momentum(group, self.momentum_key, self._curve(high, low)(self.last_epoch))
         return super().get_lr()
 
     def state_dict(self):
         state = super().state_dict()
         fn = self._scale_fn_custom
-        state["_scale_fn_custom"] = (None if fn is None or isinstance(fn, types.FunctionType)
-                                     else fn.__dict__.copy())
+        state["_scale_fn_custom"] = (
+            None if fn is None or isinstance(fn, types.FunctionType) else fn.__dict__.copy()
+        )
         return state
 
     def load_state_dict(self, state_dict):
@@ -168,32 +194,52 @@ class OneCycleLR(LRScheduler):
     Reference: Smith & Topin, "Super-Convergence", https://arxiv.org/abs/1708.07120
     """
 
-    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
-                 pct_start=0.3, anneal_strategy="cos", cycle_momentum=True,
-                 base_momentum=0.85, max_momentum=0.95, div_factor=25.0,
-                 final_div_factor=1e4, three_phase=False, last_epoch=-1):
+    def __init__(
+        self,
+        optimizer,
+        max_lr,
+        total_steps=None,
+        epochs=None,
+        steps_per_epoch=None,
+        pct_start=0.3,
+        anneal_strategy="cos",
+        cycle_momentum=True,
+        base_momentum=0.85,
+        max_momentum=0.95,
+        div_factor=25.0,
+        final_div_factor=1e4,
+        three_phase=False,
+        last_epoch=-1,
+    ):
         self.optimizer = check_optimizer(optimizer)
         if total_steps is not None:
-            if isinstance(total_steps, bool) or not isinstance(total_steps, int) \
-                    or total_steps <= 0:
+            if (
+                isinstance(total_steps, bool)
+                or not isinstance(total_steps, int)
+                or total_steps <= 0
+            ):
                 raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
             self.total_steps = total_steps
         elif epochs is not None and steps_per_epoch is not None:
             if not isinstance(epochs, int) or epochs <= 0:
                 raise ValueError(f"Expected positive integer epochs, but got {epochs}")
             if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
-                raise ValueError(f"Expected positive integer steps_per_epoch, but got "
-                                 f"{steps_per_epoch}")
+                raise ValueError(
+                    f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}"
+                )
             self.total_steps = epochs * steps_per_epoch
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
         self._phase_ends = one_cycle_phases(self.total_steps, pct_start, three_phase)
-        self.anneal_strategy = check_choice(anneal_strategy, "anneal_strategy",
-                                            tuple(ANNEAL_STRATEGIES))
+        self.anneal_strategy = check_choice(
+            anneal_strategy, "anneal_strategy", tuple(ANNEAL_STRATEGIES)
+        )
         self.three_phase = three_phase
         if not div_factor > 0 or not final_div_factor > 0:
-            raise ValueError(f"div_factor and final_div_factor must be > 0, got "
-                             f"{div_factor} and {final_div_factor}")
+            raise ValueError(
+                f"div_factor and final_div_factor must be > 0, got "
+                f"{div_factor} and {final_div_factor}"
+            )
         max_lrs = format_param("max_lr", optimizer, max_lr)
         if last_epoch == -1:
             for lr, group in zip(max_lrs, optimizer.param_groups):
@@ -206,29 +252,32 @@ class OneCycleLR(LRScheduler):
             max_momentums = format_param("max_momentum", optimizer, max_momentum)
             base_momentums = format_param("base_momentum", optimizer, base_momentum)
             if last_epoch == -1:
-                for high, low, group in zip(max_momentums, base_momentums,
-                                            optimizer.param_groups):
+                for high, low, group in zip(max_momentums, base_momentums, optimizer.param_groups):
                     set_momentum(group, self.momentum_key, high)
                     group["max_momentum"] = high
                     group["base_momentum"] = low
         super().__init__(optimizer, last_epoch)
 
     def _anneal(self, group, names):
-        return phased_anneal(self.total_steps, self._phase_ends, [group[n] for n in names],
-                             self.anneal_strategy)
+        return phased_anneal(
+            self.total_steps, self._phase_ends, [group[n] for n in names], self.anneal_strategy
+        )
 
     def _schedule(self, base_lr, index):
-        names = ["initial_lr", "max_lr", "initial_lr", "min_lr"] if self.three_phase \
+        names = (
+            ["initial_lr", "max_lr", "initial_lr", "min_lr"]
+            if self.three_phase
             else ["initial_lr", "max_lr", "min_lr"]
+        )
         return self._anneal(self.optimizer.param_groups[index], names)
 
     def get_lr(self):
         """The rates at ``last_epoch``; also writes the cycled momentum to the groups."""
-        lrs = super().get_lr()        # raises past total_steps before anything is written
+        lrs = super().get_lr()  # raises past total_steps before anything is written
         if self.cycle_momentum:
-            names = ["max_momentum", "base_momentum", "max_momentum"] + \
-                (["max_momentum"] if self.three_phase else [])
+            names = ["max_momentum", "base_momentum", "max_momentum"] + (
+                ["max_momentum"] if self.three_phase else []
+            )
             for group in self.optimizer.param_groups:
-                set_momentum(group, self.momentum_key,
-                             self._anneal(group, names)(self.last_epoch))
+                set_momentum(group, self.momentum_key, self._anneal(group, names)(self.last_epoch))
         return lrs

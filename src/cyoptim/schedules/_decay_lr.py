@@ -17,8 +17,14 @@ import types
 from bisect import bisect_right
 
 from ._base import LRScheduler
-from ._basic import (exponential_decay, linear_schedule, multistep_decay,
-                     piecewise_constant, polynomial_schedule, step_decay)
+from ._basic import (
+    exponential_decay,
+    linear_schedule,
+    multistep_decay,
+    piecewise_constant,
+    polynomial_schedule,
+    step_decay,
+)
 from ._checks import check_int
 
 
@@ -46,7 +52,7 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        step_decay(1.0, step_size, gamma)       # validate before touching the optimizer
+        step_decay(1.0, step_size, gamma)  # validate before touching the optimizer
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -93,13 +99,13 @@ class MultiStepLR(LRScheduler):
 
     def _added_group_lr(self, lr, since, step):
         passed = bisect_right(self.milestones, step) - bisect_right(self.milestones, since)
-        return lr * self.gamma ** passed
+        return lr * self.gamma**passed
 
     _chainable = True
 
     def _chained_lr(self, lr, index, step):
         count = self.milestones.count(step)
-        return lr * self.gamma ** count if count else lr
+        return lr * self.gamma**count if count else lr
 
 
 class ExponentialLR(LRScheduler):
@@ -192,11 +198,14 @@ class LinearLR(LRScheduler):
         last_epoch (int): see :class:`LRScheduler` (default -1).
     """
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
-                 last_epoch=-1):
+    def __init__(
+        self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1
+    ):
         if start_factor > 1.0 or start_factor <= 0:
-            raise ValueError("Starting multiplicative factor expected to be greater than 0 "
-                             "and less or equal to 1.")
+            raise ValueError(
+                "Starting multiplicative factor expected to be greater than 0 "
+                "and less or equal to 1."
+            )
         if end_factor > 1.0 or end_factor < 0:
             raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
         self.start_factor = start_factor
@@ -207,8 +216,9 @@ class LinearLR(LRScheduler):
     _follows_added_groups = True
 
     def _schedule(self, base_lr, index):
-        return linear_schedule(base_lr * self.start_factor, base_lr * self.end_factor,
-                               self.total_iters)
+        return linear_schedule(
+            base_lr * self.start_factor, base_lr * self.end_factor, self.total_iters
+        )
 
     def _added_group_lr(self, lr, since, step):
         if since >= self.total_iters:
@@ -260,7 +270,7 @@ class PolynomialLR(LRScheduler):
         if since >= self.total_iters:
             return lr
         left = (self.total_iters - min(step, self.total_iters)) / (self.total_iters - since)
-        return lr * left ** self.power
+        return lr * left**self.power
 
     _chainable = True
 
@@ -276,7 +286,7 @@ class _UserLambdas:
     wording and state_dict: the ``__dict__`` of callable objects is saved, plain
     functions and lambdas are not)."""
 
-    _unsaved = ("optimizer", "lr_lambdas")
+    _unsaved: tuple[str, ...] = ("optimizer", "lr_lambdas")
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         self._set_lambdas(optimizer, lr_lambda)
@@ -296,8 +306,10 @@ class _UserLambdas:
 
     def state_dict(self):
         state = super().state_dict()
-        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
-                               for fn in self.lr_lambdas]
+        state["lr_lambdas"] = [
+            None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
+            for fn in self.lr_lambdas
+        ]
         return state
 
     def load_state_dict(self, state_dict):
@@ -362,7 +374,9 @@ class MultiplicativeLR(_UserLambdas, LRScheduler):
     def get_lr(self):
         """The rates at ``last_epoch``: each group's current rate times its factor."""
         groups = self.optimizer.param_groups
-        if self._step_count == 0:         # torch's initial step keeps the rates
+        if self._step_count == 0:  # torch's initial step keeps the rates
             return [group["lr"] for group in groups]
-        return [group["lr"] * fn(self.last_epoch)
-                for fn, group in zip(self.lr_lambdas, groups, strict=True)]
+        return [
+            group["lr"] * fn(self.last_epoch)
+            for fn, group in zip(self.lr_lambdas, groups, strict=True)
+        ]

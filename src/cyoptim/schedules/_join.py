@@ -31,15 +31,19 @@ def join_schedules(schedules, boundaries):
     schedules = list(schedules)
     boundaries = check_boundaries(boundaries, "boundaries", strict=True)
     if len(schedules) != len(boundaries) + 1:
-        raise ValueError(f"join_schedules needs one more schedule than boundaries, got "
-                         f"{len(schedules)} schedules and {len(boundaries)} boundaries")
+        raise ValueError(
+            f"join_schedules needs one more schedule than boundaries, got "
+            f"{len(schedules)} schedules and {len(boundaries)} boundaries"
+        )
     for i, s in enumerate(schedules):
         if not callable(s):
-            raise TypeError(f"schedules[{i}] must be callable (step -> value), "
-                            f"got {type(s).__name__}")
+            raise TypeError(
+                f"schedules[{i}] must be callable (step -> value), got {type(s).__name__}"
+            )
     starts = [0] + boundaries
 
     def schedule(step):
         i = bisect_right(boundaries, step)
         return schedules[i](step - starts[i])
+
     return schedule

@@ -38,22 +38,34 @@ class ReduceLROnPlateau:
         [0.1]
     """
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
-                 threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
+    def __init__(
+        self,
+        optimizer,
+        mode="min",
+        factor=0.1,
+        patience=10,
+        threshold=1e-4,
+        threshold_mode="rel",
+        cooldown=0,
+        min_lr=0,
+        eps=1e-8,
+    ):
         if factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
         self.factor = check_nonnegative(factor, "factor")
         self.optimizer = check_optimizer(optimizer)
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != len(optimizer.param_groups):
-                raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, "
-                                 f"got {len(min_lr)}")
+                raise ValueError(
+                    f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}"
+                )
             # torch's attributes: a list gives no default for groups added later
             self.default_min_lr = None
         else:
             self.default_min_lr = check_nonnegative(min_lr, "min_lr")
-        self.min_lrs = [check_nonnegative(m, "min_lr")
-                        for m in format_param("min_lr", optimizer, min_lr)]
+        self.min_lrs = [
+            check_nonnegative(m, "min_lr") for m in format_param("min_lr", optimizer, min_lr)
+        ]
         self.patience = check_int(patience, "patience", 0)
         self.cooldown = check_int(cooldown, "cooldown", 0)
         self.eps = check_nonnegative(eps, "eps")
@@ -119,7 +131,8 @@ class ReduceLROnPlateau:
                 f"The number of param groups in the `optimizer` ({n_groups}) differs from "
                 f"when `ReduceLROnPlateau` was initialized ({len(self.min_lrs)}), usually "
                 f"due to a new param group being added to the optimizer. Please modify the "
-                f"`min_lrs` field to match the length of the `optimizer` param groups.")
+                f"`min_lrs` field to match the length of the `optimizer` param groups."
+            )
         return [self.default_min_lr] * n_groups
 
     def _reduce_lr(self):

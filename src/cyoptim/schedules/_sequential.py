@@ -34,14 +34,16 @@ class SequentialLR(CompositeScheduler):
         schedulers = self._check_schedulers(optimizer, schedulers)
         milestones = check_boundaries(milestones, "milestones")
         if len(milestones) != len(schedulers) - 1:
-            raise ValueError(f"Sequential Schedulers expects number of schedulers provided to be "
-                             f"one more than the number of milestone points, but got number of "
-                             f"schedulers {len(schedulers)} and the number of milestones to be "
-                             f"equal to {len(milestones)}")
+            raise ValueError(
+                f"Sequential Schedulers expects number of schedulers provided to be "
+                f"one more than the number of milestone points, but got number of "
+                f"schedulers {len(schedulers)} and the number of milestones to be "
+                f"equal to {len(milestones)}"
+            )
         self._schedulers = schedulers
         self._milestones = milestones
         self.last_epoch = last_epoch + 1
-        for group in optimizer.param_groups:         # undo the schedulers' first steps
+        for group in optimizer.param_groups:  # undo the schedulers' first steps
             group["lr"] = group["initial_lr"]
         for scheduler in schedulers:
             scheduler.last_epoch -= 1

@@ -63,17 +63,19 @@ class SWALR(LRScheduler):
     Better Generalization", https://arxiv.org/abs/1803.05407
     """
 
-    def __init__(self, optimizer, swa_lr, anneal_epochs=10, anneal_strategy="cos",
-                 last_epoch=-1):
+    def __init__(self, optimizer, swa_lr, anneal_epochs=10, anneal_strategy="cos", last_epoch=-1):
         check_optimizer(optimizer)
         swa_lrs = [check_real(lr, "swa_lr") for lr in format_param("swa_lr", optimizer, swa_lr)]
         if anneal_strategy not in SWA_ANNEAL_STRATEGIES:
-            raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got "
-                             f"{anneal_strategy}")
-        if (isinstance(anneal_epochs, bool) or not isinstance(anneal_epochs, int)
-                or anneal_epochs < 0):
-            raise ValueError(f"anneal_epochs must be equal or greater than 0, got "
-                             f"{anneal_epochs}")
+            raise ValueError(
+                f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"
+            )
+        if (
+            isinstance(anneal_epochs, bool)
+            or not isinstance(anneal_epochs, int)
+            or anneal_epochs < 0
+        ):
+            raise ValueError(f"anneal_epochs must be equal or greater than 0, got {anneal_epochs}")
         check_int(last_epoch, "last_epoch", -1)
         self._anneal_strategy = anneal_strategy
         self.anneal_epochs = anneal_epochs
@@ -99,6 +101,8 @@ class SWALR(LRScheduler):
             step = max(1, step)
         previous, alpha = self._alpha(step - 1), self._alpha(step)
         groups = self.optimizer.param_groups
-        return [group["swa_lr"] * alpha
-                + self._start_lr(group["lr"], group["swa_lr"], previous) * (1 - alpha)
-                for group in groups]
+        return [
+            group["swa_lr"] * alpha
+            + self._start_lr(group["lr"], group["swa_lr"], previous) * (1 - alpha)
+            for group in groups
+        ]

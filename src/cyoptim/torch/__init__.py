@@ -29,9 +29,10 @@ alone never imports it.
 
 try:
     import torch  # noqa: F401  (the check that torch is installed)
-except ImportError as error:            # pragma: no cover - depends on the install
-    raise ImportError("cyoptim.torch needs PyTorch: pip install 'cyoptim[torch]' "
-                      "(or pip install torch)") from error
+except ImportError as error:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "cyoptim.torch needs PyTorch: pip install 'cyoptim[torch]' (or pip install torch)"
+    ) from error
 
 from .. import registry
 from ._classes import make_class

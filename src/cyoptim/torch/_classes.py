@@ -14,18 +14,26 @@ import inspect
 import numpy as np
 import torch
 
-from .. import precision, registry
+from .. import optimizers, precision
 from ._optimizer import Optimizer
 
 # torch's flags every class accepts: (name, default).
-_TORCH_FLAGS = (("foreach", None), ("capturable", False), ("differentiable", False),
-                ("fused", None))
+_TORCH_FLAGS = (
+    ("foreach", None),
+    ("capturable", False),
+    ("differentiable", False),
+    ("fused", None),
+)
 
 
 # cyoptim's low-precision options (cyoptim.precision), keyword-only, after
 # torch's arguments, in the classes whose kernels stage storage.
-_PRECISION_OPTIONS = (("master_weights", False), ("state_dtype", None),
-                      ("stochastic_rounding", False), ("seed", None))
+_PRECISION_OPTIONS = (
+    ("master_weights", False),
+    ("state_dtype", None),
+    ("stochastic_rounding", False),
+    ("seed", None),
+)
 
 
 def _signature(row, spec):
@@ -34,11 +42,17 @@ def _signature(row, spec):
         extra = []
     else:
         signature = inspect.signature(spec.__init__)
-        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-                 for name, default in _TORCH_FLAGS if name not in signature.parameters]
+        extra = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+            for name, default in _TORCH_FLAGS
+            if name not in signature.parameters
+        ]
     if row.kernel in precision.STAGED_KERNELS:
-        extra += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-                  for name, default in _PRECISION_OPTIONS if name not in signature.parameters]
+        extra += [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+            for name, default in _PRECISION_OPTIONS
+            if name not in signature.parameters
+        ]
     return signature.replace(parameters=list(signature.parameters.values()) + extra)
 
 
@@ -58,28 +72,45 @@ def _defaults(row, spec, options):
 
 def make_class(row, module):
     """The cyoptim.torch class of a registry row."""
-    spec = registry.optimizer_class(row)
+    spec = getattr(optimizers, row.name)
     signature = _signature(row, spec)
 
     def __init__(self, params, *args, **kwargs):
         bound = signature.bind(self, params, *args, **kwargs)
         bound.apply_defaults()
-        options = {name: value for name, value in bound.arguments.items()
-                   if name not in ("self", "params")}
+        options = {
+            name: value
+            for name, value in bound.arguments.items()
+            if name not in ("self", "params")
+        }
         low = {name: options.pop(name) for name, _ in _PRECISION_OPTIONS if name in options}
-        Optimizer.__init__(self, params, _defaults(row, spec, options),
-                           precision.check(spec.kernel, **low))
+        Optimizer.__init__(
+            self, params, _defaults(row, spec, options), precision.check(spec.kernel, **low)
+        )
 
     __init__.__signature__ = signature
     __init__.__qualname__ = f"{row.name}.__init__"
-    origin = (f"``torch.optim.{row.name}``" if row.torch
-              else f"``cyoptim.{row.name}`` (torch has no {row.name})")
-    doc = (f"{row.name} for torch tensors: a drop-in for {origin}, one fused kernel "
-           f"call per param group.\n\n"
-           f"The constructor, defaults, state names and state_dict are those of {origin}. "
-           f"See cyoptim.torch for what is supported. The update rule, as "
-           f"``cyoptim.{row.name}``:\n\n{inspect.getdoc(spec)}")
-    return type(row.name, (Optimizer,), {
-        "__init__": __init__, "__doc__": doc, "__module__": module,
-        "__qualname__": row.name, "_spec": spec,
-        "_eager_state": row.torch and row.name == "Adagrad"})
+    origin = (
+        f"``torch.optim.{row.name}``"
+        if row.torch
+        else f"``cyoptim.{row.name}`` (torch has no {row.name})"
+    )
+    doc = (
+        f"{row.name} for torch tensors: a drop-in for {origin}, one fused kernel "
+        f"call per param group.\n\n"
+        f"The constructor, defaults, state names and state_dict are those of {origin}. "
+        f"See cyoptim.torch for what is supported. The update rule, as "
+        f"``cyoptim.{row.name}``:\n\n{inspect.getdoc(spec)}"
+    )
+    return type(
+        row.name,
+        (Optimizer,),
+        {
+            "__init__": __init__,
+            "__doc__": doc,
+            "__module__": module,
+            "__qualname__": row.name,
+            "_spec": spec,
+            "_eager_state": row.torch and row.name == "Adagrad",
+        },
+    )

@@ -6,13 +6,16 @@ from torch.autograd.graph import increment_version
 from torch.optim.optimizer import _to_scalar
 
 from .. import _dispatch, _threads
-from ..optimizers.lbfgs import LBFGS as _NumpyLBFGS, VectorOps, lbfgs_step, \
-    validate_hyperparameters
+from ..optimizers.lbfgs import LBFGS as _NumpyLBFGS
+from ..optimizers.lbfgs import VectorOps, lbfgs_step, validate_hyperparameters
 from ._optimizer import NUMPY_DTYPES, _tensor_problem
 
 # State entries holding one flat vector, lists of them, lists of 0-d values.
-_VECTORS, _VECTOR_LISTS, _SCALAR_LISTS = ("d", "prev_flat_grad"), ("old_dirs", "old_stps"), \
-    ("ro", "al")
+_VECTORS, _VECTOR_LISTS, _SCALAR_LISTS = (
+    ("d", "prev_flat_grad"),
+    ("old_dirs", "old_stps"),
+    ("ro", "al"),
+)
 
 
 class LBFGS(torch.optim.Optimizer):
@@ -39,17 +42,32 @@ class LBFGS(torch.optim.Optimizer):
 
     """
 
-    def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7,
-                 tolerance_change=1e-9, history_size=100, line_search_fn=None):
+    def __init__(
+        self,
+        params,
+        lr=1,
+        max_iter=20,
+        max_eval=None,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-9,
+        history_size=100,
+        line_search_fn=None,
+    ):
         if isinstance(lr, torch.Tensor) and lr.numel() != 1:
             raise ValueError("Tensor lr must be 1-element")
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
         if max_eval is None:
             max_eval = max_iter * 5 // 4
-        defaults = {"lr": lr, "max_iter": max_iter, "max_eval": max_eval,
-                    "tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change,
-                    "history_size": history_size, "line_search_fn": line_search_fn}
+        defaults = {
+            "lr": lr,
+            "max_iter": max_iter,
+            "max_eval": max_eval,
+            "tolerance_grad": tolerance_grad,
+            "tolerance_change": tolerance_change,
+            "history_size": history_size,
+            "line_search_fn": line_search_fn,
+        }
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
@@ -81,8 +99,9 @@ class LBFGS(torch.optim.Optimizer):
                 and returns the loss.
         """
         if len(self.param_groups) != 1:
-            raise AssertionError(f"Expected exactly one param_group, but got "
-                                 f"{len(self.param_groups)}")
+            raise AssertionError(
+                f"Expected exactly one param_group, but got {len(self.param_groups)}"
+            )
         closure = torch.enable_grad()(closure)
         group = self.param_groups[0]
         params = group["params"]
@@ -97,7 +116,7 @@ class LBFGS(torch.optim.Optimizer):
         return loss
 
 
-LBFGS.__doc__ += _NumpyLBFGS.__doc__.split("\n", 1)[1]
+LBFGS.__doc__ = (LBFGS.__doc__ or "") + (_NumpyLBFGS.__doc__ or "\n").split("\n", 1)[1]
 
 
 class _TensorProblem:
@@ -119,16 +138,18 @@ class _TensorProblem:
             if g.is_sparse:
                 g = g.to_dense()
             if not g.is_cpu or g.dtype != self.dtype or g.shape != p.shape:
-                raise ValueError(f"LBFGS: the grad of param {k} is a {g.dtype} tensor of shape "
-                                 f"{tuple(g.shape)} on {g.device}; the param is a "
-                                 f"{p.dtype} CPU tensor of shape {tuple(p.shape)}")
+                raise ValueError(
+                    f"LBFGS: the grad of param {k} is a {g.dtype} tensor of shape "
+                    f"{tuple(g.shape)} on {g.device}; the param is a "
+                    f"{p.dtype} CPU tensor of shape {tuple(p.shape)}"
+                )
             parts.append(g.detach().contiguous().numpy().reshape(-1))
         return loss, float(loss), np.concatenate(parts)
 
     def add_grad(self, t, d):
         offset = 0
         for view in self.views:
-            self.ops.axpy_(view, t, d[offset:offset + view.size])
+            self.ops.axpy_(view, t, d[offset : offset + view.size])
             offset += view.size
         increment_version(self.params)
 
@@ -143,10 +164,16 @@ class _TensorProblem:
 
 def _array(t, dtype):
     """A NumPy view of a state tensor (the state must be of the params' dtype)."""
-    if not isinstance(t, torch.Tensor) or t.dtype != dtype or not t.is_cpu \
-            or t.layout is not torch.strided:
-        raise TypeError(f"LBFGS: a state tensor is a {getattr(t, 'dtype', type(t).__name__)} "
-                        f"{getattr(t, 'device', '')}; the params are {dtype} CPU tensors")
+    if (
+        not isinstance(t, torch.Tensor)
+        or t.dtype != dtype
+        or not t.is_cpu
+        or t.layout is not torch.strided
+    ):
+        raise TypeError(
+            f"LBFGS: a state tensor is a {getattr(t, 'dtype', type(t).__name__)} "
+            f"{getattr(t, 'device', '')}; the params are {dtype} CPU tensors"
+        )
     return t.detach().contiguous().numpy()
 
 
@@ -190,4 +217,3 @@ def _state_to_torch(arrays, state, dtype):
             state[name] = [None if v is None else _tensor(v, dtype) for v in value]
         else:
             state[name] = _tensor(value, dtype)
-

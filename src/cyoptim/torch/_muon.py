@@ -5,7 +5,8 @@ import inspect
 import numpy as np
 import torch
 
-from ..optimizers.muon import EPS, NS_COEFFICIENTS, NS_STEPS, Muon as _NumpyMuon, lr_ratio
+from ..optimizers.muon import EPS, NS_COEFFICIENTS, NS_STEPS, lr_ratio
+from ..optimizers.muon import Muon as _NumpyMuon
 from ._optimizer import Optimizer
 
 
@@ -42,14 +43,30 @@ class Muon(Optimizer):
 
     _spec = _NumpyMuon
 
-    def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
-                 ns_coefficients=NS_COEFFICIENTS, eps=EPS, ns_steps=NS_STEPS,
-                 adjust_lr_fn=None):
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        weight_decay=0.1,
+        momentum=0.95,
+        nesterov=True,
+        ns_coefficients=NS_COEFFICIENTS,
+        eps=EPS,
+        ns_steps=NS_STEPS,
+        adjust_lr_fn=None,
+    ):
         # torch's checks and defaults dict, verbatim, from torch's own constructor.
-        probe = torch.optim.Muon([torch.zeros(1, 1)], lr=lr, weight_decay=weight_decay,
-                                 momentum=momentum, nesterov=nesterov,
-                                 ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps,
-                                 adjust_lr_fn=adjust_lr_fn)
+        probe = torch.optim.Muon(
+            [torch.zeros(1, 1)],
+            lr=lr,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            nesterov=nesterov,
+            ns_coefficients=ns_coefficients,
+            eps=eps,
+            ns_steps=ns_steps,
+            adjust_lr_fn=adjust_lr_fn,
+        )
         super().__init__(params, dict(probe.defaults))
 
     def _bind_kernels(self):
@@ -62,9 +79,11 @@ class Muon(Optimizer):
         super()._check_group(group, index)
         for k, p in enumerate(group["params"]):
             if isinstance(p, torch.Tensor) and p.ndim != 2:
-                raise ValueError(f"Muon only supports 2D parameters whereas we found a "
-                                 f"parameter with size: {p.size()} "
-                                 f"({self._name(group, index, k)})")
+                raise ValueError(
+                    f"Muon only supports 2D parameters whereas we found a "
+                    f"parameter with size: {p.size()} "
+                    f"({self._name(group, index, k)})"
+                )
 
     def step(self, closure=None, copy_to=None):
         """Perform a single optimization step (``torch.optim.Muon.step``): reads
@@ -72,19 +91,21 @@ class Muon(Optimizer):
         closure's loss. Every param, grad and state tensor of every group is
         checked before anything is written."""
         if copy_to is not None:
-            raise ValueError("Muon does not write 16-bit copies (copy_to): its update "
-                             "needs the whole matrix between its two passes")
+            raise ValueError(
+                "Muon does not write 16-bit copies (copy_to): its update "
+                "needs the whole matrix between its two passes"
+            )
         return super().step(closure)
 
     def _update(self, group, plan, blocks, n_threads):
         kernels = self._kernels
         kernels.muon_momentum_group(plan, group, blocks, n_threads)
-        plan.grad_scale = 1.0          # the first pass unscaled the grads, in place
+        plan.grad_scale = 1.0  # the first pass unscaled the grads, in place
         update, offset, ratios = blocks["update"], 0, []
-        for p in plan.stepped:         # the group's params with a grad, in plan order
+        for p in plan.stepped:  # the group's params with a grad, in plan order
             shape = tuple(p.shape)
             size = p.numel()
-            newton_schulz_(torch.from_numpy(update[offset:offset + size].reshape(shape)), group)
+            newton_schulz_(torch.from_numpy(update[offset : offset + size].reshape(shape)), group)
             ratios.append(lr_ratio(group["adjust_lr_fn"], shape))
             offset += size
         blocks["lr_ratio"] = np.array(ratios, dtype=np.float64)
@@ -98,7 +119,7 @@ def newton_schulz_(update, group):
     x = update.bfloat16()
     tall = x.shape[0] > x.shape[1]
     if tall:
-        x = x.T                                              # iterate on the wide matrix
+        x = x.T  # iterate on the wide matrix
     x.div_(x.norm().clamp(min=group["eps"]))
     for _ in range(group["ns_steps"]):
         gram = x @ x.T
@@ -108,5 +129,5 @@ def newton_schulz_(update, group):
 
 
 # torch's signature (with its annotations), as the classes made from the registry have.
-Muon.__init__.__signature__ = inspect.signature(torch.optim.Muon.__init__)
-Muon.__doc__ += inspect.getdoc(_NumpyMuon).split("\n", 1)[1]
+Muon.__init__.__signature__ = inspect.signature(torch.optim.Muon.__init__)  # type: ignore[attr-defined]
+Muon.__doc__ = (Muon.__doc__ or "") + (inspect.getdoc(_NumpyMuon) or "\n").split("\n", 1)[1]

@@ -48,17 +48,18 @@ import torch
 
 from .._cli import HelpFormatter, int_at_least, non_negative_float
 
-IMPLEMENTATIONS = ("cyoptim.torch", "torch-default", "torch-foreach", "torch-fused",
-                   "deepspeed")
+IMPLEMENTATIONS = ("cyoptim.torch", "torch-default", "torch-foreach", "torch-fused", "deepspeed")
 
 
 def _bert(**config):
     from transformers import BertConfig, BertModel
+
     return BertModel(BertConfig(**config))
 
 
 def _gpt2():
     from transformers import GPT2Config, GPT2LMHeadModel
+
     return GPT2LMHeadModel(GPT2Config())
 
 
@@ -69,8 +70,12 @@ def _resnet_ish():
     for out in (64, 128, 256, 512):
         for block in range(2):
             first = width
-            layers += [torch.nn.Conv2d(first, out, 3, bias=False), torch.nn.BatchNorm2d(out),
-                       torch.nn.Conv2d(out, out, 3, bias=False), torch.nn.BatchNorm2d(out)]
+            layers += [
+                torch.nn.Conv2d(first, out, 3, bias=False),
+                torch.nn.BatchNorm2d(out),
+                torch.nn.Conv2d(out, out, 3, bias=False),
+                torch.nn.BatchNorm2d(out),
+            ]
             if block == 0 and first != out:
                 layers += [torch.nn.Conv2d(first, out, 1, bias=False), torch.nn.BatchNorm2d(out)]
             width = out
@@ -86,12 +91,18 @@ def _many_small():
 def _transformer_block():
     """Two encoder layers of GPT-2 small's width (768, 12 heads, 3072 hidden), torch.nn."""
     layer = dict(d_model=768, nhead=12, dim_feedforward=3072, batch_first=True)
-    return torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(**layer), 2,
-                                       enable_nested_tensor=False)
+    return torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(**layer), 2, enable_nested_tensor=False
+    )
 
 
-BERT_ISH = dict(hidden_size=256, num_hidden_layers=8, num_attention_heads=4,
-                intermediate_size=1024, vocab_size=16000)
+BERT_ISH = dict(
+    hidden_size=256,
+    num_hidden_layers=8,
+    num_attention_heads=4,
+    intermediate_size=1024,
+    vocab_size=16000,
+)
 MODELS = {
     "bert-ish": (lambda: _bert(**BERT_ISH), True),
     "many-small": (_many_small, False),
@@ -116,6 +127,7 @@ def _transformers_missing():
 def make_optimizer(implementation, params, optimizer="adamw"):
     """An AdamW (or Muon) of this implementation over params, or a reason it is unavailable."""
     import cyoptim.torch as cot
+
     if optimizer == "muon":
         if implementation == "cyoptim.torch":
             return cot.Muon(params, lr=0.02)
@@ -132,8 +144,9 @@ def make_optimizer(implementation, params, optimizer="adamw"):
         return torch.optim.AdamW(params, fused=True)
     try:
         from deepspeed.ops.adam import DeepSpeedCPUAdam
+
         return DeepSpeedCPUAdam(params, adamw_mode=True)
-    except Exception as error:          # not installed, or its JIT build failed
+    except Exception as error:  # not installed, or its JIT build failed
         return f"{type(error).__name__}: {error}".splitlines()[0][:120]
 
 
@@ -144,16 +157,16 @@ def time_steps(optimizer, steps):
     return (time.perf_counter() - start) / steps
 
 
-def measure_model(name, implementations, rounds, min_seconds=0.3, optimizer="adamw",
-                  pause=0.0):
+def measure_model(name, implementations, rounds, min_seconds=0.3, optimizer="adamw", pause=0.0):
     """Seconds per step of each implementation on one model (median of rounds);
     for Muon, over the model's 2-d params. ``pause``: seconds slept before each
     implementation's turn (lets other runtimes' spinning workers go to sleep)."""
     build = MODELS[name][0]
     torch.manual_seed(0)
     model = build()
-    params = [p for p in model.parameters() if p.requires_grad
-              and (optimizer != "muon" or p.ndim == 2)]
+    params = [
+        p for p in model.parameters() if p.requires_grad and (optimizer != "muon" or p.ndim == 2)
+    ]
     for p in params:
         p.grad = torch.randn_like(p)
     optimizers, skipped = {}, {}
@@ -162,30 +175,39 @@ def measure_model(name, implementations, rounds, min_seconds=0.3, optimizer="ada
         if isinstance(opt, str):
             skipped[implementation] = opt
             continue
-        opt.step()                       # state allocated, kernels built
+        opt.step()  # state allocated, kernels built
         optimizers[implementation] = opt
-    reps = {impl: max(1, int(min_seconds / max(time_steps(opt, 1), 1e-6)))
-            for impl, opt in optimizers.items()}
+    reps = {
+        impl: max(1, int(min_seconds / max(time_steps(opt, 1), 1e-6)))
+        for impl, opt in optimizers.items()
+    }
     times = {impl: [] for impl in optimizers}
     for _ in range(rounds):
         for impl, opt in optimizers.items():
             if pause:
                 time.sleep(pause)
             times[impl].append(time_steps(opt, reps[impl]))
-    return dict(model=name, tensors=len(params), params=sum(p.numel() for p in params),
-                seconds={impl: statistics.median(t) for impl, t in times.items()},
-                skipped=skipped)
+    return dict(
+        model=name,
+        tensors=len(params),
+        params=sum(p.numel() for p in params),
+        seconds={impl: statistics.median(t) for impl, t in times.items()},
+        skipped=skipped,
+    )
 
 
 def train_step_share(rounds=5, batch=16, length=128):
     """Seconds of forward+backward and of the optimizer step of the bert-ish model."""
     import cyoptim.torch as cot
+
     torch.manual_seed(0)
     model = _bert(**BERT_ISH)
     ids = torch.randint(0, BERT_ISH["vocab_size"], (batch, length))
     result = {}
-    for label, opt in (("cyoptim.torch", cot.AdamW(model.parameters())),
-                       ("torch-fused", torch.optim.AdamW(model.parameters(), fused=True))):
+    for label, opt in (
+        ("cyoptim.torch", cot.AdamW(model.parameters())),
+        ("torch-fused", torch.optim.AdamW(model.parameters(), fused=True)),
+    ):
         forward, step = [], []
         for _ in range(rounds + 1):
             opt.zero_grad()
@@ -203,14 +225,16 @@ def train_step_share(rounds=5, batch=16, length=128):
 def format_results(rows):
     peers = [impl for impl in IMPLEMENTATIONS if any(impl in r["seconds"] for r in rows)]
     width = max(12, 1 + max(len(r["model"]) for r in rows))
-    header = f"{'model':<{width}}{'tensors':>8}{'Mparams':>9}" + "".join(
-        f"{impl + ' ms':>18}" for impl in peers) + f"{'best peer / ours':>18}"
+    header = (
+        f"{'model':<{width}}{'tensors':>8}{'Mparams':>9}"
+        + "".join(f"{impl + ' ms':>18}" for impl in peers)
+        + f"{'best peer / ours':>18}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
         s = r["seconds"]
         line = f"{r['model']:<{width}}{r['tensors']:>8}{r['params'] / 1e6:>9.1f}"
-        line += "".join(f"{s[impl] * 1e3:>18.2f}" if impl in s else f"{'-':>18}"
-                        for impl in peers)
+        line += "".join(f"{s[impl] * 1e3:>18.2f}" if impl in s else f"{'-':>18}" for impl in peers)
         others = [s[impl] for impl in s if impl != "cyoptim.torch"]
         if others and "cyoptim.torch" in s:
             line += f"{min(others) / s['cyoptim.torch']:>17.2f}x"
@@ -220,53 +244,84 @@ def format_results(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m cyoptim.torch.bench", formatter_class=HelpFormatter,
+        prog="python -m cyoptim.torch.bench",
+        formatter_class=HelpFormatter,
         description="AdamW (or Muon) step time on real models' parameter lists: "
-                    "cyoptim.torch against torch.optim (default, foreach, fused) and "
-                    "DeepSpeedCPUAdam.")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
-                        help="adamw, or muon: Muon over each model's 2-d params, against "
-                             "torch.optim.Muon (default %(default)s)")
-    parser.add_argument("--models", default=None,
-                        help="comma-separated, from " + ", ".join(MODELS)
-                             + " (default " + ",".join(DEFAULT_MODELS) + "; with --optimizer "
-                             "muon, " + ",".join(MUON_DEFAULT_MODELS) + ")")
-    parser.add_argument("--rounds", type=int_at_least(1), default=5,
-                        help="interleaved rounds; the median counts (default %(default)s)")
-    parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS),
-                        help="comma-separated, from " + ", ".join(IMPLEMENTATIONS)
-                             + " (default: all)")
-    parser.add_argument("--pause-ms", type=non_negative_float, default=0.0,
-                        help="sleep before each implementation's turn, so that other "
-                             "runtimes' spinning OpenMP workers are asleep when it starts "
-                             "(default %(default)s: timed back to back, as in training)")
-    parser.add_argument("--train-step", action="store_true",
-                        help="also time a whole training step of the bert-ish model")
+        "cyoptim.torch against torch.optim (default, foreach, fused) and "
+        "DeepSpeedCPUAdam.",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="adamw",
+        help="adamw, or muon: Muon over each model's 2-d params, against "
+        "torch.optim.Muon (default %(default)s)",
+    )
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated, from "
+        + ", ".join(MODELS)
+        + " (default "
+        + ",".join(DEFAULT_MODELS)
+        + "; with --optimizer "
+        "muon, " + ",".join(MUON_DEFAULT_MODELS) + ")",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int_at_least(1),
+        default=5,
+        help="interleaved rounds; the median counts (default %(default)s)",
+    )
+    parser.add_argument(
+        "--implementations",
+        default=",".join(IMPLEMENTATIONS),
+        help="comma-separated, from " + ", ".join(IMPLEMENTATIONS) + " (default: all)",
+    )
+    parser.add_argument(
+        "--pause-ms",
+        type=non_negative_float,
+        default=0.0,
+        help="sleep before each implementation's turn, so that other "
+        "runtimes' spinning OpenMP workers are asleep when it starts "
+        "(default %(default)s: timed back to back, as in training)",
+    )
+    parser.add_argument(
+        "--train-step",
+        action="store_true",
+        help="also time a whole training step of the bert-ish model",
+    )
     args = parser.parse_args(argv)
     if args.models is None:
-        args.models = ",".join(MUON_DEFAULT_MODELS if args.optimizer == "muon"
-                               else DEFAULT_MODELS)
+        args.models = ",".join(MUON_DEFAULT_MODELS if args.optimizer == "muon" else DEFAULT_MODELS)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in MODELS]
     if unknown or not names:
-        parser.error(f"unknown model(s) {', '.join(unknown) or args.models!r}; choose from "
-                     + ", ".join(MODELS))
+        parser.error(
+            f"unknown model(s) {', '.join(unknown) or args.models!r}; choose from "
+            + ", ".join(MODELS)
+        )
     implementations = [n.strip() for n in args.implementations.split(",") if n.strip()]
     wrong = [n for n in implementations if n not in IMPLEMENTATIONS]
     if wrong or "cyoptim.torch" not in implementations:
-        parser.error("--implementations must name cyoptim.torch and others from "
-                     + ", ".join(IMPLEMENTATIONS))
-    print(f"{'Muon step, ' if args.optimizer == 'muon' else ''}torch {torch.__version__}, "
-          f"{torch.get_num_threads()} torch threads"
-          + (f", {args.pause_ms:g} ms pause before each turn" if args.pause_ms else ""))
+        parser.error(
+            "--implementations must name cyoptim.torch and others from "
+            + ", ".join(IMPLEMENTATIONS)
+        )
+    print(
+        f"{'Muon step, ' if args.optimizer == 'muon' else ''}torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch threads"
+        + (f", {args.pause_ms:g} ms pause before each turn" if args.pause_ms else "")
+    )
     rows, skipped = [], {}
     for name in names:
         if MODELS[name][1] and _transformers_missing():
             print(f"{name}: skipped (pip install transformers)", file=sys.stderr)
             continue
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
-        row = measure_model(name, implementations, args.rounds, optimizer=args.optimizer,
-                            pause=args.pause_ms / 1e3)
+        row = measure_model(
+            name, implementations, args.rounds, optimizer=args.optimizer, pause=args.pause_ms / 1e3
+        )
         if not row["tensors"]:
             print(f"{name}: skipped (no 2-d params)", file=sys.stderr)
             continue
@@ -283,9 +338,11 @@ def main(argv=None):
             print("--train-step: skipped (pip install transformers)")
         else:
             for label, (forward, step) in train_step_share(args.rounds).items():
-                print(f"bert-ish training step with {label}: forward+backward "
-                      f"{forward * 1e3:.1f} ms, optimizer step {step * 1e3:.1f} ms "
-                      f"({step / (forward + step):.0%} of the step)")
+                print(
+                    f"bert-ish training step with {label}: forward+backward "
+                    f"{forward * 1e3:.1f} ms, optimizer step {step * 1e3:.1f} ms "
+                    f"({step / (forward + step):.0%} of the step)"
+                )
     return 0
 
 

@@ -65,13 +65,20 @@ def run_torch_demo(optimizers=None, epochs=20, batch_size=32, seed=0, threads=No
     ``final_loss``, ``test_accuracy``, ``seconds``, ``step_seconds``.
     """
     import cyoptim.torch as cot
+
     choices = select_optimizers(optimizers)
     dataset = load_digits_dataset(seed)
     if dataset.synthetic:
-        print("scikit-learn not installed: using a synthetic dataset "
-              "(pip install scikit-learn for the 8x8 digits)")
-    data = (torch.from_numpy(dataset.x_train), torch.from_numpy(dataset.y_train),
-            torch.from_numpy(dataset.x_test), torch.from_numpy(dataset.y_test))
+        print(
+            "scikit-learn not installed: using a synthetic dataset "
+            "(pip install scikit-learn for the 8x8 digits)"
+        )
+    data = (
+        torch.from_numpy(dataset.x_train),
+        torch.from_numpy(dataset.y_train),
+        torch.from_numpy(dataset.x_test),
+        torch.from_numpy(dataset.y_test),
+    )
     previous = _threads.requested()
     if threads is not None:
         _threads.set_num_threads(threads)
@@ -90,15 +97,26 @@ def run_torch_demo(optimizers=None, epochs=20, batch_size=32, seed=0, threads=No
                         p.copy_(p0)
                 optimizer = cls(model.parameters(), lr=choice.lr, **choice.options)
                 loss, accuracy, seconds, step_seconds = train(
-                    model, optimizer, data, epochs, batch_size, seed)
-                results.append(dict(optimizer=choice.label, implementation=label,
-                                    lr=choice.lr, final_loss=loss, test_accuracy=accuracy,
-                                    seconds=seconds, step_seconds=step_seconds))
+                    model, optimizer, data, epochs, batch_size, seed
+                )
+                results.append(
+                    dict(
+                        optimizer=choice.label,
+                        implementation=label,
+                        lr=choice.lr,
+                        final_loss=loss,
+                        test_accuracy=accuracy,
+                        seconds=seconds,
+                        step_seconds=step_seconds,
+                    )
+                )
     finally:
         _threads.set_num_threads(previous)
-    print(f"{dataset.name}: torch MLP {'-'.join(map(str, SIZES))}, {len(dataset.y_train)} "
-          f"train / {len(dataset.y_test)} test, {epochs} epochs, batch {batch_size}, "
-          f"seed {seed}, torch {torch.__version__}")
+    print(
+        f"{dataset.name}: torch MLP {'-'.join(map(str, SIZES))}, {len(dataset.y_train)} "
+        f"train / {len(dataset.y_test)} test, {epochs} epochs, batch {batch_size}, "
+        f"seed {seed}, torch {torch.__version__}"
+    )
     print(format_table(results))
     return results
 
@@ -113,18 +131,24 @@ def side_by_side(results, ours, theirs):
 
 def format_table(results):
     """One line per optimizer: cyoptim.torch beside torch.optim."""
-    header = (f"{'optimizer':<14}{'lr':>7}  {'loss':>7} {'acc':>7} {'step s':>7}  "
-              f"{'torch loss':>10} {'acc':>7} {'step s':>7}  {'step speed-up':>13}")
+    header = (
+        f"{'optimizer':<14}{'lr':>7}  {'loss':>7} {'acc':>7} {'step s':>7}  "
+        f"{'torch loss':>10} {'acc':>7} {'step s':>7}  {'step speed-up':>13}"
+    )
     lines = [header, "-" * len(header)]
     for label, lr, ours, theirs in side_by_side(results, "cyoptim.torch", "torch.optim"):
-        line = (f"{label:<14}{lr:>7g}  {ours['final_loss']:>7.4f} "
-                f"{ours['test_accuracy']:>7.4f} {ours['step_seconds']:>7.3f}  ")
+        line = (
+            f"{label:<14}{lr:>7g}  {ours['final_loss']:>7.4f} "
+            f"{ours['test_accuracy']:>7.4f} {ours['step_seconds']:>7.3f}  "
+        )
         if theirs is None:
             line += f"{'-':>10} {'-':>7} {'-':>7}  {'-':>13}"
         else:
             speedup = theirs["step_seconds"] / max(ours["step_seconds"], 1e-12)
-            line += (f"{theirs['final_loss']:>10.4f} {theirs['test_accuracy']:>7.4f} "
-                     f"{theirs['step_seconds']:>7.3f}  {speedup:>12.1f}x")
+            line += (
+                f"{theirs['final_loss']:>10.4f} {theirs['test_accuracy']:>7.4f} "
+                f"{theirs['step_seconds']:>7.3f}  {speedup:>12.1f}x"
+            )
         lines.append(line)
     return "\n".join(lines)
 

@@ -112,26 +112,10 @@ def group_stub(kernel):
     )
 
 
-def kernel_stub(kernel, py_types):
-    """The stub line of one generated kernel."""
-    args = ["plan: Plan", "*"]
-    args += [
-        f"{b.name}: Optional[Array] = None" if b.when else f"{b.name}: Array"
-        for b in kernel.blocks
-    ]
-    args += [f"{name}: npt.NDArray[np.float64]" for name in kernel.tensor_state]
-    args += [f"{name}: {py_types[ctype]}" for name, ctype in kernel.hyper]
-    args.append("n_threads: int = 0")
-    return f"def {kernel.name}({', '.join(args)}) -> None:\n    \"\"\"{kernel.doc}\"\"\"\n"
-
-
 def render(registry):
     """The stub text of a kernel module, from cyoptim.registry (loaded by setup.py)."""
     return (
         HEADER
         + "\n"
-        + "".join(
-            kernel_stub(k, registry.PY_TYPES) for k in registry.KERNELS if k.driver == "generated"
-        )
         + "".join(group_stub(k) for k in registry.KERNELS)
     )

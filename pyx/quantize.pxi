@@ -18,8 +18,10 @@ cdef extern from "quant.h":
     void cyoptim_dequantize(const uint8_t* codes, float absmax, const float* values,
                             float* out, int64_t n) noexcept nogil
 
-cdef enum:
+cpdef enum QuantBlock:             # cpdef: cyoptim.precision reads it from here
     QBLOCK = 256                  # elements per block (and per staging chunk: staging.pxi)
+
+cdef enum:
     QMAP_MAX_BUCKETS = 8192       # room for 2 * N_BUCKETS (cyoptim.quantization)
 
 

@@ -1,5 +1,5 @@
 # Staging: how a kernel steps params, grads and states stored in fewer bytes
-# than its float32 math (SPEC §7: 16-bit params, float32 master weights,
+# than its float32 math (docs/contract.md §7: 16-bit params, float32 master weights,
 # bfloat16 and int8 states).
 #
 # A staged piece walks its tensor in chunks of QBLOCK elements that start at
@@ -21,11 +21,12 @@ cdef extern from "lowp.h":
     void cyoptim_f16_round_n(const float* x, uint16_t* out, int64_t n) noexcept nogil
     uint32_t cyoptim_hash32(uint32_t x) noexcept nogil
 
-cdef enum:
+# cpdef: cyoptim.precision reads these from the kernel module, never a copy.
+cpdef enum Int8Threshold:
     INT8_MIN_SIZE = 4096    # smaller tensors keep int8-requested states in float32
 
 # Storage kinds of staged params, grads and states.
-cdef enum:
+cpdef enum StorageKind:
     KIND_F32 = 0
     KIND_BF16 = 1
     KIND_F16 = 2

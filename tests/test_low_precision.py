@@ -1,4 +1,4 @@
-"""16-bit params, float32 master weights and bfloat16 states (SPEC §7), against
+"""16-bit params, float32 master weights and bfloat16 states (docs/contract.md §7), against
 references written from the definition: load the storage into float32, take
 one float32 step (cyoptim's float32 kernel, torch-exact), round to nearest
 even (ml_dtypes' rounding). And against torch.optim on bfloat16 tensors."""
@@ -369,7 +369,7 @@ def test_torch_master_weights_follow_the_float32_rule():
         master = opt.state[p][precision.MASTER]
         assert master.dtype == torch.float32 and opt.state[p]["exp_avg"].dtype == torch.float32
         assert torch.equal(master, r.detach())
-        # torch's float32 agreement target (SPEC §1): relative to max(|x|, 1e-3).
+        # torch's float32 agreement target (docs/contract.md §1): relative to max(|x|, 1e-3).
         assert ((master - t.detach()).abs() / t.detach().abs().clamp(min=1e-3)).max() <= 1e-5
         assert torch.equal(p.detach(), r.detach().to(torch.bfloat16))
 
@@ -636,7 +636,7 @@ def test_int8_bytes_per_param():
 
 def test_int8_refused_where_not_supported():
     with pytest.raises(ValueError, match="state_dtype='int8' is for"):
-        cyoptim.Adamax([np.zeros(4, np.float32)], state_dtype="int8")
+        cyoptim.Rprop([np.zeros(4, np.float32)], state_dtype="int8")
 
 
 @pytest.mark.parametrize(

@@ -42,9 +42,6 @@ class SimdInfo(str):
             return getattr(self, key)
         return super().__getitem__(key)
 
-    def as_dict(self):
-        return {name: getattr(self, name) for name in self._fields}
-
 
 def built_variants():
     return [v for v in VARIANTS if importlib.util.find_spec(f"cyoptim._kernels_{v}") is not None]

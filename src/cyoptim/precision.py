@@ -1,5 +1,5 @@
 """Low-precision storage: 16-bit params, float32 master weights, bfloat16 and
-int8 optimizer states (SPEC §7).
+int8 optimizer states (docs/contract.md §7).
 
 The math is float32 whatever the storage: a staged kernel (pyx/staging.pxi)
 loads each chunk of 256 elements into float32, updates it, and stores it back
@@ -25,10 +25,11 @@ in its storage in the same pass.
 """
 
 from collections import namedtuple
+from typing import Any
 
 import numpy as np
 
-from . import registry
+from . import _dispatch, registry
 
 try:
     import ml_dtypes
@@ -41,15 +42,35 @@ FLOAT16 = np.dtype(np.float16)
 FLOAT32 = np.dtype(np.float32)
 FLOAT64 = np.dtype(np.float64)
 
-# Storage kinds: pyx/staging.pxi's KIND_* values.
-KIND_F32, KIND_BF16, KIND_F16, KIND_INT8 = 0, 1, 2, 3
-QBLOCK = 256  # elements per int8 block (staging.pxi)
-INT8_MIN_SIZE = 4096  # smaller tensors keep int8 states in float32
+# Storage kinds (pyx/staging.pxi), the int8 block size (pyx/quantize.pxi) and
+# the size below which int8-requested states stay float32 (staging.pxi),
+# defined there only.
+_kernels: Any = _dispatch.kernels  # every SIMD variant has the same constants
+KIND_F32, KIND_BF16, KIND_F16, KIND_INT8 = (
+    int(_kernels.StorageKind.KIND_F32),
+    int(_kernels.StorageKind.KIND_BF16),
+    int(_kernels.StorageKind.KIND_F16),
+    int(_kernels.StorageKind.KIND_INT8),
+)
+QBLOCK = int(_kernels.QuantBlock.QBLOCK)  # elements per int8 block
+INT8_MIN_SIZE = int(_kernels.Int8Threshold.INT8_MIN_SIZE)
 
 STATE_DTYPES = (None, "float32", "bfloat16", "int8")
 
-# Kernels whose states may be int8 (the others: float32 or bfloat16 states only).
-INT8_KERNELS = ("sgd", "adam", "adagrad", "rmsprop", "lion")
+# Kernels whose states may be int8: the generated element-wise ones whose
+# states are moment-like arrays (the others: float32 or bfloat16 states only;
+# Rprop's step sizes and ASGD's average are not moments).
+INT8_KERNELS = (
+    "sgd",
+    "adam",
+    "adagrad",
+    "rmsprop",
+    "adadelta",
+    "adamax",
+    "nadam",
+    "radam",
+    "lion",
+)
 
 # State blocks that are never negative: their int8 codes use the unsigned map.
 NONNEGATIVE_STATES = frozenset(

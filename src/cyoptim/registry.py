@@ -1,10 +1,14 @@
 """The registry: one table row per optimizer, one per kernel.
 
 Everything that lists optimizers reads this module: ``cyoptim.__all__``,
-``cyoptim.reference``, ``python -m cyoptim bench``, the demo's choices, and
-the generic test table (tests/test_optimizers.py). Adding an optimizer
-touches four files: its element math (pyx/<kernel>.pxi), its rows here, its
-class (cyoptim/optimizers/) and its NumPy twin (cyoptim/reference/).
+``cyoptim.reference``, the torch and Keras front ends, ``python -m cyoptim
+bench``, the demo's choices, and the generic test table
+(tests/optimizer_table.py, tests/test_optimizers.py). Adding an optimizer
+touches today: its element math (pyx/<kernel>.pxi), its rows here, its class
+(cyoptim/optimizers/) and NumPy twin (cyoptim/reference/), their packages'
+``__init__``, its Keras rule (cyoptim/keras/_classes.py), its entry in the
+test table, the demo's tuned rate (cyoptim/examples/optimizers.py) and the
+bench's settings (cyoptim/bench.py).
 Muon is an exception: a public class with two KERNELS rows but no OPTIMIZERS
 row (see MATRIX_OPTIMIZERS below for why); LBFGS another, with no row at all
 (CLOSURE_OPTIMIZERS).
@@ -24,9 +28,11 @@ hand-copied plumbing:
 - ``<Name>Hyper``: the hyperparameters, one typed field each;
 - ``<Name>Run``: the per-run scalars (bias corrections, ...), one typed field each;
 - ``<Name>Args``: what a worker thread needs (pointers, the two structs);
-- ``_<name>_segment``: picks the element types of the group and calls the math;
-- ``def <name>(plan, *, <blocks>, <hyperparameters>, n_threads)``: the
-  Python-callable kernel, keyword-only typed arguments.
+- ``_<name>_piece``: one thread's piece of a run, for the element types of
+  the group, calling the math;
+- ``def <name>_group(plan, group, blocks, n_threads)``: the Python-callable
+  kernel, its hyperparameters read from a param group and its state blocks
+  from a dict.
 
 What stays hand-written, in ``pyx/<name>.pxi``, is the math:
 
@@ -321,7 +327,6 @@ KERNELS = (
     ),
 )
 
-PY_TYPES = {D: "float", B: "bool"}
 
 # Hyperparameters a param group holds as a pair (torch's names) while the
 # kernel takes each half: the generated <kernel>_group unpacks them.

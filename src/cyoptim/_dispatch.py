@@ -9,12 +9,13 @@ import contextlib
 import importlib
 import importlib.util
 import os
+from typing import Any
 
 from ._cpu import cpu_supports, openmp_enabled
 
 VARIANTS = ("avx512", "avx2", "baseline")  # best first
 
-kernels = None  # the kernel module in use, set by _select() below
+kernels: Any = None  # the kernel module in use, set by _select() below
 variant = None
 
 

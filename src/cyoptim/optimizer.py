@@ -57,8 +57,10 @@ SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Optimizers with staged kernels also step 16-bit params (cyoptim.precision).
 PARAM_DTYPES = _precision.supported_param_dtypes()
 
-# gather_all() codes from pyx/plan.pxi.
-_GRAD_NOT_ARRAY, _GRAD_DTYPE, _GRAD_SHAPE, _GRAD_LAYOUT = 1, 2, 3, 4
+# gather_all() codes, defined in pyx/plan.pxi.
+_GRAD_NOT_ARRAY = _dispatch.kernels.GRAD_NOT_ARRAY
+_GRAD_DTYPE = _dispatch.kernels.GRAD_DTYPE
+_GRAD_SHAPE = _dispatch.kernels.GRAD_SHAPE
 
 
 # kernel name -> the names of its state blocks (registry.KERNELS).

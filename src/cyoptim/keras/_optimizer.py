@@ -35,19 +35,27 @@ from .. import _dispatch, _threads
 from ..torch._optimizer import DTYPES, NUMPY_DTYPES
 from ._backend import check_backend
 
-# pyx/tensor_plan.pxi: what a gather error is about, and why.
-_WHAT_PARAM, _WHAT_GRAD, _WHAT_STATE, _WHAT_SCALAR = 0, 1, 2, 100
+# What a gather error is about, and why (the codes are pyx/tensor_plan.pxi's).
+_k = _dispatch.kernels
+_WHAT_PARAM, _WHAT_GRAD, _WHAT_STATE, _WHAT_SCALAR = (
+    _k.WHAT_PARAM,
+    _k.WHAT_GRAD,
+    _k.WHAT_STATE,
+    _k.WHAT_SCALAR,
+)
 _CODES = {
-    1: "is not a torch tensor",
-    2: "is not on the CPU (cyoptim updates CPU tensors)",
-    3: "is not a dense (strided) tensor",
-    4: "has another dtype than its variable",
-    5: "has another shape than its variable",
-    6: "is not contiguous (cyoptim updates tensors in place)",
-    7: "is not a one-element float tensor",
-    8: "is missing",
-    9: "has no memory of its own behind data_ptr()",
+    _k.TENSOR_NOT_TENSOR: "is not a torch tensor",
+    _k.TENSOR_DEVICE: "is not on the CPU (cyoptim updates CPU tensors)",
+    _k.TENSOR_LAYOUT: "is not a dense (strided) tensor",
+    _k.TENSOR_DTYPE: "has another dtype than its variable",
+    _k.TENSOR_SHAPE: "has another shape than its variable",
+    _k.TENSOR_CONTIGUOUS: "is not contiguous (cyoptim updates tensors in place)",
+    _k.TENSOR_NOT_SCALAR: "is not a one-element float tensor",
+    _k.TENSOR_MISSING: "is missing",
+    _k.TENSOR_NO_DATA: "has no memory of its own behind data_ptr()",
 }
+_MISSING = _k.TENSOR_MISSING
+del _k
 
 
 def _scalar(x):
@@ -224,7 +232,7 @@ class Optimizer(keras.optimizers.Optimizer):
         )
         if bad is None and plan.missing:
             _, p, name = plan.missing[0]
-            bad = (params.index(p), _WHAT_STATE + rule.blocks.index(name), 8)
+            bad = (params.index(p), _WHAT_STATE + rule.blocks.index(name), _MISSING)
         if bad is not None:
             raise self._gather_error(variables, *bad)
         blocks = {}

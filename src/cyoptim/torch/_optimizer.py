@@ -61,21 +61,25 @@ _STATE_TORCH_DTYPES = {
     "uint8": torch.uint8,
 }
 
-# TensorPlan.gather() codes and subjects (pyx/tensor_plan.pxi).
-(
-    _OK,
-    _NOT_TENSOR,
-    _DEVICE,
-    _LAYOUT,
-    _DTYPE,
-    _SHAPE,
-    _CONTIGUOUS,
-    _NOT_SCALAR,
-    _MISSING,
-    _NO_DATA,
-    _PLACEMENT,
-) = range(11)
-_WHAT_PARAM, _WHAT_GRAD, _WHAT_STATE, _WHAT_MASTER, _WHAT_STEP, _WHAT_SCALAR = 0, 1, 2, 98, 99, 100
+# TensorPlan.gather() codes and subjects, defined in pyx/tensor_plan.pxi.
+_k = _dispatch.kernels
+_NOT_TENSOR, _DEVICE, _LAYOUT, _DTYPE, _SHAPE = (
+    _k.TENSOR_NOT_TENSOR,
+    _k.TENSOR_DEVICE,
+    _k.TENSOR_LAYOUT,
+    _k.TENSOR_DTYPE,
+    _k.TENSOR_SHAPE,
+)
+_CONTIGUOUS, _NOT_SCALAR, _MISSING, _NO_DATA, _PLACEMENT = (
+    _k.TENSOR_CONTIGUOUS,
+    _k.TENSOR_NOT_SCALAR,
+    _k.TENSOR_MISSING,
+    _k.TENSOR_NO_DATA,
+    _k.TENSOR_PLACEMENT,
+)
+_WHAT_PARAM, _WHAT_GRAD, _WHAT_STATE = _k.WHAT_PARAM, _k.WHAT_GRAD, _k.WHAT_STATE
+_WHAT_MASTER, _WHAT_STEP, _WHAT_SCALAR = _k.WHAT_MASTER, _k.WHAT_STEP, _k.WHAT_SCALAR
+del _k
 
 # kernel name -> the names of its state blocks, in slot order.
 _KERNEL_BLOCKS = {k.name: tuple(b.name for b in k.blocks) for k in registry.KERNELS}

@@ -2,11 +2,14 @@
 # definition, bitwise): the chunk functions staged kernels call on int8
 # optimizer states (staging.pxi), one block of QBLOCK elements at a time.
 #
-# Quantizing without a search: y's float32 bits (sign aside) shifted right
-# give a bucket that holds at most one decision threshold (checked when the
-# tables are built), so the code is the bucket's count of thresholds below it
-# plus one comparison: a few integer operations and two table loads per
-# element, which AVX2/AVX-512 do as gathers.
+# Quantizing without a search (baseline and AVX2): y's float32 bits (sign
+# aside) shifted right give a bucket that holds at most one decision
+# threshold (checked when the tables are built), so the code is the bucket's
+# count of thresholds below it plus one comparison: a few integer operations
+# and two table loads per element, which AVX2 does as gathers. AVX-512 holds
+# the 255 thresholds in registers instead and binary-searches them with
+# permutes (8 comparisons); its dequantizer permutes the 256 map values the
+# same way. Every build computes the same codes and values.
 
 from libc.stdint cimport uint8_t, int32_t, uint32_t
 
@@ -14,7 +17,8 @@ cdef extern from "quant.h":
     float cyoptim_absmax(const float* x, int64_t n) noexcept nogil
     void cyoptim_quantize(const float* x, int64_t n, float inverse, const int32_t* below,
                           const float* thresholds, int32_t first_key, int32_t n_buckets,
-                          int shift, uint8_t* codes) noexcept nogil
+                          int shift, const float* search, uint8_t* codes) noexcept nogil
+    void cyoptim_search_tables(const float* thresholds, float* search) noexcept nogil
     void cyoptim_dequantize(const uint8_t* codes, float absmax, const float* values,
                             float* out, int64_t n) noexcept nogil
 
@@ -23,6 +27,7 @@ cpdef enum QuantBlock:             # cpdef: cyoptim.precision reads it from here
 
 cdef enum:
     QMAP_MAX_BUCKETS = 8192       # room for 2 * N_BUCKETS (cyoptim.quantization)
+    QMAP_SEARCH_FLOATS = 304      # CYOPTIM_SEARCH_FLOATS (quant.h)
 
 
 cdef struct QuantMap:
@@ -33,6 +38,7 @@ cdef struct QuantMap:
     int32_t first_key             # the bits >> shift of bucket 0
     int32_t n_buckets
     int shift
+    float search[QMAP_SEARCH_FLOATS]  # the thresholds in binary-search order (quant.h)
 
 
 cdef QuantMap SIGNED_MAP
@@ -50,7 +56,7 @@ cdef inline float quantize_chunk(const float* values, int64_t n, const QuantMap*
     """Write the codes of values[0:n] (one block); return its absmax."""
     cdef float absmax = cyoptim_absmax(values, n)
     cyoptim_quantize(values, n, 0 if absmax == 0 else 1 / absmax, m.below, m.next,
-                     m.first_key, m.n_buckets, m.shift, codes)
+                     m.first_key, m.n_buckets, m.shift, m.search, codes)
     return absmax
 
 
@@ -71,6 +77,7 @@ cdef _fill_map(QuantMap* m, bint signed):
     m.first_key = first_key
     m.n_buckets = below.size // 2
     m.shift = quantization.BUCKET_SHIFT
+    cyoptim_search_tables(m.thresholds, m.search)
 
 
 _fill_map(&SIGNED_MAP, True)

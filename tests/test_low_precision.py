@@ -519,6 +519,77 @@ def test_kernel_quantizer_is_the_definition(signed, variant):
     np.testing.assert_array_equal(values, quantization.dequantize_blockwise(codes, absmax, signed))
 
 
+def _adversarial_blocks(signed):
+    """float32 blocks of 256 that put y = x / absmax on every threshold and
+    its float32 neighbours (a leading +-2**k makes the scale exact), at both
+    ends of the float range, and blocks of zeros, negative zeros, NaN,
+    infinities, denormals and all-equal values."""
+    f32 = np.float32
+    t = quantization.thresholds(signed)[:255]
+    near = [t, np.nextafter(t, f32(np.inf)), np.nextafter(t, f32(-np.inf))]
+    blocks = []
+    for scale in (f32(1), f32(2.0**-20), f32(2.0**100), f32(2.0**-126)):
+        for values in near + [-v for v in near]:
+            blocks.append(np.concatenate([[scale], values * scale]))
+    tiny = np.finfo(np.float32).smallest_subnormal
+    rng = np.random.default_rng(7)
+    for values in (
+        [0.0],
+        [-0.0],
+        [0.3],
+        [-0.3],
+        [1.0],
+        [-1.0],
+        [np.nan],
+        [np.inf],
+        [-np.inf],
+        [tiny],
+        [-tiny],
+        [tiny, 0.0, -0.0, 3 * tiny],
+        [np.finfo(np.float32).max],
+        [1.0, np.nan],
+        [1.0, np.inf],
+        [-np.inf, 2.0, -0.0],
+        [1e-30, -1e-38, 2e-45],
+        rng.standard_normal(256) * 1e-40,
+        rng.standard_normal(256),
+    ):
+        blocks.append(np.resize(np.asarray(values, dtype=f32), 256))
+    x = np.concatenate(blocks).astype(f32)
+    return x if signed else np.abs(x)
+
+
+@pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
+@pytest.mark.parametrize("length", [None, 1, 15, 17, 255, 257, 4096 + 13])
+def test_quantizer_bitwise_equal_across_variants_on_adversarial_input(signed, length):
+    """Every SIMD build quantizes and dequantizes adversarial blocks (values on
+    and next to every threshold, NaN, infinities, zeros, negative zeros,
+    denormals, all-equal blocks, lengths not a multiple of 16) to the same
+    bits as the definition; and dequantizes every code at extreme scales."""
+    from cyoptim import _dispatch
+
+    x = _adversarial_blocks(signed)
+    if length is not None:
+        x = x[-length:]
+    ref_codes, ref_absmax = quantization.quantize_blockwise(x, signed)
+    all_codes = np.tile(np.arange(256, dtype=np.uint8), 8)
+    scales = np.array([1.0, 0.0, np.inf, np.nan, 1e-45, 3e38, 2.0**-126, 0.3], np.float32)
+    ref_values = quantization.dequantize_blockwise(all_codes, scales, signed)
+    for variant in _dispatch.available_variants():
+        with _dispatch.use_variant(variant):
+            kernels = _dispatch.kernels
+            codes, absmax = kernels.quantize_chunks(x, signed)
+            values = kernels.dequantize_chunks(codes, absmax, signed)
+            every = kernels.dequantize_chunks(all_codes, scales, signed)
+        np.testing.assert_array_equal(codes, ref_codes, err_msg=variant)
+        np.testing.assert_array_equal(absmax, ref_absmax, err_msg=variant)
+        ref = quantization.dequantize_blockwise(codes, absmax, signed)
+        np.testing.assert_array_equal(values.view(np.uint32), ref.view(np.uint32), err_msg=variant)
+        np.testing.assert_array_equal(
+            every.view(np.uint32), ref_values.view(np.uint32), err_msg=variant
+        )
+
+
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
 def test_quantization_round_trip_error_is_bounded_per_block(signed):
     """|x - deq(q(x))| <= absmax * (half the largest gap of the map), block by block."""

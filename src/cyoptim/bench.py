@@ -442,9 +442,31 @@ def build_parser():
         help="with --precision: params of the tensor stepped (default: %(default)s, 64M)",
     )
     parser.add_argument(
+        "--project",
+        type=_machine,
+        default=None,
+        metavar="CORES,GBS",
+        help="with --precision: also project each mode onto a machine of CORES "
+        "cores and GBS GB/s of memory bandwidth (e.g. 64,300)",
+    )
+    parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress lines on stderr"
     )
     return parser
+
+
+def _machine(text):
+    """argparse type of --project: "CORES,GBS", both positive."""
+    try:
+        cores, gbs = text.split(",")
+        cores, gbs = int(cores), float(gbs)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected CORES,GBS (e.g. 64,300), got {text!r}"
+        ) from None
+    if cores < 1 or not gbs > 0:
+        raise argparse.ArgumentTypeError(f"CORES and GBS must be positive, got {text!r}")
+    return cores, gbs
 
 
 def _names(parser, text, allowed, what):
@@ -510,7 +532,18 @@ def main(argv=None):
     if args.precision:
         from . import bench_precision
 
-        bench_precision.main(args.params, max(args.seconds, 0.5), progress=args.progress)
+        _check_probe_fits(parser, args.probe_mb)
+        if args.progress:
+            print(
+                f"probing memory bandwidth ({args.probe_mb} MB) ...", file=sys.stderr, flush=True
+            )
+        bench_precision.main(
+            args.params,
+            max(args.seconds, 0.5),
+            progress=args.progress,
+            probe_gbs=bandwidth_probe(args.probe_mb),
+            project=args.project,
+        )
         return 0
     optimizers = _optimizer_names(parser, args.optimizers)
     layouts = _names(parser, args.layouts, LAYOUTS, "layout")

@@ -15,8 +15,27 @@ param and states read and written, the grad read). Rows:
   AdamW8bit and torchao's AdamW8bit on CPU tensors: when installed.
 
 A peer that is not installed, or fails on this machine, gets a row saying why.
+
+Per row the table gives what decides the speed of a mode on any machine:
+
+- moved B/param: the bytes one step must move per param (its storage);
+- in-cache ns/param/core: the compute cost, one thread on a tensor that
+  fits in the cache (IN_CACHE_PARAMS);
+- Mparam/s at the large size (every thread), and the GB/s that implies;
+- bound above GB/s/core: moved / (ns per param per core). A core that gets
+  more memory bandwidth than this cannot feed on it: the mode is
+  compute-bound there, memory-bound below.
+
+A machine of C cores and B GB/s steps at most
+min(C / t, B / m) params per second (t: the in-cache time per param per
+core, m: the bytes moved per param); ``--project C,B`` prints that
+projection. A cell that cannot be right is flagged, never printed
+silently: a figure above the memory probe's (``above probe``: out of cache a
+step cannot move more bytes than the probe streams), or rounds that differ by
+more than UNSTEADY_RATIO (``unsteady``: the machine was busy during them).
 """
 
+import contextlib
 import gc
 import statistics
 import time
@@ -27,6 +46,9 @@ import numpy as np
 from . import precision, quantization
 
 HYPER = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
+IN_CACHE_PARAMS = 1 << 16  # 64k params: every mode's arrays fit in a core's L2
+UNSTEADY_RATIO = 2.0  # slowest round / fastest round above this: flagged
+PLAUSIBLE_MAX_SHARE = 1.1  # out of cache a step cannot stream much faster than the probe
 
 
 def _cyoptim_row(label, n, param_dtype, **options):
@@ -85,8 +107,9 @@ def _torch_row(label, n, dtype_name, make):
     return label, step, lambda: _torch_state_bytes(opt)
 
 
-def rows(n):
-    """(label, bytes moved per param, builder) of every row."""
+def rows():
+    """(label, bytes moved per param, builder) of every row; a builder takes
+    the number of params."""
     import importlib.util
 
     bf16 = precision.BFLOAT16
@@ -94,35 +117,35 @@ def rows(n):
         (
             "cyoptim float32",
             4 + 4 + 4 + 8 + 8,
-            lambda: _cyoptim_row("cyoptim float32", n, np.float32),
+            lambda size: _cyoptim_row("cyoptim float32", size, np.float32),
         ),
         (
             "cyoptim bf16 params + fp32 master",
             2 + 2 + 8 + 16,
-            lambda: _cyoptim_row(
-                "cyoptim bf16 params + fp32 master", n, bf16, master_weights=True
+            lambda size: _cyoptim_row(
+                "cyoptim bf16 params + fp32 master", size, bf16, master_weights=True
             ),
         ),
         (
             "cyoptim fp32 params + bf16 states",
             8 + 4 + 8,
-            lambda: _cyoptim_row(
-                "cyoptim fp32 params + bf16 states", n, np.float32, state_dtype="bfloat16"
+            lambda size: _cyoptim_row(
+                "cyoptim fp32 params + bf16 states", size, np.float32, state_dtype="bfloat16"
             ),
         ),
         (
             "cyoptim fp32 params + int8 states",
             8 + 4 + 4,
-            lambda: _cyoptim_row(
-                "cyoptim fp32 params + int8 states", n, np.float32, state_dtype="int8"
+            lambda size: _cyoptim_row(
+                "cyoptim fp32 params + int8 states", size, np.float32, state_dtype="int8"
             ),
         ),
         (
             "cyoptim bf16 + master + int8 states",
             2 + 2 + 8 + 4,
-            lambda: _cyoptim_row(
+            lambda size: _cyoptim_row(
                 "cyoptim bf16 + master + int8 states",
-                n,
+                size,
                 bf16,
                 master_weights=True,
                 state_dtype="int8",
@@ -137,9 +160,9 @@ def rows(n):
         (
             "torch fused float32",
             28,
-            lambda: _torch_row(
+            lambda size: _torch_row(
                 "torch fused float32",
-                n,
+                size,
                 "float32",
                 lambda p: torch.optim.AdamW([p], **HYPER, fused=True),
             ),
@@ -147,9 +170,9 @@ def rows(n):
         (
             "torch fused bfloat16",
             14,
-            lambda: _torch_row(
+            lambda size: _torch_row(
                 "torch fused bfloat16",
-                n,
+                size,
                 "bfloat16",
                 lambda p: torch.optim.AdamW([p], **HYPER, fused=True),
             ),
@@ -166,7 +189,9 @@ def rows(n):
             (
                 "DeepSpeedCPUAdam bf16 params",
                 2 + 2 + 2 + 16,
-                lambda: _torch_row("DeepSpeedCPUAdam bf16 params", n, "bfloat16", deepspeed),
+                lambda size: _torch_row(
+                    "DeepSpeedCPUAdam bf16 params", size, "bfloat16", deepspeed
+                ),
             )
         )
     if importlib.util.find_spec("bitsandbytes") is not None:
@@ -180,7 +205,7 @@ def rows(n):
             (
                 "bitsandbytes AdamW8bit",
                 8 + 4 + 4,
-                lambda: _torch_row("bitsandbytes AdamW8bit", n, "float32", bnb),
+                lambda size: _torch_row("bitsandbytes AdamW8bit", size, "float32", bnb),
             )
         )
     if importlib.util.find_spec("torchao") is not None:
@@ -194,40 +219,85 @@ def rows(n):
             (
                 "torchao AdamW8bit",
                 8 + 4 + 4,
-                lambda: _torch_row("torchao AdamW8bit", n, "float32", torchao),
+                lambda size: _torch_row("torchao AdamW8bit", size, "float32", torchao),
             )
         )
     return out
 
 
-def measure(n=1 << 26, min_seconds=1.0, repeats=5, labels=None, progress=print):
-    """One result dict per row: label, Mparam/s (median), state bytes per
-    param (measured), bytes moved per param (implied), or the error."""
+@contextlib.contextmanager
+def one_thread():
+    """Every runtime that steps a row on one thread: cyoptim's kernels and
+    torch's intra-op pool (when torch is loaded)."""
+    import sys
+
+    import cyoptim
+
+    saved = cyoptim._threads.requested()
+    torch = sys.modules.get("torch")
+    saved_torch = torch.get_num_threads() if torch is not None else None
+    cyoptim.set_num_threads(1)
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        cyoptim.set_num_threads(saved)
+        if torch is not None:
+            torch.set_num_threads(saved_torch)
+
+
+def _rounds(step, min_seconds, repeats):
+    """Seconds per step of each round (each at least min_seconds / repeats)."""
+    step()  # creates the state (and compiles, torchao)
+    times = []
+    for _ in range(repeats):
+        count, start = 0, time.perf_counter()
+        while True:
+            step()
+            count += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds / repeats:
+                break
+        times.append(elapsed / count)
+    return times
+
+
+def measure(
+    n=1 << 26,
+    min_seconds=1.0,
+    repeats=5,
+    labels=None,
+    progress=print,
+    in_cache=IN_CACHE_PARAMS,
+):
+    """One result dict per row: label, Mparam/s (median of the rounds) and the
+    rounds' Mparam/s at n params, in-cache ns per param on one thread, state
+    bytes per param (measured), bytes moved per param (implied); or the error."""
     results = []
-    for label, moved, build in rows(n):
+    for label, moved, build in rows():
         if labels is not None and label not in labels:
             continue
         progress(f"  {label} ...")
+        step = held = small = None
         try:
-            label, step, held = build()
-            step()  # creates the state (and compiles, torchao)
-            times = []
-            for _ in range(repeats):
-                count, start = 0, time.perf_counter()
-                while True:
-                    step()
-                    count += 1
-                    elapsed = time.perf_counter() - start
-                    if elapsed >= min_seconds / repeats:
-                        break
-                times.append(elapsed / count)
+            _, step, held = build(n)
+            times = _rounds(step, min_seconds, repeats)
+            state_bytes = held() / n
+            step = held = None
+            gc.collect()
+            with one_thread():
+                _, small, _ = build(in_cache)
+                in_cache_seconds = statistics.median(_rounds(small, min_seconds / 2, repeats))
             seconds = statistics.median(times)
             results.append(
                 dict(
                     label=label,
                     mparams_per_s=n / seconds / 1e6,
+                    rounds=[n / t / 1e6 for t in times],
                     ms=seconds * 1e3,
-                    state_bytes=held() / n,
+                    ns_per_param_core=in_cache_seconds / in_cache * 1e9,
+                    state_bytes=state_bytes,
                     moved=moved,
                 )
             )
@@ -235,35 +305,76 @@ def measure(n=1 << 26, min_seconds=1.0, repeats=5, labels=None, progress=print):
             results.append(dict(label=label, error=f"{type(error).__name__}: {error}"[:90]))
             traceback.print_exc(limit=1)
         finally:
-            build = step = held = None
+            build = step = held = small = None
             gc.collect()
     return results
 
 
-def format_table(results, n):
+def derived(result):
+    """GB/s the row's large-size figure implies, and the bandwidth per core above
+    which the mode is compute-bound (GB/s): moved bytes / in-cache ns per param."""
+    return (
+        result["mparams_per_s"] * result["moved"] / 1e3,
+        result["moved"] / result["ns_per_param_core"],
+    )
+
+
+def flags(result, probe_gbs=None):
+    """Why a cell cannot be trusted: figures above the probe, unsteady rounds."""
+    out = []
+    gbs, _ = derived(result)
+    if probe_gbs is not None and gbs > PLAUSIBLE_MAX_SHARE * probe_gbs:
+        out.append(f"above probe ({gbs:.0f} > {probe_gbs:.0f} GB/s)")
+    rounds = result["rounds"]
+    if max(rounds) > UNSTEADY_RATIO * min(rounds):
+        out.append(f"unsteady (rounds {min(rounds):.0f}-{max(rounds):.0f} Mparam/s)")
+    return out
+
+
+def projection(result, cores, gbs):
+    """(Mparam/s, "memory" or "compute") of the row on a machine of `cores`
+    cores and `gbs` GB/s: min(cores / t, B / m)."""
+    compute = cores / result["ns_per_param_core"] * 1e3
+    memory = gbs * 1e3 / result["moved"]
+    return (memory, "memory") if memory <= compute else (compute, "compute")
+
+
+def format_table(results, n, probe_gbs=None, project=None):
+    """The table `bench --precision` prints; project: (cores, GB/s) or None."""
     lines = [
-        f"Adam(W) step on one tensor of {n:,} params (int8 blocks of {quantization.QBLOCK})",
-        f"{'implementation':38s} {'ms/step':>9s} {'Mparam/s':>9s} "
-        f"{'state B/param':>14s} {'moved B/param':>14s}",
+        f"Adam(W) step: {n:,} params (int8 blocks of {quantization.QBLOCK}); "
+        f"in cache: {IN_CACHE_PARAMS:,} params on one thread",
+        f"{'implementation':36s} {'moved':>6s} {'state':>6s} {'in-cache':>9s} "
+        f"{'Mparam/s':>9s} {'GB/s':>6s} {'bound above':>12s}",
+        f"{'':36s} {'B/par':>6s} {'B/par':>6s} {'ns/par/c':>9s} "
+        f"{'(large)':>9s} {'':>6s} {'GB/s/core':>12s}",
     ]
-    base = next((r for r in results if r["label"] == "cyoptim float32" and "error" not in r), None)
     for r in results:
         if "error" in r:
-            lines.append(f"{r['label']:38s} unavailable: {r['error']}")
+            lines.append(f"{r['label']:36s} unavailable: {r['error']}")
             continue
-        ratio = (
-            f"  ({r['mparams_per_s'] / base['mparams_per_s']:.2f}x cyoptim float32)"
-            if base is not None and r is not base
-            else ""
-        )
+        gbs, bound = derived(r)
         lines.append(
-            f"{r['label']:38s} {r['ms']:9.1f} {r['mparams_per_s']:9.0f} "
-            f"{r['state_bytes']:14.2f} {r['moved']:14d}{ratio}"
+            f"{r['label']:36s} {r['moved']:6d} {r['state_bytes']:6.2f} "
+            f"{r['ns_per_param_core']:9.3f} {r['mparams_per_s']:9.0f} {gbs:6.1f} {bound:12.1f}"
         )
+        lines += [f"{'':36s} ! {flag}" for flag in flags(r, probe_gbs)]
+    if probe_gbs is not None:
+        lines.append(f"memory probe: {probe_gbs:.1f} GB/s")
+    if project is not None:
+        cores, machine_gbs = project
+        lines.append(
+            f"projection for {cores} cores and {machine_gbs:g} GB/s "
+            f"({machine_gbs / cores:.1f} GB/s per core): min(cores / t, GB/s / moved)"
+        )
+        for r in results:
+            if "error" not in r:
+                value, bound = projection(r, cores, machine_gbs)
+                lines.append(f"  {r['label']:34s} {value:9.0f} Mparam/s, {bound}-bound")
     return "\n".join(lines)
 
 
-def main(n=1 << 26, seconds=1.0, progress=True):
+def main(n=1 << 26, seconds=1.0, progress=True, probe_gbs=None, project=None):
     import sys
 
     import cyoptim
@@ -279,5 +390,5 @@ def main(n=1 << 26, seconds=1.0, progress=True):
         if progress
         else (lambda text: None),
     )
-    print(format_table(results, n))
+    print(format_table(results, n, probe_gbs, project))
     return results

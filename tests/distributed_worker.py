@@ -231,7 +231,7 @@ def fsdp_every(rank, world, out):
                 ],
                 "kinds": [{k: type(v).__name__ for k, v in opt.state[p].items()} for p in params],
             }
-            if not row.torch:
+            if not row.in_torch:
                 continue
             twin = fsdp_model()
             twin_opt = getattr(torch.optim, row.name)(twin.parameters(), **options, foreach=False)

@@ -33,7 +33,7 @@ import cyoptim
 from cyoptim import registry
 
 ROWS = registry.OPTIMIZERS
-TORCH_ROWS = [row for row in ROWS if row.torch]
+TORCH_ROWS = [row for row in ROWS if row.in_torch]
 
 
 def row_id(row):

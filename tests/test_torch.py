@@ -25,8 +25,8 @@ from cyoptim import precision, registry  # noqa: E402
 
 STEPS = 50
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12}
-TORCH_ROWS = [row for row in registry.OPTIMIZERS if row.torch]
-OTHER_ROWS = [row for row in registry.OPTIMIZERS if not row.torch]
+TORCH_ROWS = [row for row in registry.OPTIMIZERS if row.in_torch]
+OTHER_ROWS = [row for row in registry.OPTIMIZERS if not row.in_torch]
 
 
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
@@ -550,7 +550,7 @@ def test_signature_and_defaults_are_torchs(row):
 
     cls = getattr(cot, row.name)
     assert issubclass(cls, torch.optim.Optimizer) and cls.__module__ == "cyoptim.torch"
-    if row.torch:
+    if row.in_torch:
         theirs = getattr(torch.optim, row.name)
         ours = list(inspect.signature(cls).parameters.values())
         torchs = list(inspect.signature(theirs).parameters.values())

@@ -61,7 +61,7 @@ OPTIMIZERS = {
     row.name.lower(): (
         row.name,
         dict(BENCH_SETTINGS[row.name][0]),
-        row.name if row.torch else None,
+        row.name if row.in_torch else None,
         row.torch_fused,
         BENCH_SETTINGS[row.name][1],
     )

@@ -366,26 +366,26 @@ OptimizerRow = namedtuple(
     [
         "name",  # the class name in cyoptim, cyoptim.reference and torch.optim
         "kernel",  # the KERNELS row it calls
-        "torch",  # whether torch.optim has it (same name, same update)
+        "in_torch",  # whether torch.optim has it (same name, same update)
         "torch_fused",  # whether torch.optim has a fused CPU kernel for it
     ],
 )
 
 OPTIMIZERS = (
-    OptimizerRow("SGD", "sgd", torch=True, torch_fused=True),
-    OptimizerRow("Adagrad", "adagrad", torch=True, torch_fused=True),
-    OptimizerRow("RMSprop", "rmsprop", torch=True, torch_fused=False),
-    OptimizerRow("Adadelta", "adadelta", torch=True, torch_fused=False),
-    OptimizerRow("Adam", "adam", torch=True, torch_fused=True),
-    OptimizerRow("AdamW", "adam", torch=True, torch_fused=True),
-    OptimizerRow("Adamax", "adamax", torch=True, torch_fused=False),
-    OptimizerRow("NAdam", "nadam", torch=True, torch_fused=False),
-    OptimizerRow("RAdam", "radam", torch=True, torch_fused=False),
-    OptimizerRow("Lion", "lion", torch=False, torch_fused=False),
-    OptimizerRow("LAMB", "lamb", torch=False, torch_fused=False),
-    OptimizerRow("Rprop", "rprop", torch=True, torch_fused=False),
-    OptimizerRow("ASGD", "asgd", torch=True, torch_fused=False),
-    OptimizerRow("Adafactor", "adafactor", torch=True, torch_fused=False),
+    OptimizerRow("SGD", "sgd", in_torch=True, torch_fused=True),
+    OptimizerRow("Adagrad", "adagrad", in_torch=True, torch_fused=True),
+    OptimizerRow("RMSprop", "rmsprop", in_torch=True, torch_fused=False),
+    OptimizerRow("Adadelta", "adadelta", in_torch=True, torch_fused=False),
+    OptimizerRow("Adam", "adam", in_torch=True, torch_fused=True),
+    OptimizerRow("AdamW", "adam", in_torch=True, torch_fused=True),
+    OptimizerRow("Adamax", "adamax", in_torch=True, torch_fused=False),
+    OptimizerRow("NAdam", "nadam", in_torch=True, torch_fused=False),
+    OptimizerRow("RAdam", "radam", in_torch=True, torch_fused=False),
+    OptimizerRow("Lion", "lion", in_torch=False, torch_fused=False),
+    OptimizerRow("LAMB", "lamb", in_torch=False, torch_fused=False),
+    OptimizerRow("Rprop", "rprop", in_torch=True, torch_fused=False),
+    OptimizerRow("ASGD", "asgd", in_torch=True, torch_fused=False),
+    OptimizerRow("Adafactor", "adafactor", in_torch=True, torch_fused=False),
 )
 
 # Public optimizer classes that are not rows of OPTIMIZERS. Muon takes 2-d

@@ -37,7 +37,7 @@ _PRECISION_OPTIONS = (
 
 
 def _signature(row, spec):
-    if row.torch:
+    if row.in_torch:
         signature = inspect.signature(getattr(torch.optim, row.name).__init__)
         extra = []
     else:
@@ -61,7 +61,7 @@ def _defaults(row, spec, options):
     for flag in ("capturable", "differentiable"):
         if options.get(flag):
             raise ValueError(f"cyoptim.torch.{row.name} does not support {flag}=True")
-    if row.torch:
+    if row.in_torch:
         probe = getattr(torch.optim, row.name)([torch.zeros(1)], **options)
         return dict(probe.defaults)
     flags = {name: options.pop(name) for name, _ in _TORCH_FLAGS}
@@ -92,7 +92,7 @@ def make_class(row, module):
     __init__.__qualname__ = f"{row.name}.__init__"
     origin = (
         f"``torch.optim.{row.name}``"
-        if row.torch
+        if row.in_torch
         else f"``cyoptim.{row.name}`` (torch has no {row.name})"
     )
     doc = (
@@ -111,6 +111,6 @@ def make_class(row, module):
             "__module__": module,
             "__qualname__": row.name,
             "_spec": spec,
-            "_eager_state": row.torch and row.name == "Adagrad",
+            "_eager_state": row.in_torch and row.name == "Adagrad",
         },
     )

@@ -2,23 +2,22 @@
 # definition, bitwise): the chunk functions staged kernels call on int8
 # optimizer states (staging.pxi), one block of QBLOCK elements at a time.
 #
-# Quantizing without a search (baseline and AVX2): y's float32 bits (sign
-# aside) shifted right give a bucket that holds at most one decision
-# threshold (checked when the tables are built), so the code is the bucket's
-# count of thresholds below it plus one comparison: a few integer operations
-# and two table loads per element, which AVX2 does as gathers. AVX-512 holds
-# the 255 thresholds in registers instead and binary-searches them with
-# permutes (8 comparisons); its dequantizer permutes the 256 map values the
-# same way. Every build computes the same codes and values.
+# Quantizing without a search: y's float32 bits (sign aside) shifted right
+# give a bucket that holds at most one decision threshold (checked when the
+# tables are built), so the code is the bucket's count of thresholds below it
+# plus one comparison with that threshold. Both come from one 32-bit table
+# entry (the threshold's upper bits are the bucket's, y's own): a few integer
+# operations and one table load per element, which the AVX2 and AVX-512
+# builds do as gathers (the table, 25 KB, stays in L1). Dequantizing is a
+# gather of the 256 map values. Every build computes the same codes and values.
 
 from libc.stdint cimport uint8_t, int32_t, uint32_t
 
 cdef extern from "quant.h":
     float cyoptim_absmax(const float* x, int64_t n) noexcept nogil
-    void cyoptim_quantize(const float* x, int64_t n, float inverse, const int32_t* below,
-                          const float* thresholds, int32_t first_key, int32_t n_buckets,
-                          int shift, const float* search, uint8_t* codes) noexcept nogil
-    void cyoptim_search_tables(const float* thresholds, float* search) noexcept nogil
+    void cyoptim_quantize(const float* x, int64_t n, float inverse, const uint32_t* table,
+                          int32_t first_key, int32_t n_buckets, uint8_t* codes) noexcept nogil
+    int CYOPTIM_BUCKET_SHIFT
     void cyoptim_dequantize(const uint8_t* codes, float absmax, const float* values,
                             float* out, int64_t n) noexcept nogil
 
@@ -27,18 +26,15 @@ cpdef enum QuantBlock:             # cpdef: cyoptim.precision reads it from here
 
 cdef enum:
     QMAP_MAX_BUCKETS = 8192       # room for 2 * N_BUCKETS (cyoptim.quantization)
-    QMAP_SEARCH_FLOATS = 304      # CYOPTIM_SEARCH_FLOATS (quant.h)
 
 
 cdef struct QuantMap:
     float values[256]             # the dynamic map, ascending
     float thresholds[256]         # midpoints of neighbouring values; [255] = inf
-    int32_t below[QMAP_MAX_BUCKETS]   # per bucket of |y|, then of -|y|: thresholds below it
-    float next[QMAP_MAX_BUCKETS]      # per bucket: the first threshold not below it
+    uint32_t table[QMAP_MAX_BUCKETS]  # per bucket of |y|, then of -|y|: (thresholds
+                                      # below it) << 16 | the low bits of the one inside (quant.h)
     int32_t first_key             # the bits >> shift of bucket 0
     int32_t n_buckets
-    int shift
-    float search[QMAP_SEARCH_FLOATS]  # the thresholds in binary-search order (quant.h)
 
 
 cdef QuantMap SIGNED_MAP
@@ -55,8 +51,8 @@ cdef inline float quantize_chunk(const float* values, int64_t n, const QuantMap*
                                  uint8_t* codes) noexcept nogil:
     """Write the codes of values[0:n] (one block); return its absmax."""
     cdef float absmax = cyoptim_absmax(values, n)
-    cyoptim_quantize(values, n, 0 if absmax == 0 else 1 / absmax, m.below, m.next,
-                     m.first_key, m.n_buckets, m.shift, m.search, codes)
+    cyoptim_quantize(values, n, 0 if absmax == 0 else 1 / absmax, m.table, m.first_key,
+                     m.n_buckets, codes)
     return absmax
 
 
@@ -67,17 +63,33 @@ cdef _fill_map(QuantMap* m, bint signed):
     first_key, below = quantization.bucket_tables(signed)
     if below.size > QMAP_MAX_BUCKETS:
         raise RuntimeError("quantization bucket table larger than QMAP_MAX_BUCKETS")
-    cdef Py_ssize_t i
+    if quantization.BUCKET_SHIFT != CYOPTIM_BUCKET_SHIFT:
+        raise RuntimeError("quant.h's CYOPTIM_BUCKET_SHIFT is not quantization.BUCKET_SHIFT")
+    cdef Py_ssize_t i, n_buckets = below.size // 2
+    cdef uint32_t low_mask = (1 << CYOPTIM_BUCKET_SHIFT) - 1, bits
     for i in range(256):
         m.values[i] = values[i]
         m.thresholds[i] = thresholds[i]
+    # The threshold a bucket's count is followed by (infinity past the last)
+    # lies inside the bucket when its bits but the low ones are the bucket's.
+    following = thresholds[np.minimum(below, 255)]
+    following_bits = following.view(np.uint32)
+    keys = np.concatenate([np.arange(n_buckets) + first_key] * 2).astype(np.uint32)
+    negative = np.arange(below.size) >= n_buckets
+    inside = (((following_bits & 0x7FFFFFFF) >> CYOPTIM_BUCKET_SHIFT) == keys) & (
+        (following < 0) == negative) & np.isfinite(following)
+    # Clamped buckets (the ends of either half) take y beyond them: no threshold there.
+    ends = [0, n_buckets - 1, n_buckets, 2 * n_buckets - 1]
+    if inside[ends].any():
+        raise RuntimeError("a threshold in an end bucket of the quantization table")
     for i in range(below.size):
-        m.below[i] = below[i]
-        m.next[i] = thresholds[below[i]]
+        if inside[i]:
+            bits = following_bits[i] & low_mask
+        else:
+            bits = 0 if negative[i] else low_mask
+        m.table[i] = (<uint32_t> below[i] << CYOPTIM_BUCKET_SHIFT) | bits
     m.first_key = first_key
-    m.n_buckets = below.size // 2
-    m.shift = quantization.BUCKET_SHIFT
-    cyoptim_search_tables(m.thresholds, m.search)
+    m.n_buckets = n_buckets
 
 
 _fill_map(&SIGNED_MAP, True)

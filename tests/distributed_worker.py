@@ -202,10 +202,11 @@ def _dcp_restore(model, opt, where):
 
 def fsdp_every(rank, world, out):
     from cyoptim import registry
+    from cyoptim.examples.optimizers import DEMO_CHOICES
 
     result = {}
     for row in registry.OPTIMIZERS:
-        for choice in row.demo:
+        for choice in DEMO_CHOICES[row.name]:
             options = dict(choice.options, lr=choice.lr)
             cls = getattr(cot, row.name)
             model = fsdp_model()

@@ -24,7 +24,7 @@ import torch.distributed as dist  # noqa: E402
 
 import cyoptim  # noqa: E402
 import cyoptim.torch as cot  # noqa: E402
-from cyoptim import registry  # noqa: E402
+from cyoptim.examples.optimizers import DEMO_CHOICES  # noqa: E402
 
 if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip(
@@ -189,7 +189,7 @@ def test_fsdp2_every_optimizer(tmp_path):
     whose updates read whole-tensor reductions, refuse DTensor params."""
     pytest.importorskip("torch.distributed.fsdp")
     results = run_ranks("fsdp-every", tmp_path)
-    keys = {choice.key for row in registry.OPTIMIZERS for choice in row.demo}
+    keys = {choice.key for choices in DEMO_CHOICES.values() for choice in choices}
     for _rank, result in results.items():
         assert set(result) == keys
         for key, entry in result.items():

@@ -28,6 +28,12 @@ SCALAR_BY_DESIGN = {
     ("max_abs", "baseline", "float64"): "SSE2 has no 64-bit integer compare (pcmpgtq is SSE4.2)",
     ("average_elements", "baseline", None): "SSE2 has no fused multiply-add: glibc's fma() "
     "per element (torch's lerp rounds once)",
+    ("muon_momentum_elements", "baseline", None): "SSE2 has no fused multiply-add: glibc's "
+    "fma() per element (torch's lerp rounds once, and Muon's update must be torch's bits)",
+    ("muon_apply_elements", "baseline", None): "SSE2 has no fused multiply-add: glibc's fma() "
+    "per element (torch's add_ with alpha rounds once)",
+    ("axpy_span", "baseline", None): "SSE2 has no fused multiply-add: glibc's fma() per "
+    "element (LBFGS's axpy is torch's add_, one rounding)",
     ("adafactor_factors_typed", None, None): "the loop over a batch's matrices (per matrix: "
     "the vectorized column loops and row-factor sum)",
 }

@@ -355,7 +355,7 @@ def run_case(case, dtype, layout, threads):
     cls = getattr(cyoptim, class_name)
     shapes = shapes_of(name)
     dtype = np.dtype(dtype)
-    saved = cyoptim.get_num_threads()
+    saved = cyoptim._threads.requested()  # 0: OpenMP's maximum, as it was
     cyoptim.set_num_threads(threads)
     try:
         if layout == "groups":

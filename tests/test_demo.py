@@ -139,9 +139,9 @@ def test_same_seed_same_numbers_for_any_thread_count(tmp_path):
 
 
 def test_threads_setting_is_restored(tmp_path):
-    before = cyoptim.get_num_threads()
+    before = cyoptim._threads.requested()
     tiny_demo(tmp_path, optimizers=["sgd"], threads=1)
-    assert cyoptim.get_num_threads() == before
+    assert cyoptim._threads.requested() == before
 
 
 def test_default_settings_train_every_optimizer_well(tmp_path):

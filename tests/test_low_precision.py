@@ -149,7 +149,7 @@ def test_staged_steps_are_identical_for_any_thread_count_and_variant(dtype, opti
     for variant in _dispatch.available_variants():
         for threads in (1, 2):
             w = start.copy()
-            before = cyoptim.get_num_threads()
+            before = cyoptim._threads.requested()  # 0: OpenMP's maximum, as it was
             cyoptim.set_num_threads(threads)
             try:
                 with _dispatch.use_variant(variant):

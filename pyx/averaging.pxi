@@ -29,15 +29,9 @@
 cdef inline void average_elements(floating* avg, const floating* src, int64_t n,
                                   floating weight) noexcept nogil:
     """avg = lerp(avg, src, weight), element by element, as torch's lerp_vec."""
-    cdef floating one = 1
-    cdef floating coeff = weight - one
     cdef int64_t i
-    if fabs_(weight) < 0.5:
-        for i in range(n):
-            avg[i] = fused_multiply_add(weight, src[i] - avg[i], avg[i])
-    else:
-        for i in range(n):
-            avg[i] = fused_multiply_add(coeff, src[i] - avg[i], src[i])
+    for i in range(n):
+        avg[i] = lerp_fused(avg[i], src[i], weight)
 
 
 cdef struct AveragingArgs:

@@ -170,14 +170,6 @@ def test_normalizer_is_torchs_clamped_norm():
 # ---------------------------------------------------------------- Newton-Schulz
 
 
-def hadamard(n):
-    """Sylvester's n x n Hadamard matrix (n a power of two): entries +-1, rows orthogonal."""
-    h = np.ones((1, 1))
-    while h.shape[0] < n:
-        h = np.block([[h, h], [h, -h]])
-    return h
-
-
 @pytest.mark.parametrize("rows, cols", [(8, 8), (4, 16), (16, 4), (1, 32), (32, 1), (2, 64)])
 def test_newton_schulz_is_torchs_bitwise_where_sums_are_exact(rows, cols):
     """Rows of a Hadamard matrix, each scaled by its own power of two, with
@@ -187,6 +179,7 @@ def test_newton_schulz_is_torchs_bitwise_where_sums_are_exact(rows, cols):
     cancelling exactly) and no summation order, of any BLAS, can change a
     bit: the same bits as torch, which checks NS's roundings, coefficients
     and transposes. Inputs whose sums round: the next test."""
+    hadamard = pytest.importorskip("scipy.linalg").hadamard  # Sylvester's, n a power of 2
     rng = np.random.default_rng(rows * cols)
     for _ in range(4):
         n = max(rows, cols)

@@ -23,17 +23,14 @@ FUNC = re.compile(
 )
 # Loops that cannot vectorize, and why: (function, variant, dtype) -> reason
 # (None matches any variant or dtype).
+NO_FMA = "SSE2 has no fused multiply-add: glibc's fma() per element"
 SCALAR_BY_DESIGN = {
     ("sum_abs_pow", None, None): "calls libm pow() per element (norm types other than 1, 2, inf)",
     ("max_abs", "baseline", "float64"): "SSE2 has no 64-bit integer compare (pcmpgtq is SSE4.2)",
-    ("average_elements", "baseline", None): "SSE2 has no fused multiply-add: glibc's fma() "
-    "per element (torch's lerp rounds once)",
-    ("muon_momentum_elements", "baseline", None): "SSE2 has no fused multiply-add: glibc's "
-    "fma() per element (torch's lerp rounds once, and Muon's update must be torch's bits)",
-    ("muon_apply_elements", "baseline", None): "SSE2 has no fused multiply-add: glibc's fma() "
-    "per element (torch's add_ with alpha rounds once)",
-    ("axpy_span", "baseline", None): "SSE2 has no fused multiply-add: glibc's fma() per "
-    "element (LBFGS's axpy is torch's add_, one rounding)",
+    ("average_elements", "baseline", None): NO_FMA + " (torch's lerp rounds once)",
+    ("muon_momentum_elements", "baseline", None): NO_FMA + " (torch's lerp rounds once)",
+    ("muon_apply_elements", "baseline", None): NO_FMA + " (torch's add_ with alpha rounds once)",
+    ("axpy_span", "baseline", None): NO_FMA + " (LBFGS's axpy is torch's add_: one rounding)",
     ("adafactor_factors_typed", None, None): "the loop over a batch's matrices (per matrix: "
     "the vectorized column loops and row-factor sum)",
 }

@@ -34,6 +34,7 @@ import time
 import numpy as np
 
 from . import _threads, registry
+from .bench_precision import PLAUSIBLE_MAX_SHARE
 from .buffer import ParamBuffer
 
 # Per registry row: (constructor kwargs, arrays streamed per step: reads +
@@ -92,7 +93,6 @@ DEMO_ALIASES = {
 
 # Sanity bounds of the bandwidth probe's figure and of the cells compared with it.
 PLAUSIBLE_MIN_GBS = 5.0  # a busy or throttled machine reads below this
-PLAUSIBLE_MAX_SHARE = 1.1  # out of cache a step cannot stream much faster than the probe
 
 
 def optimizer_spec(name):
@@ -517,6 +517,13 @@ def _check_probe_fits(parser, probe_mb):
         )
 
 
+def _probe(megabytes, progress):
+    """bandwidth_probe(megabytes), saying so on stderr first when progress is shown."""
+    if progress:
+        print(f"probing memory bandwidth ({megabytes} MB) ...", file=sys.stderr, flush=True)
+    return bandwidth_probe(megabytes)
+
+
 def _print_progress(done, total, optimizer, layout):
     print(f"[{done + 1}/{total}] measuring {optimizer} {layout} ...", file=sys.stderr, flush=True)
 
@@ -533,15 +540,11 @@ def main(argv=None):
         from . import bench_precision
 
         _check_probe_fits(parser, args.probe_mb)
-        if args.progress:
-            print(
-                f"probing memory bandwidth ({args.probe_mb} MB) ...", file=sys.stderr, flush=True
-            )
         bench_precision.main(
             args.params,
             max(args.seconds, 0.5),
             progress=args.progress,
-            probe_gbs=bandwidth_probe(args.probe_mb),
+            probe_gbs=_probe(args.probe_mb, args.progress),
             project=args.project,
         )
         return 0
@@ -559,9 +562,7 @@ def main(argv=None):
         f"{_threads.get_num_threads()} threads, {args.dtype}; Mparam/s, median of "
         f"rounds that take turns between implementations"
     )
-    if args.progress:
-        print(f"probing memory bandwidth ({args.probe_mb} MB) ...", file=sys.stderr, flush=True)
-    bandwidth = bandwidth_probe(args.probe_mb)
+    bandwidth = _probe(args.probe_mb, args.progress)
     print(
         f"memory bandwidth probe (threaded stream like an Adam step, {args.probe_mb} MB): "
         f"{bandwidth:.1f} GB/s; GB/s below counts each param-sized array read or "

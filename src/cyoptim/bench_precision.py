@@ -44,6 +44,7 @@ import traceback
 import numpy as np
 
 from . import precision, quantization
+from .loadbench import thread_count
 
 HYPER = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
 IN_CACHE_PARAMS = 1 << 16  # 64k params: every mode's arrays fit in a core's L2
@@ -231,18 +232,14 @@ def one_thread():
     torch's intra-op pool (when torch is loaded)."""
     import sys
 
-    import cyoptim
-
-    saved = cyoptim._threads.requested()
     torch = sys.modules.get("torch")
     saved_torch = torch.get_num_threads() if torch is not None else None
-    cyoptim.set_num_threads(1)
     if torch is not None:
         torch.set_num_threads(1)
     try:
-        yield
+        with thread_count(1):
+            yield
     finally:
-        cyoptim.set_num_threads(saved)
         if torch is not None:
             torch.set_num_threads(saved_torch)
 

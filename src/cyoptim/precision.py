@@ -25,7 +25,6 @@ in its storage in the same pass.
 """
 
 from collections import namedtuple
-from typing import Any
 
 import numpy as np
 
@@ -45,7 +44,7 @@ FLOAT64 = np.dtype(np.float64)
 # Storage kinds (pyx/staging.pxi), the int8 block size (pyx/quantize.pxi) and
 # the size below which int8-requested states stay float32 (staging.pxi),
 # defined there only.
-_kernels: Any = _dispatch.kernels  # every SIMD variant has the same constants
+_kernels = _dispatch.kernels  # every SIMD variant has the same constants
 KIND_F32, KIND_BF16, KIND_F16, KIND_INT8 = (
     int(_kernels.StorageKind.KIND_F32),
     int(_kernels.StorageKind.KIND_BF16),
